@@ -1,0 +1,70 @@
+SHELL := /bin/bash
+# ngx_chat: build the dynamic module against Debian's nginx-dev kit, out of
+# tree and inside this repository; run the suite; run a local server.
+#
+#   make            the module: build/release/nginx/objs/ngx_chat_module.so
+#   make asan       the same under AddressSanitizer and UBSan (build/asan)
+#   make test       everything CI runs (see README.md)
+#   make run        a local server with Postgres and Redis; make stop
+#   make bench      the benchmark (bench/README.md)
+
+KIT        ?= /usr/share/nginx/src
+BUILD      := build
+PYTHON     := /usr/bin/python3
+SRC        := $(wildcard src/*.c src/*.h)
+
+RELEASE_CC := -g -O2 -fstack-protector-strong -Wformat -Werror=format-security \
+              -fPIC -D_FORTIFY_SOURCE=2
+RELEASE_LD := -Wl,-z,relro -Wl,-z,now -fPIC
+ASAN_CC    := -g -O1 -fno-omit-frame-pointer -fPIC \
+              -fsanitize=address,undefined -fno-sanitize-recover=undefined
+ASAN_LD    := -fPIC -fsanitize=address,undefined
+
+.PRECIOUS: $(BUILD)/%/nginx/objs/Makefile
+
+.PHONY: all module asan deps test unit lint integration run stop bench clean
+
+all: module
+
+module: $(BUILD)/release/nginx/objs/ngx_chat_module.so
+
+asan: $(BUILD)/asan/nginx/objs/ngx_chat_module.so
+
+# configure once per variant; again when the list of sources changes
+$(BUILD)/%/nginx/objs/Makefile: config
+	rm -rf $(BUILD)/$*/nginx
+	mkdir -p $(BUILD)/$*
+	cp -r $(KIT) $(BUILD)/$*/nginx
+	cd $(BUILD)/$*/nginx && . ./conf_flags && ./configure \
+	    "$${NGX_CONF_FLAGS[@]}" --with-compat \
+	    --with-cc-opt="$(if $(filter asan,$*),$(ASAN_CC),$(RELEASE_CC))" \
+	    --with-ld-opt="$(if $(filter asan,$*),$(ASAN_LD),$(RELEASE_LD))" \
+	    --add-dynamic-module=$(CURDIR) > ../configure.log 2>&1 \
+	    || { cat ../configure.log; exit 1; }
+
+$(BUILD)/%/nginx/objs/ngx_chat_module.so: $(BUILD)/%/nginx/objs/Makefile $(SRC)
+	$(MAKE) -s -C $(BUILD)/$*/nginx -f objs/Makefile modules
+
+deps:
+	scripts/deps
+
+test: deps module asan
+	scripts/test
+
+unit: module
+	$(MAKE) -s -C t/unit
+
+lint:
+	scripts/lint
+
+run: deps module
+	scripts/dev up
+
+stop:
+	scripts/dev down
+
+bench: deps module
+	bench/run
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,269 @@
+
+/*
+ * ngx_chat: running an action.  The caller (a REST request or a WebSocket
+ * message) has checked the arguments; a call sends them with the identity
+ * to the action's function in Postgres and turns what comes back into a
+ * status with a JSON body, or a status with an error message.  Events the
+ * action produced are published here, once, whoever asked for it.
+ */
+
+
+#include "ngx_chat.h"
+
+
+static void ngx_chat_call_result(ngx_chat_pg_query_t *q, PGresult *res);
+static void ngx_chat_call_rows(ngx_chat_call_t *call, PGresult *res);
+static void ngx_chat_call_sql_error(ngx_chat_call_t *call, PGresult *res);
+static void ngx_chat_call_cleanup(void *data);
+static ngx_int_t ngx_chat_copy(ngx_pool_t *pool, ngx_str_t *dst, char *src,
+    size_t len);
+
+
+/*
+ * NGX_OK: call->done will be called.  Otherwise call->status and
+ * call->error say why the call could not start.
+ */
+
+ngx_int_t
+ngx_chat_call_start(ngx_chat_call_t *call)
+{
+    char                *args;
+    size_t               len;
+    ngx_int_t            rc;
+    ngx_str_t            text;
+    ngx_pool_cleanup_t  *cln;
+    ngx_chat_pg_query_t *q;
+
+    if (call->flags & NGX_CHAT_A_EDIT_WINDOW) {
+        json_object_set_new(call->args, "edit_window",
+                 json_integer(ngx_chat_worker.conf->edit_window / 1000));
+    }
+
+    args = json_dumps(call->args, JSON_COMPACT);
+    if (args == NULL) {
+        ngx_chat_call_fail(call, 500, "out of memory");
+        return NGX_ERROR;
+    }
+
+    len = ngx_strlen(args);
+    rc = ngx_chat_copy(call->pool, &text, args, len);
+    free(args);
+
+    if (rc != NGX_OK) {
+        ngx_chat_call_fail(call, 500, "out of memory");
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(call->pool, 0);
+    if (cln == NULL) {
+        ngx_chat_call_fail(call, 500, "out of memory");
+        return NGX_ERROR;
+    }
+
+    q = &call->query;
+    q->stmt = call->stmt;
+    q->nparams = 4;
+    q->params[0] = (char *) call->id.tenant.data;
+    q->params[1] = (char *) call->id.user.data;
+    q->params[2] = call->id.name.len ? (char *) call->id.name.data : NULL;
+    q->params[3] = (char *) text.data;
+    q->handler = ngx_chat_call_result;
+    q->data = call;
+
+    rc = ngx_chat_pg_send(ngx_chat_worker.pg, q);
+
+    if (rc != NGX_OK) {
+        cln->handler = NULL;
+        ngx_chat_call_fail(call, 503, (rc == NGX_BUSY)
+                                      ? "too many requests wait for the "
+                                        "database"
+                                      : "the database is unavailable");
+        return NGX_ERROR;
+    }
+
+    /* if the owner goes away first, its query must forget it */
+    cln->handler = ngx_chat_call_cleanup;
+    cln->data = q;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_chat_call_fail(ngx_chat_call_t *call, ngx_uint_t status, const char *text)
+{
+    call->status = status;
+    call->error.data = (u_char *) text;
+    call->error.len = ngx_strlen(text);
+    ngx_str_null(&call->body);
+}
+
+
+const char *
+ngx_chat_error_code(ngx_uint_t status)
+{
+    switch (status) {
+    case 400: return "bad_request";
+    case 401: return "unauthorized";
+    case 403: return "forbidden";
+    case 404: return "not_found";
+    case 405: return "method_not_allowed";
+    case 409: return "conflict";
+    case 410: return "gone";
+    case 413: return "payload_too_large";
+    case 415: return "unsupported_media_type";
+    case 429: return "rate_limited";
+    case 503: return "unavailable";
+    default:  return "internal";
+    }
+}
+
+
+static void
+ngx_chat_call_result(ngx_chat_pg_query_t *q, PGresult *res)
+{
+    ngx_chat_call_t  *call;
+
+    call = q->data;
+
+    if (res == NULL) {
+        ngx_chat_call_fail(call, 503, "the database is unavailable");
+
+    } else if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        ngx_chat_call_rows(call, res);
+
+    } else {
+        ngx_chat_call_sql_error(call, res);
+    }
+
+    call->done(call);
+}
+
+
+/* one row is the answer (a status); the others are events to publish */
+
+static void
+ngx_chat_call_rows(ngx_chat_call_t *call, PGresult *res)
+{
+    int  i, n;
+
+    n = PQntuples(res);
+
+    for (i = 0; i < n; i++) {
+        if (!PQgetisnull(res, i, 0)) {
+            break;
+        }
+    }
+
+    if (i == n || PQnfields(res) != 3) {
+        ngx_log_error(NGX_LOG_ALERT, call->log, 0,
+                      "chat: statement \"%s\" returned no status",
+                      ngx_chat_stmts[call->stmt].name);
+        ngx_chat_call_fail(call, 500, "internal error");
+        return;
+    }
+
+    call->status = ngx_atoi((u_char *) PQgetvalue(res, i, 0),
+                            PQgetlength(res, i, 0));
+
+    if (PQgetisnull(res, i, 2)) {
+        ngx_str_null(&call->body);
+        return;
+    }
+
+    if (ngx_chat_copy(call->pool, &call->body, PQgetvalue(res, i, 2),
+                      PQgetlength(res, i, 2))
+        != NGX_OK)
+    {
+        ngx_chat_call_fail(call, 500, "out of memory");
+        return;
+    }
+}
+
+
+/*
+ * Action functions raise their refusals with SQLSTATE "CHnnn" (nnn is the
+ * HTTP status) and the message for the client.  Other states are faults
+ * of the data or of the server.
+ */
+
+static void
+ngx_chat_call_sql_error(ngx_chat_call_t *call, PGresult *res)
+{
+    char        *state, *msg;
+    ngx_str_t    text;
+    ngx_uint_t   status;
+
+    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+    if (state == NULL || msg == NULL) {
+        ngx_chat_call_fail(call, 500, "internal error");
+        return;
+    }
+
+    if (state[0] == 'C' && state[1] == 'H') {
+        status = ngx_atoi((u_char *) state + 2, 3);
+
+    } else if (ngx_strncmp(state, "22", 2) == 0
+               || ngx_strncmp(state, "23", 2) == 0)
+    {
+        /* data exceptions and integrity violations: the input was bad */
+        status = (ngx_strcmp(state, "23505") == 0) ? 409 : 400;
+
+    } else if (ngx_strncmp(state, "40", 2) == 0
+               || ngx_strncmp(state, "08", 2) == 0
+               || ngx_strncmp(state, "53", 2) == 0
+               || ngx_strncmp(state, "57", 2) == 0)
+    {
+        /* deadlock, serialization, connection, resources, shutdown */
+        ngx_log_error(NGX_LOG_WARN, call->log, 0,
+                      "chat: \"%s\" failed with %s: %s",
+                      ngx_chat_stmts[call->stmt].name, state, msg);
+        ngx_chat_call_fail(call, 503, "the database is busy, retry");
+        return;
+
+    } else {
+        ngx_log_error(NGX_LOG_ERR, call->log, 0,
+                      "chat: \"%s\" failed with %s: %s",
+                      ngx_chat_stmts[call->stmt].name, state, msg);
+        ngx_chat_call_fail(call, 500, "internal error");
+        return;
+    }
+
+    if (status < 400 || status > 599
+        || ngx_chat_copy(call->pool, &text, msg, ngx_strlen(msg)) != NGX_OK)
+    {
+        ngx_chat_call_fail(call, 500, "internal error");
+        return;
+    }
+
+    call->status = status;
+    call->error = text;
+    ngx_str_null(&call->body);
+}
+
+
+static void
+ngx_chat_call_cleanup(void *data)
+{
+    ngx_chat_pg_query_t  *q = data;
+
+    ngx_chat_pg_cancel(q);
+}
+
+
+static ngx_int_t
+ngx_chat_copy(ngx_pool_t *pool, ngx_str_t *dst, char *src, size_t len)
+{
+    dst->data = ngx_pnalloc(pool, len + 1);
+    if (dst->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(dst->data, src, len);
+    dst->data[len] = '\0';
+    dst->len = len;
+
+    return NGX_OK;
+}

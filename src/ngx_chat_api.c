@@ -1,0 +1,769 @@
+
+/*
+ * ngx_chat: the REST API.  A request is routed, authenticated, its path,
+ * query and JSON body are checked against the route's fields into one
+ * args object, and the route's action runs in Postgres.  The request waits
+ * on nginx's events meanwhile; its answer is what the action returned.
+ */
+
+
+#include "ngx_chat.h"
+
+
+typedef struct {
+    ngx_uint_t                   stmt;
+    ngx_uint_t                   flags;
+    const ngx_chat_field_t      *query;
+    const ngx_chat_field_t      *body;
+} ngx_chat_api_route_t;
+
+#define NGX_CHAT_R_PUBLIC        0x100  /* no token needed */
+#define NGX_CHAT_R_HEALTH        0x200
+
+
+typedef struct {
+    ngx_chat_call_t              call;
+    const ngx_chat_api_route_t  *route;
+    ngx_http_request_t          *request;
+    json_t                      *args;
+} ngx_chat_api_ctx_t;
+
+
+static ngx_int_t ngx_chat_api_prepare(ngx_http_request_t *r,
+    ngx_chat_api_ctx_t *ctx, ngx_chat_match_t *m);
+static ngx_int_t ngx_chat_api_identity(ngx_http_request_t *r,
+    ngx_chat_identity_t *id);
+static ngx_int_t ngx_chat_api_read_body(ngx_http_request_t *r,
+    ngx_chat_api_ctx_t *ctx);
+static void ngx_chat_api_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_chat_api_body_args(ngx_http_request_t *r,
+    ngx_chat_api_ctx_t *ctx, ngx_chat_error_t *err);
+static ngx_int_t ngx_chat_api_body_bytes(ngx_http_request_t *r, u_char **p,
+    size_t *len);
+static void ngx_chat_api_run(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx);
+static void ngx_chat_api_done(ngx_chat_call_t *call);
+static ngx_int_t ngx_chat_api_health(ngx_http_request_t *r);
+static ngx_int_t ngx_chat_api_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *body);
+static ngx_int_t ngx_chat_api_error(ngx_http_request_t *r,
+    ngx_uint_t status, u_char *text, size_t len);
+static ngx_int_t ngx_chat_api_header(ngx_http_request_t *r, char *name,
+    ngx_str_t *value);
+static void ngx_chat_api_json_cleanup(void *data);
+
+
+/* the fields of each route */
+
+static const char *const  ngx_chat_conversation_types[] = {
+    "direct", "group", "channel", NULL
+};
+
+static const char *const  ngx_chat_roles[] = {
+    "owner", "admin", "moderator", "member", NULL
+};
+
+static const char *const  ngx_chat_added_roles[] = {
+    "admin", "moderator", "member", NULL
+};
+
+
+static const ngx_chat_field_t  ngx_chat_page_query[] = {
+    { "limit", NULL, NGX_CHAT_T_LIMIT, 0, 0, NULL },
+    { "cursor", NULL, NGX_CHAT_T_STR, 0, 200, NULL },
+    ngx_chat_null_field
+};
+
+static const ngx_chat_field_t  ngx_chat_conversation_list_query[] = {
+    { "archived", NULL, NGX_CHAT_T_BOOL, 0, 0, NULL },
+    { "limit", NULL, NGX_CHAT_T_LIMIT, 0, 0, NULL },
+    { "cursor", NULL, NGX_CHAT_T_STR, 0, 200, NULL },
+    ngx_chat_null_field
+};
+
+static const ngx_chat_field_t  ngx_chat_conversation_create_body[] = {
+    { "type", NULL, NGX_CHAT_T_ENUM, NGX_CHAT_REQUIRED, 0,
+      ngx_chat_conversation_types },
+    { "title", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 200, NULL },
+    { "description", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 2000, NULL },
+    { "avatar_url", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 2048, NULL },
+    { "member_ids", NULL, NGX_CHAT_T_USERS, 0, 1000, NULL },
+    ngx_chat_null_field
+};
+
+static const ngx_chat_field_t  ngx_chat_conversation_update_body[] = {
+    { "title", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 200, NULL },
+    { "description", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 2000, NULL },
+    { "avatar_url", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 2048, NULL },
+    ngx_chat_null_field
+};
+
+static const ngx_chat_field_t  ngx_chat_conversation_settings_body[] = {
+    { "pinned", NULL, NGX_CHAT_T_BOOL, 0, 0, NULL },
+    { "archived", NULL, NGX_CHAT_T_BOOL, 0, 0, NULL },
+    { "muted_until", NULL, NGX_CHAT_T_TIME, NGX_CHAT_NULLABLE, 0, NULL },
+    ngx_chat_null_field
+};
+
+static const ngx_chat_field_t  ngx_chat_member_add_body[] = {
+    { "user_ids", NULL, NGX_CHAT_T_USERS, NGX_CHAT_REQUIRED, 500, NULL },
+    { "role", NULL, NGX_CHAT_T_ENUM, 0, 0, ngx_chat_added_roles },
+    ngx_chat_null_field
+};
+
+static const ngx_chat_field_t  ngx_chat_member_update_body[] = {
+    { "role", NULL, NGX_CHAT_T_ENUM, NGX_CHAT_REQUIRED, 0, ngx_chat_roles },
+    ngx_chat_null_field
+};
+
+
+#define ngx_chat_api_action(stmt, query, body)                                \
+    &(ngx_chat_api_route_t) { stmt, 0, query, body }
+
+static const ngx_chat_route_t  ngx_chat_api_routes[] = {
+
+    { NGX_CHAT_GET, "health",
+      &(ngx_chat_api_route_t) { 0, NGX_CHAT_R_PUBLIC|NGX_CHAT_R_HEALTH,
+                                NULL, NULL } },
+
+    { NGX_CHAT_POST, "conversations",
+      ngx_chat_api_action(NGX_CHAT_SQL_CONVERSATION_CREATE, NULL,
+                          ngx_chat_conversation_create_body) },
+
+    { NGX_CHAT_GET, "conversations",
+      ngx_chat_api_action(NGX_CHAT_SQL_CONVERSATION_LIST,
+                          ngx_chat_conversation_list_query, NULL) },
+
+    { NGX_CHAT_GET, "conversations/#conversation_id",
+      ngx_chat_api_action(NGX_CHAT_SQL_CONVERSATION_GET, NULL, NULL) },
+
+    { NGX_CHAT_PATCH, "conversations/#conversation_id",
+      ngx_chat_api_action(NGX_CHAT_SQL_CONVERSATION_UPDATE, NULL,
+                          ngx_chat_conversation_update_body) },
+
+    { NGX_CHAT_DELETE, "conversations/#conversation_id",
+      ngx_chat_api_action(NGX_CHAT_SQL_CONVERSATION_ARCHIVE, NULL, NULL) },
+
+    { NGX_CHAT_PATCH, "conversations/#conversation_id/me",
+      ngx_chat_api_action(NGX_CHAT_SQL_CONVERSATION_SETTINGS, NULL,
+                          ngx_chat_conversation_settings_body) },
+
+    { NGX_CHAT_GET, "conversations/#conversation_id/members",
+      ngx_chat_api_action(NGX_CHAT_SQL_MEMBER_LIST, ngx_chat_page_query,
+                          NULL) },
+
+    { NGX_CHAT_POST, "conversations/#conversation_id/members",
+      ngx_chat_api_action(NGX_CHAT_SQL_MEMBER_ADD, NULL,
+                          ngx_chat_member_add_body) },
+
+    { NGX_CHAT_PATCH, "conversations/#conversation_id/members/:user_id",
+      ngx_chat_api_action(NGX_CHAT_SQL_MEMBER_UPDATE, NULL,
+                          ngx_chat_member_update_body) },
+
+    { NGX_CHAT_DELETE, "conversations/#conversation_id/members/:user_id",
+      ngx_chat_api_action(NGX_CHAT_SQL_MEMBER_REMOVE, NULL, NULL) },
+};
+
+
+ngx_int_t
+ngx_chat_api_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                  rc, i;
+    ngx_str_t                  allow;
+    ngx_uint_t                 method;
+    ngx_chat_match_t           m;
+    ngx_chat_api_ctx_t        *ctx;
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    /* WebSocket over HTTP/2 cannot be, and REST needs no more than 1.1 */
+
+    switch (r->method) {
+    case NGX_HTTP_GET:    method = NGX_CHAT_GET; break;
+    case NGX_HTTP_POST:   method = NGX_CHAT_POST; break;
+    case NGX_HTTP_PUT:    method = NGX_CHAT_PUT; break;
+    case NGX_HTTP_PATCH:  method = NGX_CHAT_PATCH; break;
+    case NGX_HTTP_DELETE: method = NGX_CHAT_DELETE; break;
+    default:              method = 0;
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (r->uri.len < clcf->name.len
+        || ngx_strncmp(r->uri.data, clcf->name.data, clcf->name.len) != 0)
+    {
+        return ngx_chat_api_error(r, 404, (u_char *) "no such route", 13);
+    }
+
+    i = ngx_chat_route_find(ngx_chat_api_routes,
+                            sizeof(ngx_chat_api_routes)
+                            / sizeof(ngx_chat_route_t),
+                            method, r->uri.data + clcf->name.len,
+                            r->uri.len - clcf->name.len, &m);
+
+    if (i == NGX_CHAT_NO_ROUTE) {
+        return ngx_chat_api_error(r, 404, (u_char *) "no such route", 13);
+    }
+
+    if (i == NGX_CHAT_NO_METHOD) {
+        ngx_str_null(&allow);
+        allow.data = ngx_pnalloc(r->pool, sizeof("GET, POST, PUT, PATCH, "
+                                                 "DELETE"));
+        if (allow.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        allow.len = ngx_sprintf(allow.data, "%s%s%s%s%s",
+                        (m.allowed & NGX_CHAT_GET) ? "GET, " : "",
+                        (m.allowed & NGX_CHAT_POST) ? "POST, " : "",
+                        (m.allowed & NGX_CHAT_PUT) ? "PUT, " : "",
+                        (m.allowed & NGX_CHAT_PATCH) ? "PATCH, " : "",
+                        (m.allowed & NGX_CHAT_DELETE) ? "DELETE, " : "")
+                    - allow.data - 2;
+
+        if (ngx_chat_api_header(r, "Allow", &allow) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_chat_api_error(r, 405,
+                                  (u_char *) "method not allowed here", 23);
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_chat_api_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->route = ngx_chat_api_routes[i].data;
+    ctx->request = r;
+
+    if (ctx->route->flags & NGX_CHAT_R_HEALTH) {
+        return ngx_chat_api_health(r);
+    }
+
+    ctx->args = json_object();
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+
+    if (ctx->args == NULL || cln == NULL) {
+        json_decref(ctx->args);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_chat_api_json_cleanup;
+    cln->data = ctx->args;
+
+    ngx_http_set_ctx(r, ctx, ngx_chat_module);
+
+    rc = ngx_chat_api_prepare(r, ctx, &m);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ctx->route->body) {
+        return ngx_chat_api_read_body(r, ctx);
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    /* ngx_chat_api_run() finalizes the request once, now or later */
+    r->main->count++;
+    ngx_chat_api_run(r, ctx);
+
+    return NGX_DONE;
+}
+
+
+/* the token, the path and the query: what can be checked before the body */
+
+static ngx_int_t
+ngx_chat_api_prepare(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx,
+    ngx_chat_match_t *m)
+{
+    char                  name[32];
+    ngx_int_t             rc;
+    ngx_uint_t            i;
+    ngx_chat_error_t      err;
+    ngx_chat_capture_t   *cap;
+    ngx_chat_main_conf_t *mcf;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
+
+    rc = ngx_chat_api_identity(r, &ctx->call.id);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    for (i = 0; i < m->ncaptures; i++) {
+        cap = &m->captures[i];
+
+        ngx_cpystrn((u_char *) name, cap->name.data,
+                    ngx_min(cap->name.len + 1, sizeof(name)));
+
+        if (ngx_chat_args_set_string(ctx->args, name, cap->type,
+                                     cap->value.data, cap->value.len, &err)
+            != NGX_OK)
+        {
+            return ngx_chat_api_error(r, err.status, (u_char *) err.text,
+                                      ngx_strlen(err.text));
+        }
+    }
+
+    if (ctx->route->query
+        && ngx_chat_args_from_query(r->args.data, r->args.len,
+                                    ctx->route->query, &mcf->limits,
+                                    ctx->args, &err)
+           != NGX_OK)
+    {
+        return ngx_chat_api_error(r, err.status, (u_char *) err.text,
+                                  ngx_strlen(err.text));
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_api_identity(ngx_http_request_t *r, ngx_chat_identity_t *id)
+{
+    ngx_int_t              rc;
+    ngx_str_t              token;
+    ngx_table_elt_t       *auth;
+    ngx_chat_main_conf_t  *mcf;
+
+    auth = r->headers_in.authorization;
+
+    if (auth == NULL
+        || auth->value.len < sizeof("Bearer ")
+        || ngx_strncasecmp(auth->value.data, (u_char *) "Bearer ", 7) != 0)
+    {
+        return ngx_chat_api_error(r, 401,
+                                  (u_char *) "a bearer token is required",
+                                  26);
+    }
+
+    token.data = auth->value.data + 7;
+    token.len = auth->value.len - 7;
+
+    while (token.len && token.data[0] == ' ') {
+        token.data++;
+        token.len--;
+    }
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
+
+    rc = ngx_chat_auth_token(&mcf->jwt, &token, r->pool,
+                             r->connection->log, id);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc != NGX_OK) {
+        return ngx_chat_api_error(r, 401, (u_char *) "the token is invalid",
+                                  20);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_api_read_body(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx)
+{
+    ngx_int_t              rc;
+    ngx_table_elt_t       *type;
+    ngx_chat_main_conf_t  *mcf;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
+
+    if (r->headers_in.content_length_n > (off_t) mcf->body_max) {
+        return ngx_chat_api_error(r, 413,
+                                  (u_char *) "the body is too large", 21);
+    }
+
+    type = r->headers_in.content_type;
+
+    if ((r->headers_in.content_length_n > 0 || r->headers_in.chunked)
+        && (type == NULL
+            || type->value.len < sizeof("application/json") - 1
+            || ngx_strncasecmp(type->value.data,
+                               (u_char *) "application/json",
+                               sizeof("application/json") - 1) != 0))
+    {
+        return ngx_chat_api_error(r, 415,
+                                  (u_char *) "the body must be "
+                                  "application/json", 33);
+    }
+
+    /* one buffer for the JSON parser; past client_body_buffer_size a file */
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_chat_api_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_chat_api_body_handler(ngx_http_request_t *r)
+{
+    ngx_chat_error_t     err;
+    ngx_chat_api_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_chat_module);
+
+    if (ngx_chat_api_body_args(r, ctx, &err) != NGX_OK) {
+        ngx_http_finalize_request(r,
+                                  ngx_chat_api_error(r, err.status,
+                                                     (u_char *) err.text,
+                                                     ngx_strlen(err.text)));
+        return;
+    }
+
+    ngx_chat_api_run(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_chat_api_body_args(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx,
+    ngx_chat_error_t *err)
+{
+    u_char                *p;
+    size_t                 len;
+    json_t                *body;
+    ngx_int_t              rc;
+    json_error_t           jerr;
+    ngx_chat_main_conf_t  *mcf;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
+
+    err->status = 400;
+
+    if (ngx_chat_api_body_bytes(r, &p, &len) != NGX_OK) {
+        ngx_cpystrn((u_char *) err->text, (u_char *) "the body cannot be read",
+                    sizeof(err->text));
+        return NGX_ERROR;
+    }
+
+    if (len > mcf->body_max) {
+        err->status = 413;
+        ngx_cpystrn((u_char *) err->text, (u_char *) "the body is too large",
+                    sizeof(err->text));
+        return NGX_ERROR;
+    }
+
+    if (len == 0) {
+        /* an empty body is an empty object: "POST .../read" takes none */
+        return NGX_OK;
+    }
+
+    body = json_loadb((char *) p, len, JSON_REJECT_DUPLICATES, &jerr);
+
+    if (body == NULL) {
+        (void) ngx_snprintf((u_char *) err->text, sizeof(err->text) - 1,
+                            "the body is not valid JSON: %s at "
+                            "line %d column %d%Z",
+                            jerr.text, jerr.line, jerr.column);
+        err->text[sizeof(err->text) - 1] = '\0';
+        return NGX_ERROR;
+    }
+
+    rc = ngx_chat_args_from_json(body, ctx->route->body, &mcf->limits,
+                                 ctx->args, err);
+    json_decref(body);
+
+    return rc;
+}
+
+
+/* the body in one piece: in memory, or in a temporary file when large */
+
+static ngx_int_t
+ngx_chat_api_body_bytes(ngx_http_request_t *r, u_char **p, size_t *len)
+{
+    u_char       *dst;
+    size_t        size;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    *len = 0;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    size = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        size += ngx_buf_size(cl->buf);
+    }
+
+    if (size == 0) {
+        return NGX_OK;
+    }
+
+    b = r->request_body->bufs->buf;
+
+    if (r->request_body->bufs->next == NULL && !b->in_file) {
+        *p = b->pos;
+        *len = size;
+        return NGX_OK;
+    }
+
+    dst = ngx_pnalloc(r->pool, size);
+    if (dst == NULL) {
+        return NGX_ERROR;
+    }
+
+    *p = dst;
+    *len = size;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (!b->in_file) {
+            dst = ngx_cpymem(dst, b->pos, b->last - b->pos);
+            continue;
+        }
+
+        /* the temporary file was just written: it is in the page cache */
+        n = ngx_read_file(b->file, dst, b->file_last - b->file_pos,
+                          b->file_pos);
+
+        if (n != b->file_last - b->file_pos) {
+            return NGX_ERROR;
+        }
+
+        dst += n;
+    }
+
+    return NGX_OK;
+}
+
+
+/* owns one reference to the request and finalizes it exactly once */
+
+static void
+ngx_chat_api_run(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx)
+{
+    ngx_chat_error_t   err;
+    ngx_chat_call_t   *call;
+
+    if (ctx->route->body
+        && ngx_chat_args_require(ctx->args, ctx->route->body, &err)
+           != NGX_OK)
+    {
+        ngx_http_finalize_request(r,
+                                  ngx_chat_api_error(r, err.status,
+                                                     (u_char *) err.text,
+                                                     ngx_strlen(err.text)));
+        return;
+    }
+
+    call = &ctx->call;
+    call->stmt = ctx->route->stmt;
+    call->flags = ctx->route->flags;
+    call->args = ctx->args;
+    call->pool = r->pool;
+    call->log = r->connection->log;
+    call->done = ngx_chat_api_done;
+    call->data = r;
+
+    if (ngx_chat_call_start(call) != NGX_OK) {
+        ngx_http_finalize_request(r,
+                                  ngx_chat_api_error(r, call->status,
+                                                     call->error.data,
+                                                     call->error.len));
+    }
+}
+
+
+static void
+ngx_chat_api_done(ngx_chat_call_t *call)
+{
+    ngx_int_t            rc;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = call->data;
+    c = r->connection;
+
+    if (call->body.data) {
+        rc = ngx_chat_api_send(r, call->status, &call->body);
+
+    } else if (call->status < 300) {
+        rc = ngx_chat_api_send(r, call->status, NULL);
+
+    } else {
+        rc = ngx_chat_api_error(r, call->status, call->error.data,
+                                call->error.len);
+    }
+
+    ngx_http_finalize_request(r, rc);
+
+    /* called from a Postgres event, not from nginx's request handler */
+    ngx_http_run_posted_requests(c);
+}
+
+
+static ngx_int_t
+ngx_chat_api_health(ngx_http_request_t *r)
+{
+    ngx_int_t            rc;
+    ngx_str_t            body;
+    ngx_chat_pg_stats_t  st;
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ngx_chat_worker.pg == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_chat_pg_stats(ngx_chat_worker.pg, &st);
+
+    body.data = ngx_pnalloc(r->pool, 256);
+    if (body.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    body.len = ngx_sprintf(body.data,
+                           "{\"status\":\"%s\",\"version\":\"%s\","
+                           "\"pid\":%P,\"postgres\":{\"connections\":%ui,"
+                           "\"ready\":%ui,\"busy\":%ui,\"waiting\":%ui,"
+                           "\"queue_max\":%ui}}",
+                           st.ready ? "ok" : "unavailable", NGX_CHAT_VERSION,
+                           ngx_pid, st.connections, st.ready, st.busy,
+                           st.waiting, st.queue_max)
+               - body.data;
+
+    return ngx_chat_api_send(r, st.ready ? 200 : 503, &body);
+}
+
+
+static ngx_int_t
+ngx_chat_api_send(ngx_http_request_t *r, ngx_uint_t status, ngx_str_t *body)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    r->headers_out.status = status;
+
+    if (body == NULL || body->len == 0 || status == NGX_HTTP_NO_CONTENT) {
+        r->header_only = 1;
+        r->headers_out.content_length_n = 0;
+        return ngx_http_send_header(r);
+    }
+
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.content_length_n = body->len;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = body->data;
+    b->last = body->data + body->len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+/* {"error": {"code": "...", "message": "..."}} with the headers it needs */
+
+static ngx_int_t
+ngx_chat_api_error(ngx_http_request_t *r, ngx_uint_t status, u_char *text,
+    size_t len)
+{
+    u_char      *p;
+    ngx_str_t    body, value;
+    const char  *code;
+
+    code = ngx_chat_error_code(status);
+
+    if (status == 401) {
+        ngx_str_set(&value, "Bearer realm=\"chat\"");
+        if (ngx_chat_api_header(r, "WWW-Authenticate", &value) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (status == 503 || status == 429) {
+        ngx_str_set(&value, "1");
+        if (ngx_chat_api_header(r, "Retry-After", &value) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    body.len = sizeof("{\"error\":{\"code\":\"\",\"message\":\"\"}}") - 1
+               + ngx_strlen(code) + ngx_chat_json_escape_len(text, len);
+
+    body.data = ngx_pnalloc(r->pool, body.len);
+    if (body.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(body.data, "{\"error\":{\"code\":\"%s\",\"message\":\"",
+                    code);
+    p = ngx_chat_json_escape(p, text, len);
+    p = ngx_cpymem(p, "\"}}", 3);
+
+    body.len = p - body.data;
+
+    return ngx_chat_api_send(r, status, &body);
+}
+
+
+static ngx_int_t
+ngx_chat_api_header(ngx_http_request_t *r, char *name, ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->value = *value;
+
+    if (ngx_strcmp(name, "WWW-Authenticate") == 0) {
+        r->headers_out.www_authenticate = h;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_api_json_cleanup(void *data)
+{
+    json_decref(data);
+}

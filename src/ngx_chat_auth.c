@@ -1,0 +1,162 @@
+
+/*
+ * ngx_chat: a bearer token to an identity (tenant, user, display name).
+ *
+ * libjwt 1.10 verifies with whatever algorithm the token names, so the
+ * algorithm is compared with the configured one after decoding: an HS256
+ * token signed with the text of our RS256 public key verifies in libjwt
+ * and must still be refused.  The key is never empty, or libjwt would
+ * accept an unsigned token.
+ */
+
+
+#include "ngx_chat.h"
+
+
+#define NGX_CHAT_TOKEN_MAX       8192
+
+
+static ngx_int_t ngx_chat_auth_copy(ngx_pool_t *pool, ngx_str_t *dst,
+    ngx_str_t *src);
+
+
+ngx_int_t
+ngx_chat_auth_token(ngx_chat_jwt_conf_t *jcf, ngx_str_t *token,
+    ngx_pool_t *pool, ngx_log_t *log, ngx_chat_identity_t *id)
+{
+    char                     *text, *grants;
+    json_t                   *claims;
+    jwt_t                    *jwt;
+    ngx_int_t                 rc;
+    const char               *reason;
+    ngx_chat_identity_t       found;
+    ngx_chat_claims_rules_t   rules;
+
+    if (token->len == 0 || token->len > NGX_CHAT_TOKEN_MAX) {
+        ngx_log_error(NGX_LOG_INFO, log, 0, "chat: token has a bad length");
+        return NGX_DECLINED;
+    }
+
+    text = ngx_pnalloc(pool, token->len + 1);
+    if (text == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(text, token->data, token->len);
+    text[token->len] = '\0';
+
+    if (jcf->key.len == 0
+        || jwt_decode(&jwt, text, jcf->key.data, (int) jcf->key.len) != 0)
+    {
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "chat: token rejected: malformed or bad signature");
+        return NGX_DECLINED;
+    }
+
+    if (jwt_get_alg(jwt) != jcf->alg) {
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "chat: token rejected: algorithm %s is not %s",
+                      jwt_alg_str(jwt_get_alg(jwt)), jwt_alg_str(jcf->alg));
+        jwt_free(jwt);
+        return NGX_DECLINED;
+    }
+
+    grants = jwt_get_grants_json(jwt, NULL);
+    jwt_free(jwt);
+
+    if (grants == NULL) {
+        ngx_log_error(NGX_LOG_INFO, log, 0, "chat: token has no claims");
+        return NGX_DECLINED;
+    }
+
+    claims = json_loads(grants, 0, NULL);
+    free(grants);
+
+    if (claims == NULL) {
+        return NGX_DECLINED;
+    }
+
+    rules.now = ngx_time();
+    rules.leeway = jcf->leeway;
+    rules.tenant_claim = (const char *) jcf->tenant_claim.data;
+
+    rc = ngx_chat_claims_check(claims, &rules, &found, &reason);
+
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_INFO, log, 0, "chat: token rejected: %s",
+                      reason);
+        json_decref(claims);
+        return NGX_DECLINED;
+    }
+
+    /* the strings of "found" live in "claims": copy them out */
+
+    if (ngx_chat_auth_copy(pool, &id->tenant, &found.tenant) != NGX_OK
+        || ngx_chat_auth_copy(pool, &id->user, &found.user) != NGX_OK
+        || ngx_chat_auth_copy(pool, &id->name, &found.name) != NGX_OK)
+    {
+        json_decref(claims);
+        return NGX_ERROR;
+    }
+
+    id->exp = found.exp;
+    json_decref(claims);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_auth_copy(ngx_pool_t *pool, ngx_str_t *dst, ngx_str_t *src)
+{
+    dst->data = ngx_pnalloc(pool, src->len + 1);
+    if (dst->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(dst->data, src->data, src->len);
+    dst->data[src->len] = '\0';
+    dst->len = src->len;
+
+    return NGX_OK;
+}
+
+
+/* loads and checks the key of "chat_jwt_key" */
+
+ngx_int_t
+ngx_chat_auth_init(ngx_conf_t *cf, ngx_chat_jwt_conf_t *jcf)
+{
+    u_char  *p;
+    size_t   len;
+
+    p = jcf->key.data;
+    len = jcf->key.len;
+
+    switch (jcf->alg) {
+
+    case JWT_ALG_HS256:
+    case JWT_ALG_HS384:
+    case JWT_ALG_HS512:
+        if (len < 32) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"chat_jwt_key\": an HMAC secret must be at "
+                               "least 32 bytes");
+            return NGX_ERROR;
+        }
+        return NGX_OK;
+
+    default:
+        if (ngx_strlcasestrn(p, p + len, (u_char *) "-----BEGIN PUBLIC KEY",
+                             sizeof("-----BEGIN PUBLIC KEY") - 2)
+            == NULL)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"chat_jwt_key\": the key file of %s must be "
+                               "a \"BEGIN PUBLIC KEY\" PEM",
+                               jwt_alg_str(jcf->alg));
+            return NGX_ERROR;
+        }
+        return NGX_OK;
+    }
+}

@@ -1,0 +1,589 @@
+
+/*
+ * ngx_chat: directives, configuration and the life of a worker.
+ *
+ * Everything is configured at the http{} level except the handlers, which
+ * a location takes with "chat_api".  Each directive is checked where it is
+ * read, so that "nginx -t" names the directive at fault.
+ */
+
+
+#include "ngx_chat.h"
+
+#include <arpa/inet.h>
+
+
+static void *ngx_chat_create_main_conf(ngx_conf_t *cf);
+static char *ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_chat_create_loc_conf(ngx_conf_t *cf);
+static ngx_int_t ngx_chat_postconfiguration(ngx_conf_t *cf);
+static char *ngx_chat_postgres(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_chat_postgres_hosts(ngx_conf_t *cf, PQconninfoOption *opts);
+static char *ngx_chat_jwt_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_chat_read_file(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_str_t *content);
+static ngx_int_t ngx_chat_conf_cstring(ngx_conf_t *cf, ngx_str_t *s);
+static char *ngx_chat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_chat_init_process(ngx_cycle_t *cycle);
+static void ngx_chat_exit_process(ngx_cycle_t *cycle);
+
+
+ngx_chat_worker_t  ngx_chat_worker;
+
+
+static ngx_command_t  ngx_chat_commands[] = {
+
+    { ngx_string("chat_postgres"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_chat_postgres,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_jwt_key"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_chat_jwt_key,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_jwt_leeway"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, jwt.leeway),
+      NULL },
+
+    { ngx_string("chat_jwt_tenant_claim"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, jwt.tenant_claim),
+      NULL },
+
+    { ngx_string("chat_message_max"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, limits.max_text),
+      NULL },
+
+    { ngx_string("chat_body_max"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, body_max),
+      NULL },
+
+    { ngx_string("chat_edit_window"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, edit_window),
+      NULL },
+
+    { ngx_string("chat_api"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_chat_api,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_chat_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    ngx_chat_postconfiguration,            /* postconfiguration */
+
+    ngx_chat_create_main_conf,             /* create main configuration */
+    ngx_chat_init_main_conf,               /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_chat_create_loc_conf,              /* create location configuration */
+    NULL                                   /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_chat_module = {
+    NGX_MODULE_V1,
+    &ngx_chat_module_ctx,                  /* module context */
+    ngx_chat_commands,                     /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_chat_init_process,                 /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_chat_exit_process,                 /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static void *
+ngx_chat_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_chat_main_conf_t  *mcf;
+
+    mcf = ngx_pcalloc(cf->pool, sizeof(ngx_chat_main_conf_t));
+    if (mcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     mcf->pg.conninfo = { 0, NULL };
+     *     mcf->jwt.key = { 0, NULL };
+     *     mcf->jwt.tenant_claim = { 0, NULL };
+     *     mcf->locations = 0;
+     */
+
+    mcf->jwt.alg = JWT_ALG_INVAL;
+    mcf->jwt.leeway = NGX_CONF_UNSET;
+    mcf->limits.max_text = NGX_CONF_UNSET_SIZE;
+    mcf->body_max = NGX_CONF_UNSET_SIZE;
+    mcf->edit_window = NGX_CONF_UNSET_MSEC;
+
+    return mcf;
+}
+
+
+static char *
+ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_chat_main_conf_t  *mcf = conf;
+
+    ngx_conf_init_value(mcf->jwt.leeway, 30);
+    ngx_conf_init_size_value(mcf->limits.max_text, 16 * 1024);
+    ngx_conf_init_size_value(mcf->body_max, 256 * 1024);
+    ngx_conf_init_msec_value(mcf->edit_window, 10 * 60 * 1000);
+
+    if (mcf->jwt.tenant_claim.data == NULL) {
+        ngx_str_set(&mcf->jwt.tenant_claim, "tid");
+    }
+
+    if (mcf->body_max < mcf->limits.max_text) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_body_max\" must not be less than "
+                           "\"chat_message_max\"");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_chat_create_loc_conf(ngx_conf_t *cf)
+{
+    return ngx_pcalloc(cf->pool, sizeof(ngx_chat_loc_conf_t));
+}
+
+
+/* directives may come in any order: what a location needs is checked last */
+
+static ngx_int_t
+ngx_chat_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_chat_main_conf_t  *mcf;
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_chat_module);
+
+    if (mcf->locations == 0) {
+        return NGX_OK;
+    }
+
+    if (mcf->pg.conninfo.data == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_api\" needs \"chat_postgres\" in http{}");
+        return NGX_ERROR;
+    }
+
+    if (mcf->jwt.key.data == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_api\" needs \"chat_jwt_key\" in http{}");
+        return NGX_ERROR;
+    }
+
+    /* the claim name is handed to jansson as a C string */
+    if (ngx_chat_conf_cstring(cf, &mcf->jwt.tenant_claim) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* chat_postgres "conninfo" [pool=N] [queue=N] [timeout=T]; */
+
+static char *
+ngx_chat_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t *mcf = conf;
+
+    char              *err, *rv;
+    ngx_int_t          n;
+    ngx_str_t         *value, s;
+    ngx_uint_t         i;
+    PQconninfoOption  *opts;
+
+    if (mcf->pg.conninfo.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    mcf->pg.size = 4;
+    mcf->pg.queue = 1024;
+    mcf->pg.timeout = 5000;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "pool=", 5) == 0) {
+            n = ngx_atoi(value[i].data + 5, value[i].len - 5);
+            if (n < 1 || n > 256) {
+                return "has an invalid \"pool=\", it takes 1 to 256";
+            }
+            mcf->pg.size = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "queue=", 6) == 0) {
+            n = ngx_atoi(value[i].data + 6, value[i].len - 6);
+            if (n < 0) {
+                return "has an invalid \"queue=\"";
+            }
+            mcf->pg.queue = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+            n = ngx_parse_time(&s, 0);
+            if (n == NGX_ERROR || n == 0) {
+                return "has an invalid \"timeout=\"";
+            }
+            mcf->pg.timeout = n;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_postgres\" has an unknown parameter \"%V\"",
+                           &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    mcf->pg.conninfo = value[1];
+
+    if (ngx_chat_conf_cstring(cf, &mcf->pg.conninfo) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    opts = PQconninfoParse((char *) mcf->pg.conninfo.data, &err);
+    if (opts == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_postgres\" has an invalid connection "
+                           "string: %s", err ? err : "out of memory");
+        if (err) {
+            PQfreemem(err);
+        }
+        return NGX_CONF_ERROR;
+    }
+
+    rv = ngx_chat_postgres_hosts(cf, opts);
+    PQconninfoFree(opts);
+
+    return rv;
+}
+
+
+/*
+ * libpq resolves a host name with getaddrinfo(), which blocks: a worker
+ * must be given addresses (or a socket directory) only.
+ */
+
+static char *
+ngx_chat_postgres_hosts(ngx_conf_t *cf, PQconninfoOption *opts)
+{
+    u_char             buf[sizeof(struct in6_addr)];
+    char              *host, *next, name[256];
+    size_t             len;
+    PQconninfoOption  *o;
+
+    host = NULL;
+
+    for (o = opts; o->keyword; o++) {
+
+        if (ngx_strcmp(o->keyword, "hostaddr") == 0 && o->val && o->val[0]) {
+            return NGX_CONF_OK;
+        }
+
+        if (ngx_strcmp(o->keyword, "host") == 0) {
+            host = o->val;
+        }
+    }
+
+    for (next = host; next && *next; next += len + (next[len] == ',')) {
+
+        len = ngx_strlen(next);
+        if (ngx_strlchr((u_char *) next, (u_char *) next + len, ',')) {
+            len = (char *) ngx_strlchr((u_char *) next,
+                                       (u_char *) next + len, ',') - next;
+        }
+
+        if (len == 0 || next[0] == '/' || len >= sizeof(name)) {
+            continue;
+        }
+
+        ngx_memcpy(name, next, len);
+        name[len] = '\0';
+
+        if (inet_pton(AF_INET, name, buf) == 1
+            || inet_pton(AF_INET6, name, buf) == 1)
+        {
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_postgres\": host \"%s\" is a name; "
+                           "resolving it would block nginx, give an IP "
+                           "address, a socket directory or \"hostaddr=\"",
+                           name);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * chat_jwt_key secret=TEXT alg=HS256;
+ * chat_jwt_key secret_file=PATH alg=HS256;
+ * chat_jwt_key file=PUBLIC_KEY.pem alg=RS256;
+ */
+
+static char *
+ngx_chat_jwt_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t *mcf = conf;
+
+    char        *rv, alg[16];
+    ngx_str_t   *value, name;
+    ngx_uint_t   i;
+
+    if (mcf->jwt.key.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "alg=", 4) == 0) {
+            if (value[i].len - 4 >= sizeof(alg)) {
+                return "has an unknown \"alg=\"";
+            }
+
+            ngx_cpystrn((u_char *) alg, value[i].data + 4, value[i].len - 3);
+            mcf->jwt.alg = jwt_str_alg(alg);
+
+            if (mcf->jwt.alg == JWT_ALG_INVAL
+                || mcf->jwt.alg == JWT_ALG_NONE)
+            {
+                return "has an unknown \"alg=\", it takes HS256, HS384, "
+                       "HS512, RS256, RS384, RS512, ES256, ES384 or ES512";
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "secret=", 7) == 0) {
+            mcf->jwt.key.data = value[i].data + 7;
+            mcf->jwt.key.len = value[i].len - 7;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "secret_file=", 12) == 0
+            || ngx_strncmp(value[i].data, "file=", 5) == 0)
+        {
+            name.data = (u_char *) ngx_strchr(value[i].data, '=') + 1;
+            name.len = value[i].data + value[i].len - name.data;
+
+            rv = ngx_chat_read_file(cf, &name, &mcf->jwt.key);
+            if (rv != NGX_CONF_OK) {
+                return rv;
+            }
+
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_jwt_key\" has an unknown parameter \"%V\"",
+                           &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (mcf->jwt.alg == JWT_ALG_INVAL) {
+        return "needs \"alg=\"";
+    }
+
+    if (mcf->jwt.key.data == NULL) {
+        return "needs \"secret=\", \"secret_file=\" or \"file=\"";
+    }
+
+    if (ngx_chat_auth_init(cf, &mcf->jwt) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_chat_read_file(ngx_conf_t *cf, ngx_str_t *name, ngx_str_t *content)
+{
+    ssize_t          n;
+    ngx_fd_t         fd;
+    ngx_file_t       file;
+    ngx_file_info_t  fi;
+
+    if (ngx_conf_full_name(cf->cycle, name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    fd = ngx_open_file(name->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "\"chat_jwt_key\": cannot open \"%V\"", name);
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.fd = fd;
+    file.name = *name;
+    file.log = cf->log;
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
+        || ngx_file_size(&fi) == 0 || ngx_file_size(&fi) > 65536)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_jwt_key\": \"%V\" is empty or too large",
+                           name);
+        ngx_close_file(fd);
+        return NGX_CONF_ERROR;
+    }
+
+    content->len = ngx_file_size(&fi);
+    content->data = ngx_pnalloc(cf->pool, content->len);
+    if (content->data == NULL) {
+        ngx_close_file(fd);
+        return NGX_CONF_ERROR;
+    }
+
+    n = ngx_read_file(&file, content->data, content->len, 0);
+    ngx_close_file(fd);
+
+    if (n != (ssize_t) content->len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_jwt_key\": cannot read \"%V\"", name);
+        return NGX_CONF_ERROR;
+    }
+
+    /* a secret file usually ends with a newline that is not the secret */
+    while (content->len && (content->data[content->len - 1] == '\n'
+                            || content->data[content->len - 1] == '\r'))
+    {
+        content->len--;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* a copy that ends with NUL, for libraries that take C strings */
+
+static ngx_int_t
+ngx_chat_conf_cstring(ngx_conf_t *cf, ngx_str_t *s)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(cf->pool, s->len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, s->data, s->len);
+    p[s->len] = '\0';
+    s->data = p;
+
+    return NGX_OK;
+}
+
+
+static char *
+ngx_chat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_loc_conf_t *lcf = conf;
+
+    ngx_chat_main_conf_t      *mcf;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (lcf->kind) {
+        return "is duplicate";
+    }
+
+    lcf->kind = NGX_CHAT_LOC_API;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_chat_api_handler;
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_chat_module);
+    mcf->locations++;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_init_process(ngx_cycle_t *cycle)
+{
+    ngx_chat_main_conf_t  *mcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_chat_module);
+
+    if (mcf == NULL || mcf->locations == 0) {
+        return NGX_OK;
+    }
+
+    ngx_chat_worker.conf = mcf;
+
+    ngx_chat_worker.pg = ngx_chat_pg_pool_create(cycle, &mcf->pg);
+    if (ngx_chat_worker.pg == NULL) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_exit_process(ngx_cycle_t *cycle)
+{
+    if (ngx_chat_worker.pg) {
+        ngx_chat_pg_pool_destroy(ngx_chat_worker.pg);
+        ngx_chat_worker.pg = NULL;
+    }
+}

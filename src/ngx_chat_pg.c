@@ -1,0 +1,771 @@
+
+/*
+ * ngx_chat: a per-worker pool of Postgres connections on nginx's events.
+ *
+ * Each connection is opened with PQconnectStart() and driven by
+ * PQconnectPoll() from read and write events, then prepares every
+ * statement of ngx_chat_stmts[] in one pipelined round trip and becomes
+ * idle.  A query takes an idle connection or waits in a bounded queue for
+ * one; it runs with PQsendQueryPrepared() and its result is handed to its
+ * handler from the read event.  Nothing here waits: a connection that is
+ * lost fails its query, and is opened again after a growing pause.
+ *
+ * A handler is never called from inside ngx_chat_pg_send(): the caller
+ * learns there whether the query was taken, and later what it returned.
+ */
+
+
+#include "ngx_chat.h"
+
+
+#define NGX_CHAT_PG_BACKOFF_MIN  50
+#define NGX_CHAT_PG_BACKOFF_MAX  2000
+
+
+typedef enum {
+    NGX_CHAT_PG_DOWN = 0,
+    NGX_CHAT_PG_CONNECTING,
+    NGX_CHAT_PG_PREPARING,
+    NGX_CHAT_PG_IDLE,
+    NGX_CHAT_PG_BUSY
+} ngx_chat_pg_state_e;
+
+
+struct ngx_chat_pg_conn_s {
+    ngx_chat_pg_pool_t          *pool;
+    PGconn                      *pg;
+    ngx_connection_t            *c;
+    ngx_chat_pg_query_t         *query;
+    PGresult                    *result;
+    ngx_queue_t                  idle;
+    ngx_event_t                  timer;     /* reconnect; connect timeout */
+    ngx_msec_t                   backoff;
+    ngx_uint_t                   state;
+    ngx_uint_t                   pending;   /* prepare results to come */
+    unsigned                     failed:1;  /* a prepare failed */
+};
+
+
+struct ngx_chat_pg_pool_s {
+    ngx_chat_pg_conf_t          *conf;
+    ngx_log_t                   *log;
+    ngx_chat_pg_conn_t          *conns;
+    ngx_uint_t                   nconns;
+    ngx_queue_t                  idle;
+    ngx_queue_t                  waiting;
+    ngx_uint_t                   nwaiting;
+    ngx_uint_t                   nready;      /* idle or busy */
+    ngx_uint_t                   nconnecting; /* connecting or preparing */
+};
+
+
+static void ngx_chat_pg_connect(ngx_chat_pg_conn_t *pc);
+static void ngx_chat_pg_timer_handler(ngx_event_t *ev);
+static void ngx_chat_pg_event_handler(ngx_event_t *ev);
+static void ngx_chat_pg_poll_connect(ngx_chat_pg_conn_t *pc);
+static ngx_int_t ngx_chat_pg_track_socket(ngx_chat_pg_conn_t *pc);
+static void ngx_chat_pg_prepare(ngx_chat_pg_conn_t *pc);
+static void ngx_chat_pg_read_prepared(ngx_chat_pg_conn_t *pc);
+static void ngx_chat_pg_ready(ngx_chat_pg_conn_t *pc);
+static ngx_int_t ngx_chat_pg_run(ngx_chat_pg_conn_t *pc,
+    ngx_chat_pg_query_t *q);
+static void ngx_chat_pg_read_result(ngx_chat_pg_conn_t *pc);
+static ngx_int_t ngx_chat_pg_flush(ngx_chat_pg_conn_t *pc);
+static void ngx_chat_pg_dispatch(ngx_chat_pg_pool_t *pool);
+static void ngx_chat_pg_wait_timeout(ngx_event_t *ev);
+static void ngx_chat_pg_broken(ngx_chat_pg_conn_t *pc, const char *what);
+static void ngx_chat_pg_close(ngx_chat_pg_conn_t *pc);
+static void ngx_chat_pg_fail_waiting(ngx_chat_pg_pool_t *pool);
+
+
+ngx_chat_pg_pool_t *
+ngx_chat_pg_pool_create(ngx_cycle_t *cycle, ngx_chat_pg_conf_t *conf)
+{
+    ngx_uint_t           i;
+    ngx_chat_pg_conn_t  *pc;
+    ngx_chat_pg_pool_t  *pool;
+
+    pool = ngx_pcalloc(cycle->pool, sizeof(ngx_chat_pg_pool_t));
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    pool->conns = ngx_pcalloc(cycle->pool,
+                              conf->size * sizeof(ngx_chat_pg_conn_t));
+    if (pool->conns == NULL) {
+        return NULL;
+    }
+
+    pool->conf = conf;
+    pool->log = cycle->log;
+    pool->nconns = conf->size;
+    ngx_queue_init(&pool->idle);
+    ngx_queue_init(&pool->waiting);
+
+    for (i = 0; i < pool->nconns; i++) {
+        pc = &pool->conns[i];
+        pc->pool = pool;
+        pc->timer.handler = ngx_chat_pg_timer_handler;
+        pc->timer.data = pc;
+        pc->timer.log = pool->log;
+        pc->timer.cancelable = 1;
+
+        ngx_chat_pg_connect(pc);
+    }
+
+    return pool;
+}
+
+
+void
+ngx_chat_pg_pool_destroy(ngx_chat_pg_pool_t *pool)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < pool->nconns; i++) {
+        if (pool->conns[i].timer.timer_set) {
+            ngx_del_timer(&pool->conns[i].timer);
+        }
+
+        ngx_chat_pg_close(&pool->conns[i]);
+    }
+}
+
+
+/*
+ * NGX_OK: the handler will be called.  NGX_DECLINED: Postgres is out of
+ * reach.  NGX_BUSY: too many queries wait already.
+ */
+
+ngx_int_t
+ngx_chat_pg_send(ngx_chat_pg_pool_t *pool, ngx_chat_pg_query_t *q)
+{
+    ngx_queue_t         *link;
+    ngx_chat_pg_conn_t  *pc;
+
+    q->conn = NULL;
+    q->waiting = 0;
+
+    while (!ngx_queue_empty(&pool->idle)) {
+        link = ngx_queue_head(&pool->idle);
+        pc = ngx_queue_data(link, ngx_chat_pg_conn_t, idle);
+
+        if (ngx_chat_pg_run(pc, q) == NGX_OK) {
+            return NGX_OK;
+        }
+    }
+
+    if (pool->nready == 0 && pool->nconnecting == 0) {
+        return NGX_DECLINED;
+    }
+
+    if (pool->nwaiting >= pool->conf->queue) {
+        return NGX_BUSY;
+    }
+
+    ngx_queue_insert_tail(&pool->waiting, &q->queue);
+    pool->nwaiting++;
+    q->waiting = 1;
+
+    ngx_memzero(&q->timer, sizeof(ngx_event_t));
+    q->timer.handler = ngx_chat_pg_wait_timeout;
+    q->timer.data = q;
+    q->timer.log = pool->log;
+    ngx_add_timer(&q->timer, pool->conf->timeout);
+
+    return NGX_OK;
+}
+
+
+/* the query's owner goes away: its handler must not be called */
+
+void
+ngx_chat_pg_cancel(ngx_chat_pg_query_t *q)
+{
+    ngx_chat_pg_pool_t  *pool;
+
+    if (q->waiting) {
+        pool = ngx_chat_worker.pg;
+
+        ngx_queue_remove(&q->queue);
+        pool->nwaiting--;
+        q->waiting = 0;
+
+        if (q->timer.timer_set) {
+            ngx_del_timer(&q->timer);
+        }
+    }
+
+    if (q->conn) {
+        /* the result, when it comes, is dropped */
+        q->conn->query = NULL;
+        q->conn = NULL;
+    }
+}
+
+
+void
+ngx_chat_pg_stats(ngx_chat_pg_pool_t *pool, ngx_chat_pg_stats_t *st)
+{
+    ngx_uint_t  i;
+
+    st->connections = pool->nconns;
+    st->ready = pool->nready;
+    st->waiting = pool->nwaiting;
+    st->queue_max = pool->conf->queue;
+    st->busy = 0;
+
+    for (i = 0; i < pool->nconns; i++) {
+        if (pool->conns[i].state == NGX_CHAT_PG_BUSY) {
+            st->busy++;
+        }
+    }
+}
+
+
+static void
+ngx_chat_pg_connect(ngx_chat_pg_conn_t *pc)
+{
+    ngx_chat_pg_pool_t  *pool;
+
+    pool = pc->pool;
+
+    /*
+     * The configuration names hosts by address only (checked at load
+     * time), so that PQconnectStart() does not resolve names: that would
+     * block.
+     */
+
+    pc->pg = PQconnectStart((char *) pool->conf->conninfo.data);
+
+    if (pc->pg == NULL || PQstatus(pc->pg) == CONNECTION_BAD) {
+        ngx_chat_pg_broken(pc, "connect");
+        return;
+    }
+
+    if (PQsetnonblocking(pc->pg, 1) != 0) {
+        ngx_chat_pg_broken(pc, "set non-blocking");
+        return;
+    }
+
+    pc->state = NGX_CHAT_PG_CONNECTING;
+    pool->nconnecting++;
+
+    if (ngx_chat_pg_track_socket(pc) != NGX_OK
+        || ngx_chat_conn_want_write(pc->c, 1) != NGX_OK)
+    {
+        ngx_chat_pg_broken(pc, "register socket");
+        return;
+    }
+
+    ngx_add_timer(&pc->timer, pool->conf->timeout);
+}
+
+
+/* the socket may change between PQconnectPoll() calls */
+
+static ngx_int_t
+ngx_chat_pg_track_socket(ngx_chat_pg_conn_t *pc)
+{
+    ngx_socket_t  fd;
+
+    fd = PQsocket(pc->pg);
+
+    if (pc->c && pc->c->fd == fd) {
+        return NGX_OK;
+    }
+
+    if (pc->c) {
+        ngx_chat_conn_release(pc->c);
+        pc->c = NULL;
+    }
+
+    if (fd == (ngx_socket_t) -1) {
+        return NGX_ERROR;
+    }
+
+    pc->c = ngx_chat_conn_wrap(fd, pc, ngx_chat_pg_event_handler,
+                               ngx_chat_pg_event_handler, pc->pool->log);
+
+    return pc->c ? NGX_OK : NGX_ERROR;
+}
+
+
+static void
+ngx_chat_pg_timer_handler(ngx_event_t *ev)
+{
+    ngx_chat_pg_conn_t  *pc;
+
+    pc = ev->data;
+
+    if (pc->state == NGX_CHAT_PG_DOWN) {
+        ngx_chat_pg_connect(pc);
+        return;
+    }
+
+    ngx_chat_pg_broken(pc, "connect timed out");
+}
+
+
+static void
+ngx_chat_pg_event_handler(ngx_event_t *ev)
+{
+    ngx_connection_t    *c;
+    ngx_chat_pg_conn_t  *pc;
+
+    c = ev->data;
+    pc = c->data;
+
+    switch (pc->state) {
+
+    case NGX_CHAT_PG_CONNECTING:
+        ngx_chat_pg_poll_connect(pc);
+        return;
+
+    case NGX_CHAT_PG_PREPARING:
+        if (ev->write) {
+            (void) ngx_chat_pg_flush(pc);
+        } else {
+            ngx_chat_pg_read_prepared(pc);
+        }
+        return;
+
+    case NGX_CHAT_PG_BUSY:
+    case NGX_CHAT_PG_IDLE:
+        if (ev->write) {
+            (void) ngx_chat_pg_flush(pc);
+        } else {
+            ngx_chat_pg_read_result(pc);
+        }
+        return;
+    }
+}
+
+
+static void
+ngx_chat_pg_poll_connect(ngx_chat_pg_conn_t *pc)
+{
+    PostgresPollingStatusType  st;
+
+    st = PQconnectPoll(pc->pg);
+
+    if (st == PGRES_POLLING_FAILED) {
+        ngx_chat_pg_broken(pc, "connect");
+        return;
+    }
+
+    if (ngx_chat_pg_track_socket(pc) != NGX_OK) {
+        ngx_chat_pg_broken(pc, "register socket");
+        return;
+    }
+
+    switch (st) {
+
+    case PGRES_POLLING_WRITING:
+        (void) ngx_chat_conn_want_write(pc->c, 1);
+        return;
+
+    case PGRES_POLLING_OK:
+        ngx_chat_pg_prepare(pc);
+        return;
+
+    default: /* PGRES_POLLING_READING */
+        (void) ngx_chat_conn_want_write(pc->c, 0);
+        return;
+    }
+}
+
+
+/* every statement in one round trip: a pipeline ended by one sync */
+
+static void
+ngx_chat_pg_prepare(ngx_chat_pg_conn_t *pc)
+{
+    ngx_uint_t  i;
+
+    (void) ngx_chat_conn_want_write(pc->c, 0);
+
+    if (PQenterPipelineMode(pc->pg) != 1) {
+        ngx_chat_pg_broken(pc, "enter pipeline mode");
+        return;
+    }
+
+    for (i = 0; i < ngx_chat_nstmts; i++) {
+        if (PQsendPrepare(pc->pg, ngx_chat_stmts[i].name,
+                          ngx_chat_stmts[i].sql, 0, NULL)
+            != 1)
+        {
+            ngx_chat_pg_broken(pc, "send prepare");
+            return;
+        }
+    }
+
+    if (PQpipelineSync(pc->pg) != 1) {
+        ngx_chat_pg_broken(pc, "pipeline sync");
+        return;
+    }
+
+    pc->state = NGX_CHAT_PG_PREPARING;
+    pc->pending = ngx_chat_nstmts + 1;
+    pc->failed = 0;
+
+    (void) ngx_chat_pg_flush(pc);
+}
+
+
+static void
+ngx_chat_pg_read_prepared(ngx_chat_pg_conn_t *pc)
+{
+    PGresult        *res;
+    ExecStatusType   st;
+
+    if (PQconsumeInput(pc->pg) != 1) {
+        ngx_chat_pg_broken(pc, "read");
+        return;
+    }
+
+    while (pc->pending && !PQisBusy(pc->pg)) {
+
+        res = PQgetResult(pc->pg);
+        if (res == NULL) {
+            /* the end of one statement's results */
+            continue;
+        }
+
+        st = PQresultStatus(res);
+
+        if (st == PGRES_FATAL_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
+                          "chat: postgres prepare failed (is the schema of "
+                          "sql/ applied?): %s",
+                          PQresultErrorMessage(res));
+            pc->failed = 1;
+        }
+
+        PQclear(res);
+        pc->pending--;
+    }
+
+    if (pc->pending) {
+        return;
+    }
+
+    if (pc->failed || PQexitPipelineMode(pc->pg) != 1) {
+        ngx_chat_pg_broken(pc, "prepare");
+        return;
+    }
+
+    ngx_chat_pg_ready(pc);
+}
+
+
+static void
+ngx_chat_pg_ready(ngx_chat_pg_conn_t *pc)
+{
+    ngx_chat_pg_pool_t  *pool;
+
+    pool = pc->pool;
+
+    if (pc->timer.timer_set) {
+        ngx_del_timer(&pc->timer);
+    }
+
+    if (pc->backoff) {
+        ngx_log_error(NGX_LOG_NOTICE, pool->log, 0,
+                      "chat: postgres connection is back");
+    }
+
+    pc->backoff = 0;
+    pc->state = NGX_CHAT_PG_IDLE;
+    pool->nconnecting--;
+    pool->nready++;
+    ngx_queue_insert_tail(&pool->idle, &pc->idle);
+
+    ngx_chat_pg_dispatch(pool);
+}
+
+
+static ngx_int_t
+ngx_chat_pg_run(ngx_chat_pg_conn_t *pc, ngx_chat_pg_query_t *q)
+{
+    int  rc;
+
+    if (PQsendQueryPrepared(pc->pg, ngx_chat_stmts[q->stmt].name,
+                            q->nparams, q->params, NULL, NULL, 0)
+        != 1)
+    {
+        ngx_chat_pg_broken(pc, "send query");
+        return NGX_ERROR;
+    }
+
+    /* flushed before the query is attached: a failure here is not its */
+
+    rc = PQflush(pc->pg);
+
+    if (rc == -1 || ngx_chat_conn_want_write(pc->c, rc == 1) != NGX_OK) {
+        ngx_chat_pg_broken(pc, "write");
+        return NGX_ERROR;
+    }
+
+    ngx_queue_remove(&pc->idle);
+    pc->state = NGX_CHAT_PG_BUSY;
+    pc->query = q;
+    q->conn = pc;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_pg_read_result(ngx_chat_pg_conn_t *pc)
+{
+    PGresult             *res;
+    ngx_chat_pg_query_t  *q;
+
+    if (PQconsumeInput(pc->pg) != 1) {
+        ngx_chat_pg_broken(pc, "read");
+        return;
+    }
+
+    /* libpq may hold bytes it could not send before the read */
+    if (ngx_chat_pg_flush(pc) == NGX_ERROR) {
+        return;
+    }
+
+    for ( ;; ) {
+        if (PQisBusy(pc->pg)) {
+            return;
+        }
+
+        res = PQgetResult(pc->pg);
+        if (res == NULL) {
+            break;
+        }
+
+        /* a single statement makes one result; keep the last */
+        if (pc->result) {
+            PQclear(pc->result);
+        }
+
+        pc->result = res;
+    }
+
+    if (pc->state != NGX_CHAT_PG_BUSY) {
+        /* an idle connection said something: an error before it closes */
+        if (pc->result) {
+            PQclear(pc->result);
+            pc->result = NULL;
+        }
+
+        if (PQstatus(pc->pg) == CONNECTION_BAD) {
+            ngx_chat_pg_broken(pc, "idle connection");
+        }
+
+        return;
+    }
+
+    q = pc->query;
+    res = pc->result;
+
+    pc->query = NULL;
+    pc->result = NULL;
+    pc->state = NGX_CHAT_PG_IDLE;
+    ngx_queue_insert_tail(&pc->pool->idle, &pc->idle);
+
+    if (q) {
+        q->conn = NULL;
+        q->handler(q, res);
+    }
+
+    if (res) {
+        PQclear(res);
+    }
+
+    ngx_chat_pg_dispatch(pc->pool);
+}
+
+
+static ngx_int_t
+ngx_chat_pg_flush(ngx_chat_pg_conn_t *pc)
+{
+    switch (PQflush(pc->pg)) {
+
+    case 0:
+        (void) ngx_chat_conn_want_write(pc->c, 0);
+        return NGX_OK;
+
+    case 1:
+        (void) ngx_chat_conn_want_write(pc->c, 1);
+        return NGX_AGAIN;
+
+    default:
+        ngx_chat_pg_broken(pc, "write");
+        return NGX_ERROR;
+    }
+}
+
+
+/* pairs waiting queries with idle connections */
+
+static void
+ngx_chat_pg_dispatch(ngx_chat_pg_pool_t *pool)
+{
+    ngx_queue_t          *link;
+    ngx_chat_pg_conn_t   *pc;
+    ngx_chat_pg_query_t  *q;
+
+    while (!ngx_queue_empty(&pool->waiting)
+           && !ngx_queue_empty(&pool->idle))
+    {
+        link = ngx_queue_head(&pool->idle);
+        pc = ngx_queue_data(link, ngx_chat_pg_conn_t, idle);
+
+        link = ngx_queue_head(&pool->waiting);
+        q = ngx_queue_data(link, ngx_chat_pg_query_t, queue);
+
+        ngx_queue_remove(&q->queue);
+        pool->nwaiting--;
+        q->waiting = 0;
+
+        if (q->timer.timer_set) {
+            ngx_del_timer(&q->timer);
+        }
+
+        if (ngx_chat_pg_run(pc, q) != NGX_OK) {
+            /* that connection broke; try the next with the same query */
+            ngx_queue_insert_head(&pool->waiting, &q->queue);
+            pool->nwaiting++;
+            q->waiting = 1;
+            ngx_add_timer(&q->timer, pool->conf->timeout);
+        }
+    }
+
+    if (pool->nready == 0 && pool->nconnecting == 0) {
+        ngx_chat_pg_fail_waiting(pool);
+    }
+}
+
+
+static void
+ngx_chat_pg_wait_timeout(ngx_event_t *ev)
+{
+    ngx_chat_pg_query_t  *q;
+
+    q = ev->data;
+
+    ngx_queue_remove(&q->queue);
+    ngx_chat_worker.pg->nwaiting--;
+    q->waiting = 0;
+
+    q->handler(q, NULL);
+}
+
+
+static void
+ngx_chat_pg_broken(ngx_chat_pg_conn_t *pc, const char *what)
+{
+    size_t                len;
+    const char           *msg;
+    ngx_chat_pg_pool_t   *pool;
+    ngx_chat_pg_query_t  *q;
+
+    pool = pc->pool;
+
+    msg = pc->pg ? PQerrorMessage(pc->pg) : "out of memory";
+    len = ngx_strlen(msg);
+
+    while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' ')) {
+        len--;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                  "chat: postgres %s failed: %*s", what, len, msg);
+
+    q = pc->query;
+    pc->query = NULL;
+
+    switch (pc->state) {
+
+    case NGX_CHAT_PG_IDLE:
+        ngx_queue_remove(&pc->idle);
+        pool->nready--;
+        break;
+
+    case NGX_CHAT_PG_BUSY:
+        pool->nready--;
+        break;
+
+    case NGX_CHAT_PG_CONNECTING:
+    case NGX_CHAT_PG_PREPARING:
+        pool->nconnecting--;
+        break;
+    }
+
+    ngx_chat_pg_close(pc);
+
+    pc->backoff = pc->backoff ? ngx_min(pc->backoff * 2,
+                                        NGX_CHAT_PG_BACKOFF_MAX)
+                              : NGX_CHAT_PG_BACKOFF_MIN;
+
+    if (pc->timer.timer_set) {
+        ngx_del_timer(&pc->timer);
+    }
+
+    if (!ngx_exiting && !ngx_terminate) {
+        ngx_add_timer(&pc->timer, pc->backoff);
+    }
+
+    if (q) {
+        q->conn = NULL;
+        q->handler(q, NULL);
+    }
+
+    if (pool->nready == 0 && pool->nconnecting == 0) {
+        ngx_chat_pg_fail_waiting(pool);
+    }
+}
+
+
+static void
+ngx_chat_pg_close(ngx_chat_pg_conn_t *pc)
+{
+    if (pc->result) {
+        PQclear(pc->result);
+        pc->result = NULL;
+    }
+
+    if (pc->c) {
+        ngx_chat_conn_release(pc->c);
+        pc->c = NULL;
+    }
+
+    if (pc->pg) {
+        PQfinish(pc->pg);
+        pc->pg = NULL;
+    }
+
+    pc->state = NGX_CHAT_PG_DOWN;
+}
+
+
+static void
+ngx_chat_pg_fail_waiting(ngx_chat_pg_pool_t *pool)
+{
+    ngx_queue_t          *link;
+    ngx_chat_pg_query_t  *q;
+
+    while (!ngx_queue_empty(&pool->waiting)) {
+        link = ngx_queue_head(&pool->waiting);
+        q = ngx_queue_data(link, ngx_chat_pg_query_t, queue);
+
+        ngx_queue_remove(&q->queue);
+        pool->nwaiting--;
+        q->waiting = 0;
+
+        if (q->timer.timer_set) {
+            ngx_del_timer(&q->timer);
+        }
+
+        q->handler(q, NULL);
+    }
+}

@@ -1,0 +1,154 @@
+
+/*
+ * ngx_chat: the pure logic.
+ *
+ * Everything declared here takes bytes and returns results: it calls no
+ * nginx function (only its types and macros), touches no event and
+ * allocates only through jansson.  The module, the unit tests in t/unit/
+ * and the fuzz targets link the same objects.
+ */
+
+
+#ifndef _NGX_CHAT_PURE_H_INCLUDED_
+#define _NGX_CHAT_PURE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <jansson.h>
+
+
+/* the largest id we hand out or accept: JSON integers stay exact below it */
+#define NGX_CHAT_MAX_ID          9007199254740991LL
+
+#define NGX_CHAT_ERR_LEN         200
+
+
+/* request methods, as a bitmask of our own: nginx's macros are not pure */
+
+#define NGX_CHAT_GET             0x01
+#define NGX_CHAT_POST            0x02
+#define NGX_CHAT_PUT             0x04
+#define NGX_CHAT_PATCH           0x08
+#define NGX_CHAT_DELETE          0x10
+
+
+/* a validation failure: the HTTP status and a message naming the field */
+
+typedef struct {
+    ngx_uint_t                   status;
+    char                         text[NGX_CHAT_ERR_LEN];
+} ngx_chat_error_t;
+
+
+/* field types of request arguments */
+
+typedef enum {
+    NGX_CHAT_T_ID = 1,           /* positive integer id below 2^53 */
+    NGX_CHAT_T_SEQ,              /* non-negative integer below 2^53 */
+    NGX_CHAT_T_LIMIT,            /* page size: 1 and more, clamped to 100 */
+    NGX_CHAT_T_STR,              /* string of at most max characters */
+    NGX_CHAT_T_TEXT,             /* message text: at most limits bytes, 413 */
+    NGX_CHAT_T_USER,             /* user id: 1-128 bytes, no controls */
+    NGX_CHAT_T_BOOL,
+    NGX_CHAT_T_ENUM,
+    NGX_CHAT_T_TIME,             /* RFC 3339 timestamp */
+    NGX_CHAT_T_USERS,            /* array of user ids, at most max */
+    NGX_CHAT_T_IDS,              /* array of ids, at most max */
+    NGX_CHAT_T_SEQMAP            /* object {"<id>": seq}, at most max */
+} ngx_chat_type_e;
+
+
+#define NGX_CHAT_REQUIRED        0x01
+#define NGX_CHAT_NULLABLE        0x02
+
+
+typedef struct {
+    const char                  *name;     /* as the client spells it */
+    const char                  *arg;      /* in the action's args; NULL: name */
+    ngx_uint_t                   type;
+    ngx_uint_t                   flags;
+    size_t                       max;
+    const char *const           *values;   /* NGX_CHAT_T_ENUM, NULL-ended */
+} ngx_chat_field_t;
+
+#define ngx_chat_null_field      { NULL, NULL, 0, 0, 0, NULL }
+
+
+/* limits from the configuration that validation needs */
+
+typedef struct {
+    size_t                       max_text;     /* chat_message_max */
+} ngx_chat_limits_t;
+
+
+ngx_int_t ngx_chat_args_from_json(json_t *in, const ngx_chat_field_t *fields,
+    const ngx_chat_limits_t *limits, json_t *out, ngx_chat_error_t *err);
+ngx_int_t ngx_chat_args_from_query(u_char *p, size_t len,
+    const ngx_chat_field_t *fields, const ngx_chat_limits_t *limits,
+    json_t *out, ngx_chat_error_t *err);
+ngx_int_t ngx_chat_args_set_string(json_t *out, const char *name,
+    ngx_uint_t type, u_char *p, size_t len, ngx_chat_error_t *err);
+ngx_int_t ngx_chat_args_require(json_t *out, const ngx_chat_field_t *fields,
+    ngx_chat_error_t *err);
+
+ngx_int_t ngx_chat_utf8_valid(u_char *p, size_t len);
+size_t ngx_chat_utf8_chars(u_char *p, size_t len);
+ngx_int_t ngx_chat_rfc3339_valid(u_char *p, size_t len);
+ngx_int_t ngx_chat_parse_id(u_char *p, size_t len, int64_t *id);
+size_t ngx_chat_unescape(u_char *dst, u_char *src, size_t len);
+u_char *ngx_chat_json_escape(u_char *dst, u_char *src, size_t len);
+size_t ngx_chat_json_escape_len(u_char *src, size_t len);
+
+
+/* routing: a path below the chat_api location to a route and captures */
+
+#define NGX_CHAT_MAX_CAPTURES    4
+
+typedef struct {
+    ngx_str_t                    name;     /* from the pattern */
+    ngx_uint_t                   type;     /* NGX_CHAT_T_ID or _STR */
+    ngx_str_t                    value;    /* a slice of the path */
+} ngx_chat_capture_t;
+
+typedef struct {
+    ngx_chat_capture_t           captures[NGX_CHAT_MAX_CAPTURES];
+    ngx_uint_t                   ncaptures;
+    ngx_uint_t                   allowed;  /* methods the path takes */
+} ngx_chat_match_t;
+
+typedef struct {
+    ngx_uint_t                   method;
+    /* "conversations/#conversation_id/members/:user_id" */
+    const char                  *pattern;
+    void                        *data;
+} ngx_chat_route_t;
+
+#define NGX_CHAT_NO_ROUTE        -1
+#define NGX_CHAT_NO_METHOD       -2
+
+ngx_int_t ngx_chat_route_find(const ngx_chat_route_t *routes, ngx_uint_t n,
+    ngx_uint_t method, u_char *path, size_t len, ngx_chat_match_t *m);
+
+
+/* JWT claims: the identity they name */
+
+typedef struct {
+    ngx_str_t                    tenant;
+    ngx_str_t                    user;
+    ngx_str_t                    name;     /* empty when the claim is absent */
+    time_t                       exp;
+} ngx_chat_identity_t;
+
+typedef struct {
+    time_t                       now;
+    time_t                       leeway;
+    const char                  *tenant_claim;
+} ngx_chat_claims_rules_t;
+
+ngx_int_t ngx_chat_claims_check(json_t *claims,
+    const ngx_chat_claims_rules_t *rules, ngx_chat_identity_t *id,
+    const char **reason);
+
+
+#endif /* _NGX_CHAT_PURE_H_INCLUDED_ */

@@ -1,0 +1,47 @@
+
+/*
+ * ngx_chat: every statement the module sends to Postgres, prepared on each
+ * connection when it opens.  Each action is one call of a function of the
+ * "chat" schema (sql/), so that one round trip does the whole change, in
+ * one transaction, and the rules live next to the data they guard.
+ *
+ * An action function takes (tenant, user, name, args jsonb) and returns
+ * rows of (status, channel, body): the row with a status is the answer,
+ * the others are events to publish on their channel.
+ */
+
+
+#include "ngx_chat.h"
+
+
+#define ngx_chat_action_stmt(name)                                            \
+    { "chat_" name,                                                           \
+      "SELECT status, channel, body FROM chat.api_" name "($1, $2, $3, $4)" }
+
+
+ngx_chat_stmt_t  ngx_chat_stmts[] = {
+
+    [NGX_CHAT_SQL_CONVERSATION_CREATE] =
+        ngx_chat_action_stmt("conversation_create"),
+    [NGX_CHAT_SQL_CONVERSATION_LIST] =
+        ngx_chat_action_stmt("conversation_list"),
+    [NGX_CHAT_SQL_CONVERSATION_GET] =
+        ngx_chat_action_stmt("conversation_get"),
+    [NGX_CHAT_SQL_CONVERSATION_UPDATE] =
+        ngx_chat_action_stmt("conversation_update"),
+    [NGX_CHAT_SQL_CONVERSATION_ARCHIVE] =
+        ngx_chat_action_stmt("conversation_archive"),
+    [NGX_CHAT_SQL_CONVERSATION_SETTINGS] =
+        ngx_chat_action_stmt("conversation_settings"),
+    [NGX_CHAT_SQL_MEMBER_LIST] =
+        ngx_chat_action_stmt("member_list"),
+    [NGX_CHAT_SQL_MEMBER_ADD] =
+        ngx_chat_action_stmt("member_add"),
+    [NGX_CHAT_SQL_MEMBER_UPDATE] =
+        ngx_chat_action_stmt("member_update"),
+    [NGX_CHAT_SQL_MEMBER_REMOVE] =
+        ngx_chat_action_stmt("member_remove"),
+};
+
+
+ngx_uint_t  ngx_chat_nstmts = sizeof(ngx_chat_stmts) / sizeof(ngx_chat_stmt_t);
