@@ -178,6 +178,9 @@ LANGUAGE sql STABLE AS $$
     ) x
 $$;
 
+-- a message's reactions by emoji, in the order they were first given
+CREATE TYPE chat.reaction AS (emoji text, count bigint, me boolean);
+
 -- A message as p_viewer sees it; with p_viewer NULL (an event, sent to
 -- everyone alike) "me" of each reaction is null.
 CREATE FUNCTION chat.message_json(m chat.messages, p_viewer text)
@@ -185,20 +188,25 @@ RETURNS json LANGUAGE sql STABLE AS $$
     SELECT row_to_json(x) FROM (
         SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.type,
                m.content,
-               coalesce((SELECT json_agg(chat.file_json(f)
-                                         ORDER BY mf.position)
+               coalesce((SELECT '[' || string_agg(chat.file_json(f)::text,
+                                                  ',' ORDER BY mf.position)
+                                || ']'
                            FROM chat.message_files mf
                            JOIN chat.files f ON f.id = mf.file_id
                           WHERE mf.message_id = m.id
-                            AND m.deleted_at IS NULL), '[]') AS attachments,
+                            AND m.deleted_at IS NULL), '[]')::json
+                   AS attachments,
                m.reply_to, m.reply_count,
-               CASE WHEN m.fwd_message_id IS NOT NULL THEN
-                   json_build_object('conversation_id', m.fwd_conversation_id,
-                                     'message_id', m.fwd_message_id,
-                                     'sender_id', m.fwd_sender_id)
-               END AS forwarded_from,
+               (SELECT row_to_json(f) FROM (
+                    SELECT m.fwd_conversation_id AS conversation_id,
+                           m.fwd_message_id AS message_id,
+                           m.fwd_sender_id AS sender_id) f
+                 WHERE m.fwd_message_id IS NOT NULL) AS forwarded_from,
                m.mentions,
-               coalesce((SELECT json_agg(r ORDER BY r.first_at, r.emoji)
+               coalesce((SELECT '[' || string_agg(row_to_json(
+                                    (r.emoji, r.count, r.me)::chat.reaction
+                                )::text, ',' ORDER BY r.first_at, r.emoji)
+                                || ']'
                            FROM (SELECT emoji, count(*) AS count,
                                         CASE WHEN p_viewer IS NOT NULL THEN
                                             bool_or(user_id = p_viewer)
@@ -207,7 +215,7 @@ RETURNS json LANGUAGE sql STABLE AS $$
                                    FROM chat.reactions
                                   WHERE message_id = m.id
                                   GROUP BY emoji) r),
-                        '[]') AS reactions,
+                        '[]')::json AS reactions,
                m.edited_at IS NOT NULL AS is_edited,
                chat.ts(m.edited_at) AS edited_at,
                m.deleted_at IS NOT NULL AS is_deleted,
@@ -255,9 +263,10 @@ LANGUAGE sql STABLE AS $$
     ) x
 $$;
 
-CREATE FUNCTION chat.page(p_items json, p_cursor text) RETURNS text
+-- a list answer; p_items is the items joined by commas
+CREATE FUNCTION chat.page(p_items text, p_cursor text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT '{"items":' || coalesce(p_items::text, '[]')
+    SELECT '{"items":[' || coalesce(p_items, '') || ']'
            || ',"next_cursor":' || coalesce(to_json(p_cursor)::text, 'null')
            || '}'
 $$;
@@ -357,7 +366,7 @@ DECLARE
     v_pinned   boolean := true;
     v_activity timestamptz := 'infinity';
     v_id       bigint := 9007199254740992;
-    v_items    json;
+    v_items    text;
     v_count    integer;
     v_next     text;
 BEGIN
@@ -389,7 +398,8 @@ BEGIN
                                         (c).id DESC) AS n
           FROM page
     )
-    SELECT json_agg(chat.conversation_json(c, m) ORDER BY n)
+    SELECT string_agg(chat.conversation_json(c, m)::text, ','
+                          ORDER BY n)
                FILTER (WHERE n <= v_limit),
            count(*),
            max(CASE WHEN n = v_limit THEN
@@ -537,7 +547,7 @@ DECLARE
     e       record;
     v_limit integer := chat.limit_of(a);
     v_after text := '';
-    v_items json;
+    v_items text;
     v_count integer;
     v_last  text;
 BEGIN
@@ -562,7 +572,8 @@ BEGIN
         SELECT m, row_number() OVER (ORDER BY (m).user_id COLLATE "C") AS n
           FROM page
     )
-    SELECT json_agg(chat.member_json(m) ORDER BY n)
+    SELECT string_agg(chat.member_json(m)::text, ','
+                          ORDER BY n)
                FILTER (WHERE n <= v_limit),
            count(*),
            max(CASE WHEN n = v_limit THEN (m).user_id END)
@@ -585,7 +596,7 @@ DECLARE
     v_users text[];
     v_user  text;
     v_seq   bigint;
-    v_items json;
+    v_items text;
 BEGIN
     PERFORM chat.touch_user(p_tenant, p_user, p_name);
     e := chat.enter(p_tenant, p_user, (a->>'conversation_id')::bigint, true);
@@ -632,7 +643,8 @@ BEGIN
                               NULL, '+' || v_user);
     END LOOP;
 
-    SELECT json_agg(chat.member_json(m) ORDER BY m.user_id) INTO v_items
+    SELECT string_agg(chat.member_json(m)::text, ',' ORDER BY m.user_id)
+      INTO v_items
       FROM chat.members m
      WHERE m.conversation_id = (e.c).id AND m.user_id = ANY (v_users);
 

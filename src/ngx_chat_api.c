@@ -67,6 +67,12 @@ static const char *const  ngx_chat_added_roles[] = {
 };
 
 
+static const char *const  ngx_chat_message_types[] = {
+    "text", "emoji", "file", "image", "video", "audio", "system", "call",
+    "location", NULL
+};
+
+
 static const ngx_chat_field_t  ngx_chat_page_query[] = {
     { "limit", NULL, NGX_CHAT_T_LIMIT, 0, 0, NULL },
     { "cursor", NULL, NGX_CHAT_T_STR, 0, 200, NULL },
@@ -116,6 +122,59 @@ static const ngx_chat_field_t  ngx_chat_member_update_body[] = {
 };
 
 
+static const ngx_chat_field_t  ngx_chat_read_body[] = {
+    { "seq", NULL, NGX_CHAT_T_SEQ, 0, 0, NULL },
+    ngx_chat_null_field
+};
+
+static const ngx_chat_field_t  ngx_chat_message_send_body[] = {
+    { "type", NULL, NGX_CHAT_T_ENUM, 0, 0, ngx_chat_message_types },
+    { "content", NULL, NGX_CHAT_T_TEXT, NGX_CHAT_NULLABLE, 0, NULL },
+    { "reply_to", NULL, NGX_CHAT_T_ID, NGX_CHAT_NULLABLE, 0, NULL },
+    { "mentions", NULL, NGX_CHAT_T_USERS, 0, 50, NULL },
+    { "attachments", NULL, NGX_CHAT_T_IDS, 0, 10, NULL },
+    { "client_id", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 128, NULL },
+    ngx_chat_null_field
+};
+
+static const ngx_chat_field_t  ngx_chat_message_list_query[] = {
+    { "before", NULL, NGX_CHAT_T_SEQ, 0, 0, NULL },
+    { "after", NULL, NGX_CHAT_T_SEQ, 0, 0, NULL },
+    { "thread", NULL, NGX_CHAT_T_ID, 0, 0, NULL },
+    { "limit", NULL, NGX_CHAT_T_LIMIT, 0, 0, NULL },
+    { "cursor", NULL, NGX_CHAT_T_STR, 0, 40, NULL },
+    ngx_chat_null_field
+};
+
+static const ngx_chat_field_t  ngx_chat_message_edit_body[] = {
+    { "content", NULL, NGX_CHAT_T_TEXT, NGX_CHAT_REQUIRED, 0, NULL },
+    ngx_chat_null_field
+};
+
+static const ngx_chat_field_t  ngx_chat_reaction_body[] = {
+    { "emoji", NULL, NGX_CHAT_T_STR, NGX_CHAT_REQUIRED, 64, NULL },
+    ngx_chat_null_field
+};
+
+static const ngx_chat_field_t  ngx_chat_forward_body[] = {
+    { "conversation_id", "target_id", NGX_CHAT_T_ID, NGX_CHAT_REQUIRED, 0,
+      NULL },
+    ngx_chat_null_field
+};
+
+static const ngx_chat_field_t  ngx_chat_search_query[] = {
+    { "q", NULL, NGX_CHAT_T_STR, NGX_CHAT_REQUIRED, 256, NULL },
+    { "conversation_id", NULL, NGX_CHAT_T_ID, 0, 0, NULL },
+    { "sender_id", NULL, NGX_CHAT_T_USER, 0, 0, NULL },
+    { "type", NULL, NGX_CHAT_T_ENUM, 0, 0, ngx_chat_message_types },
+    { "from", NULL, NGX_CHAT_T_TIME, 0, 0, NULL },
+    { "to", NULL, NGX_CHAT_T_TIME, 0, 0, NULL },
+    { "limit", NULL, NGX_CHAT_T_LIMIT, 0, 0, NULL },
+    { "cursor", NULL, NGX_CHAT_T_STR, 0, 40, NULL },
+    ngx_chat_null_field
+};
+
+
 #define ngx_chat_api_action(stmt, query, body)                                \
     &(ngx_chat_api_route_t) { stmt, 0, query, body }
 
@@ -161,6 +220,66 @@ static const ngx_chat_route_t  ngx_chat_api_routes[] = {
 
     { NGX_CHAT_DELETE, "conversations/#conversation_id/members/:user_id",
       ngx_chat_api_action(NGX_CHAT_SQL_MEMBER_REMOVE, NULL, NULL) },
+
+    { NGX_CHAT_POST, "conversations/#conversation_id/read",
+      ngx_chat_api_action(NGX_CHAT_SQL_CONVERSATION_READ, NULL,
+                          ngx_chat_read_body) },
+
+    { NGX_CHAT_GET, "unread",
+      ngx_chat_api_action(NGX_CHAT_SQL_UNREAD, NULL, NULL) },
+
+    { NGX_CHAT_POST, "conversations/#conversation_id/messages",
+      ngx_chat_api_action(NGX_CHAT_SQL_MESSAGE_SEND, NULL,
+                          ngx_chat_message_send_body) },
+
+    { NGX_CHAT_GET, "conversations/#conversation_id/messages",
+      ngx_chat_api_action(NGX_CHAT_SQL_MESSAGE_LIST,
+                          ngx_chat_message_list_query, NULL) },
+
+    { NGX_CHAT_GET, "conversations/#conversation_id/messages/#message_id",
+      ngx_chat_api_action(NGX_CHAT_SQL_MESSAGE_GET, NULL, NULL) },
+
+    { NGX_CHAT_PATCH, "conversations/#conversation_id/messages/#message_id",
+      &(ngx_chat_api_route_t) { NGX_CHAT_SQL_MESSAGE_EDIT,
+                                NGX_CHAT_A_EDIT_WINDOW, NULL,
+                                ngx_chat_message_edit_body } },
+
+    { NGX_CHAT_DELETE, "conversations/#conversation_id/messages/#message_id",
+      ngx_chat_api_action(NGX_CHAT_SQL_MESSAGE_DELETE, NULL, NULL) },
+
+    { NGX_CHAT_POST,
+      "conversations/#conversation_id/messages/#message_id/pin",
+      ngx_chat_api_action(NGX_CHAT_SQL_MESSAGE_PIN, NULL, NULL) },
+
+    { NGX_CHAT_DELETE,
+      "conversations/#conversation_id/messages/#message_id/pin",
+      ngx_chat_api_action(NGX_CHAT_SQL_MESSAGE_UNPIN, NULL, NULL) },
+
+    { NGX_CHAT_GET, "conversations/#conversation_id/pins",
+      ngx_chat_api_action(NGX_CHAT_SQL_PIN_LIST, ngx_chat_page_query,
+                          NULL) },
+
+    { NGX_CHAT_POST,
+      "conversations/#conversation_id/messages/#message_id/reactions",
+      ngx_chat_api_action(NGX_CHAT_SQL_REACTION_ADD, NULL,
+                          ngx_chat_reaction_body) },
+
+    { NGX_CHAT_DELETE,
+      "conversations/#conversation_id/messages/#message_id/reactions/:emoji",
+      ngx_chat_api_action(NGX_CHAT_SQL_REACTION_REMOVE, NULL, NULL) },
+
+    { NGX_CHAT_GET,
+      "conversations/#conversation_id/messages/#message_id/receipts",
+      ngx_chat_api_action(NGX_CHAT_SQL_RECEIPTS, NULL, NULL) },
+
+    { NGX_CHAT_POST,
+      "conversations/#conversation_id/messages/#message_id/forward",
+      ngx_chat_api_action(NGX_CHAT_SQL_MESSAGE_FORWARD, NULL,
+                          ngx_chat_forward_body) },
+
+    { NGX_CHAT_GET, "search",
+      ngx_chat_api_action(NGX_CHAT_SQL_SEARCH, ngx_chat_search_query,
+                          NULL) },
 };
 
 
@@ -556,9 +675,12 @@ ngx_chat_api_run(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx)
     ngx_chat_error_t   err;
     ngx_chat_call_t   *call;
 
-    if (ctx->route->body
-        && ngx_chat_args_require(ctx->args, ctx->route->body, &err)
-           != NGX_OK)
+    if ((ctx->route->query
+         && ngx_chat_args_require(ctx->args, ctx->route->query, &err)
+            != NGX_OK)
+        || (ctx->route->body
+            && ngx_chat_args_require(ctx->args, ctx->route->body, &err)
+               != NGX_OK))
     {
         ngx_http_finalize_request(r,
                                   ngx_chat_api_error(r, err.status,

@@ -41,6 +41,36 @@ ngx_chat_stmt_t  ngx_chat_stmts[] = {
         ngx_chat_action_stmt("member_update"),
     [NGX_CHAT_SQL_MEMBER_REMOVE] =
         ngx_chat_action_stmt("member_remove"),
+    [NGX_CHAT_SQL_CONVERSATION_READ] =
+        ngx_chat_action_stmt("conversation_read"),
+    [NGX_CHAT_SQL_UNREAD] =
+        ngx_chat_action_stmt("unread"),
+    [NGX_CHAT_SQL_MESSAGE_SEND] =
+        ngx_chat_action_stmt("message_send"),
+    [NGX_CHAT_SQL_MESSAGE_LIST] =
+        ngx_chat_action_stmt("message_list"),
+    [NGX_CHAT_SQL_MESSAGE_GET] =
+        ngx_chat_action_stmt("message_get"),
+    [NGX_CHAT_SQL_MESSAGE_EDIT] =
+        ngx_chat_action_stmt("message_edit"),
+    [NGX_CHAT_SQL_MESSAGE_DELETE] =
+        ngx_chat_action_stmt("message_delete"),
+    [NGX_CHAT_SQL_MESSAGE_PIN] =
+        ngx_chat_action_stmt("message_pin"),
+    [NGX_CHAT_SQL_MESSAGE_UNPIN] =
+        ngx_chat_action_stmt("message_unpin"),
+    [NGX_CHAT_SQL_PIN_LIST] =
+        ngx_chat_action_stmt("pin_list"),
+    [NGX_CHAT_SQL_REACTION_ADD] =
+        ngx_chat_action_stmt("reaction_add"),
+    [NGX_CHAT_SQL_REACTION_REMOVE] =
+        ngx_chat_action_stmt("reaction_remove"),
+    [NGX_CHAT_SQL_RECEIPTS] =
+        ngx_chat_action_stmt("receipts"),
+    [NGX_CHAT_SQL_MESSAGE_FORWARD] =
+        ngx_chat_action_stmt("message_forward"),
+    [NGX_CHAT_SQL_SEARCH] =
+        ngx_chat_action_stmt("search"),
 };
 
 
