@@ -2,7 +2,7 @@ SHELL := /bin/bash
 # ngx_chat: build the dynamic module against Debian's nginx-dev kit, out of
 # tree and inside this repository; run the suite; run a local server.
 #
-#   make            the module: build/release/nginx/objs/ngx_chat_module.so
+#   make            the module: build/release/ngx_chat_module.so
 #   make asan       the same under AddressSanitizer and UBSan (build/asan)
 #   make test       everything CI runs (see README.md)
 #   make run        a local server with Postgres and Redis; make stop
@@ -26,9 +26,9 @@ ASAN_LD    := -fPIC -fsanitize=address,undefined
 
 all: module
 
-module: $(BUILD)/release/nginx/objs/ngx_chat_module.so
+module: $(BUILD)/release/ngx_chat_module.so
 
-asan: $(BUILD)/asan/nginx/objs/ngx_chat_module.so
+asan: $(BUILD)/asan/ngx_chat_module.so
 
 # configure once per variant; again when the list of sources changes
 $(BUILD)/%/nginx/objs/Makefile: config
@@ -42,8 +42,11 @@ $(BUILD)/%/nginx/objs/Makefile: config
 	    --add-dynamic-module=$(CURDIR) > ../configure.log 2>&1 \
 	    || { cat ../configure.log; exit 1; }
 
-$(BUILD)/%/nginx/objs/ngx_chat_module.so: $(BUILD)/%/nginx/objs/Makefile $(SRC)
+# installed by rename: a running nginx keeps the file it mapped
+$(BUILD)/%/ngx_chat_module.so: $(BUILD)/%/nginx/objs/Makefile $(SRC)
 	$(MAKE) -s -C $(BUILD)/$*/nginx -f objs/Makefile modules
+	cp $(BUILD)/$*/nginx/objs/ngx_chat_module.so $@.tmp
+	mv -f $@.tmp $@
 
 deps:
 	scripts/deps

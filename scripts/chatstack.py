@@ -20,8 +20,8 @@ import time
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 PGBIN = pathlib.Path('/usr/lib/postgresql/15/bin')
-MODULE = REPO / 'build/release/nginx/objs/ngx_chat_module.so'
-MODULE_ASAN = REPO / 'build/asan/nginx/objs/ngx_chat_module.so'
+MODULE = REPO / 'build/release/ngx_chat_module.so'
+MODULE_ASAN = REPO / 'build/asan/ngx_chat_module.so'
 TEMPLATE = REPO / 'conf.examples/dev.conf'
 
 

@@ -146,6 +146,8 @@ CREATE TABLE chat.events (
     seq              bigint NOT NULL CHECK (seq > 0),
     type             text NOT NULL,
     message_id       bigint,
+    -- the user a member event concerns: subscribers start or stop there
+    subject          text,
     -- the event as clients receive it
     payload          text NOT NULL,
     created_at       timestamptz NOT NULL DEFAULT now(),

@@ -84,14 +84,25 @@ LANGUAGE sql IMMUTABLE AS $$
     SELECT 'u:' || octet_length(p_tenant) || ':' || p_tenant || ':' || p_user
 $$;
 
+-- What goes on the wire for an event: a header line, "<seq>" and for a
+-- member change " +<user>" or " -<user>", then the event itself.  Workers
+-- route by the header and never parse the event; live and replayed events
+-- are the same bytes.
+CREATE FUNCTION chat.wire(p_seq bigint, p_type text, p_subject text,
+                          p_payload text)
+RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT p_seq
+           || CASE p_type WHEN 'member_added' THEN ' +' || p_subject
+                          WHEN 'member_removed' THEN ' -' || p_subject
+                          ELSE '' END
+           || E'\n' || p_payload
+$$;
+
 -- Stores an event of a conversation and returns its publication.  p_data
 -- is the rest of the event object, as JSON members ("a":1,"b":2).
--- What goes on the wire is a header line, "<seq>" and for a member change
--- " +<user>" or " -<user>", then the event itself: the workers route by
--- the header and never parse the event.
 CREATE FUNCTION chat.emit(p_conversation bigint, p_seq bigint, p_type text,
                           p_data text, p_message_id bigint DEFAULT NULL,
-                          p_member_op text DEFAULT NULL)
+                          p_subject text DEFAULT NULL)
 RETURNS chat.reply LANGUAGE plpgsql AS $$
 DECLARE
     v_event text;
@@ -102,13 +113,24 @@ BEGIN
             || CASE WHEN p_data IS NULL THEN '' ELSE ',' || p_data END
             || '}';
 
-    INSERT INTO chat.events (conversation_id, seq, type, message_id, payload)
-    VALUES (p_conversation, p_seq, p_type, p_message_id, v_event);
+    INSERT INTO chat.events (conversation_id, seq, type, message_id,
+                             subject, payload)
+    VALUES (p_conversation, p_seq, p_type, p_message_id, p_subject,
+            v_event);
 
     RETURN ROW(NULL, chat.conversation_channel(p_conversation),
-               p_seq || coalesce(' ' || p_member_op, '') || E'\n' || v_event
-              )::chat.reply;
+               chat.wire(p_seq, p_type, p_subject, v_event))::chat.reply;
 END
+$$;
+
+-- A message on a user's own channel: "follow <conversation> <seq>" (start
+-- following it there; the JSON, if any, is delivered first) or "event"
+-- (deliver the JSON to the user's connections).
+CREATE FUNCTION chat.notify(p_tenant text, p_user text, p_header text,
+                            p_event text)
+RETURNS chat.reply LANGUAGE sql IMMUTABLE AS $$
+    SELECT ROW(NULL, chat.user_channel(p_tenant, p_user),
+               p_header || E'\n' || coalesce(p_event, ''))::chat.reply
 $$;
 
 -- a JSON member "key":value
@@ -352,6 +374,14 @@ BEGIN
      WHERE conversation_id = c.id AND user_id = p_user;
 
     RETURN NEXT chat.answer(201, chat.conversation_json(c, m)::text);
+
+    -- each member's connections follow it from its first event
+    RETURN QUERY
+        SELECT (chat.notify(p_tenant, x.user_id, 'follow ' || c.id || ' 1',
+                            '{"type":"conversation_created","conversation":'
+                            || chat.conversation_json(c, NULL) || '}')).*
+          FROM chat.members x
+         WHERE x.conversation_id = c.id;
 END
 $$;
 
@@ -640,7 +670,9 @@ BEGIN
         RETURN NEXT chat.emit((e.c).id, v_seq, 'member_added',
                               chat.kv('user_id', to_json(v_user)) || ','
                               || chat.kv('role', to_json(v_role)),
-                              NULL, '+' || v_user);
+                              NULL, v_user);
+        RETURN NEXT chat.notify(p_tenant, v_user,
+                                'follow ' || (e.c).id || ' ' || v_seq, NULL);
     END LOOP;
 
     SELECT string_agg(chat.member_json(m)::text, ',' ORDER BY m.user_id)
@@ -774,6 +806,6 @@ BEGIN
     RETURN NEXT chat.answer(204, NULL);
     RETURN NEXT chat.emit((e.c).id, v_seq, 'member_removed',
                           chat.kv('user_id', to_json(t.user_id)),
-                          NULL, '-' || t.user_id);
+                          NULL, t.user_id);
 END
 $$;

@@ -6,14 +6,6 @@
 -- message_no counters (conversations.message_count minus
 -- members.read_message_count), so they cost nothing per message read.
 
--- a user channel message: a header line the workers route by, then JSON
-CREATE FUNCTION chat.notify(p_tenant text, p_user text, p_header text,
-                            p_event text)
-RETURNS chat.reply LANGUAGE sql IMMUTABLE AS $$
-    SELECT ROW(NULL, chat.user_channel(p_tenant, p_user),
-               p_header || E'\n' || p_event)::chat.reply
-$$;
-
 -- an ephemeral event of a conversation: no seq, not stored
 CREATE FUNCTION chat.signal(p_conversation bigint, p_type text, p_data text)
 RETURNS chat.reply LANGUAGE sql IMMUTABLE AS $$
@@ -21,6 +13,31 @@ RETURNS chat.reply LANGUAGE sql IMMUTABLE AS $$
                '0' || E'\n' || '{"type":' || to_json(p_type)
                || ',"conversation_id":' || p_conversation || ','
                || p_data || '}')::chat.reply
+$$;
+
+-- The conversation an action on a message is about: named, or (over
+-- WebSocket) that of the message, if the caller is a member there.
+CREATE FUNCTION chat.conversation_of(p_tenant text, p_user text, a jsonb)
+RETURNS bigint LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    IF a->>'conversation_id' IS NOT NULL THEN
+        RETURN (a->>'conversation_id')::bigint;
+    END IF;
+
+    SELECT m.conversation_id INTO v_id
+      FROM chat.messages m
+      JOIN chat.members mb ON mb.conversation_id = m.conversation_id
+                          AND mb.user_id = p_user
+     WHERE m.id = (a->>'message_id')::bigint AND m.tenant_id = p_tenant;
+
+    IF v_id IS NULL THEN
+        PERFORM chat.fail(404, 'message not found');
+    END IF;
+
+    RETURN v_id;
+END
 $$;
 
 CREATE FUNCTION chat.message_in(p_conversation bigint, p_message bigint)
@@ -149,7 +166,7 @@ BEGIN
 
     FOREACH v_user IN ARRAY p_mentions LOOP
         CONTINUE WHEN v_user = p_sender;
-        events := events || chat.notify(c.tenant_id, v_user, 'mention',
+        events := events || chat.notify(c.tenant_id, v_user, 'event',
             '{"type":"mention","conversation_id":' || c.id
             || ',"message":' || v_json || '}');
     END LOOP;
@@ -373,7 +390,8 @@ DECLARE
     m     chat.messages;
     v_seq bigint;
 BEGIN
-    e := chat.enter(p_tenant, p_user, (a->>'conversation_id')::bigint, true);
+    e := chat.enter(p_tenant, p_user,
+                    chat.conversation_of(p_tenant, p_user, a), true);
     m := chat.message_in((e.c).id, (a->>'message_id')::bigint);
 
     PERFORM chat.require_not_deleted(m);
@@ -419,7 +437,8 @@ DECLARE
     v_seq  bigint;
     v_tomb text;
 BEGIN
-    e := chat.enter(p_tenant, p_user, (a->>'conversation_id')::bigint, true);
+    e := chat.enter(p_tenant, p_user,
+                    chat.conversation_of(p_tenant, p_user, a), true);
     m := chat.message_in((e.c).id, (a->>'message_id')::bigint);
 
     IF m.sender_id <> p_user
@@ -465,7 +484,8 @@ DECLARE
     m     chat.messages;
     v_seq bigint;
 BEGIN
-    e := chat.enter(p_tenant, p_user, (a->>'conversation_id')::bigint, true);
+    e := chat.enter(p_tenant, p_user,
+                    chat.conversation_of(p_tenant, p_user, a), true);
     m := chat.message_in((e.c).id, (a->>'message_id')::bigint);
 
     PERFORM chat.require_not_deleted(m);
@@ -568,7 +588,8 @@ BEGIN
                                'without spaces');
     END IF;
 
-    e := chat.enter(p_tenant, p_user, (a->>'conversation_id')::bigint, true);
+    e := chat.enter(p_tenant, p_user,
+                    chat.conversation_of(p_tenant, p_user, a), true);
     m := chat.message_in((e.c).id, (a->>'message_id')::bigint);
 
     PERFORM chat.require_not_deleted(m);

@@ -37,18 +37,38 @@ typedef struct {
 } ngx_chat_jwt_conf_t;
 
 typedef struct {
+    ngx_str_t                    host;       /* an address or a socket path */
+    ngx_uint_t                   port;       /* 0 for a unix socket */
+    ngx_str_t                    prefix;     /* of every channel name */
+} ngx_chat_redis_conf_t;
+
+typedef struct {
+    size_t                       message_max;
+    size_t                       send_queue;
+    ngx_msec_t                   ping;
+    ngx_msec_t                   timeout;
+    ngx_msec_t                   start_grace;
+    ngx_msec_t                   gap_wait;
+} ngx_chat_ws_conf_t;
+
+typedef struct {
     ngx_chat_pg_conf_t           pg;
+    ngx_chat_redis_conf_t        redis;
     ngx_chat_jwt_conf_t          jwt;
+    ngx_chat_ws_conf_t           ws;
     ngx_chat_limits_t            limits;
     size_t                       body_max;
     ngx_msec_t                   edit_window;
     ngx_uint_t                   locations;  /* chat_api, chat_websocket */
+    ngx_uint_t                   websockets; /* chat_websocket */
 } ngx_chat_main_conf_t;
 
 #define NGX_CHAT_LOC_API         1
+#define NGX_CHAT_LOC_WEBSOCKET   2
 
 typedef struct {
     ngx_uint_t                   kind;
+    ngx_array_t                 *origins;    /* of ngx_str_t; NULL: any */
 } ngx_chat_loc_conf_t;
 
 
@@ -131,6 +151,9 @@ typedef enum {
     NGX_CHAT_SQL_RECEIPTS,
     NGX_CHAT_SQL_MESSAGE_FORWARD,
     NGX_CHAT_SQL_SEARCH,
+    NGX_CHAT_SQL_WS_MEMBERSHIPS,
+    NGX_CHAT_SQL_WS_EVENTS,
+    NGX_CHAT_SQL_WS_DELIVERED,
     NGX_CHAT_SQL_COUNT
 } ngx_chat_sql_e;
 
@@ -184,9 +207,178 @@ ngx_int_t ngx_chat_auth_token(ngx_chat_jwt_conf_t *jcf, ngx_str_t *token,
     ngx_pool_t *pool, ngx_log_t *log, ngx_chat_identity_t *id);
 
 
+/* a refusal to answer later, once: the status and the message */
+
+static ngx_inline ngx_int_t
+ngx_chat_refuse(ngx_chat_error_t *err, ngx_uint_t status, const char *text)
+{
+    err->status = status;
+    ngx_cpystrn((u_char *) err->text, (u_char *) text, sizeof(err->text));
+
+    return NGX_ERROR;
+}
+
+
 /* REST */
 
 ngx_int_t ngx_chat_api_handler(ngx_http_request_t *r);
+ngx_int_t ngx_chat_api_bearer(ngx_http_request_t *r, ngx_str_t *token);
+ngx_int_t ngx_chat_api_error(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *text, size_t len);
+ngx_int_t ngx_chat_api_refused(ngx_http_request_t *r, ngx_chat_error_t *err);
+
+
+/* Redis: a publishing and a subscribing connection per worker */
+
+ngx_int_t ngx_chat_redis_init(ngx_cycle_t *cycle);
+void ngx_chat_redis_done(void);
+void ngx_chat_redis_publish(u_char *channel, size_t channel_len,
+    u_char *msg, size_t len);
+ngx_int_t ngx_chat_redis_subscribe(ngx_str_t *channel, ngx_uint_t on);
+ngx_uint_t ngx_chat_redis_up(void);
+
+
+/*
+ * An event as it goes out: one WebSocket frame, made once and shared by
+ * every connection that sends it.
+ */
+
+typedef struct {
+    ngx_uint_t                   refs;
+    int64_t                      conversation;
+    int64_t                      seq;        /* 0: ephemeral */
+    ngx_str_t                    subject;    /* who a member event concerns */
+    u_char                       op;         /* '+', '-' or 0 */
+    size_t                       len;
+    u_char                      *frame;
+} ngx_chat_event_t;
+
+ngx_chat_event_t *ngx_chat_event_create(u_char *json, size_t len,
+    size_t subject_len);
+ngx_chat_event_t *ngx_chat_event_frame(ngx_uint_t opcode, u_char *data,
+    size_t len);
+ngx_chat_event_t *ngx_chat_event_raw(u_char *data, size_t len);
+ngx_chat_event_t *ngx_chat_event_from_wire(int64_t conversation,
+    u_char *wire, size_t len);
+void ngx_chat_event_release(ngx_chat_event_t *ev);
+
+
+/* fan-out: what this worker follows, and who here wants it */
+
+typedef struct ngx_chat_channel_s  ngx_chat_channel_t;
+typedef struct ngx_chat_user_s     ngx_chat_user_t;
+typedef struct ngx_chat_session_s  ngx_chat_session_t;
+
+typedef enum {
+    NGX_CHAT_SUB_WAITING = 0,    /* the connection has not started */
+    NGX_CHAT_SUB_LIVE,           /* pos == the channel's head */
+    NGX_CHAT_SUB_CATCHING,       /* behind: reading Postgres */
+    NGX_CHAT_SUB_AHEAD           /* the channel is behind it */
+} ngx_chat_sub_state_e;
+
+typedef struct {
+    ngx_queue_t                  in_channel;
+    ngx_queue_t                  in_session;
+    ngx_chat_session_t          *session;
+    ngx_chat_channel_t          *channel;
+    int64_t                      pos;        /* the last seq it was sent */
+    int64_t                      reported;   /* pos Postgres was told of */
+    ngx_uint_t                   state;
+} ngx_chat_sub_t;
+
+ngx_int_t ngx_chat_fanout_init(ngx_cycle_t *cycle);
+void ngx_chat_fanout_done(void);
+void ngx_chat_fanout_message(u_char *channel, size_t channel_len,
+    u_char *msg, size_t len);
+void ngx_chat_fanout_confirmed(u_char *channel, size_t len,
+    ngx_uint_t subscribed);
+void ngx_chat_fanout_redis_up(void);
+void ngx_chat_fanout_redis_down(void);
+ngx_chat_sub_t *ngx_chat_fanout_follow(ngx_chat_session_t *s,
+    int64_t conversation, int64_t pos);
+void ngx_chat_fanout_place(ngx_chat_sub_t *sub);
+void ngx_chat_fanout_unfollow(ngx_chat_sub_t *sub);
+int64_t ngx_chat_fanout_id(ngx_chat_sub_t *sub);
+ngx_chat_user_t *ngx_chat_fanout_user(ngx_chat_session_t *s);
+void ngx_chat_fanout_leave_user(ngx_chat_session_t *s);
+
+
+/* WebSocket connections */
+
+/* a frame waiting to be written to one connection */
+typedef struct {
+    ngx_queue_t                  queue;
+    ngx_chat_event_t            *ev;
+} ngx_chat_out_t;
+
+struct ngx_chat_session_s {
+    ngx_connection_t            *connection;
+    ngx_http_request_t          *request;    /* until the takeover */
+    ngx_chat_identity_t          id;
+    ngx_chat_user_t             *user;
+    ngx_queue_t                  in_user;
+    ngx_queue_t                  in_worker;
+
+    /* reading: buffers exist only while a frame or message is incomplete */
+    u_char                      *partial;
+    size_t                       partial_len;
+    u_char                      *message;
+    size_t                       message_len;
+    uint32_t                     utf8;
+    ngx_msec_t                   last_read;
+    ngx_msec_t                   last_ping;
+
+    /* writing */
+    ngx_queue_t                  out;
+    size_t                       out_bytes;
+    size_t                       out_sent;   /* of the first frame */
+
+    /* the chat protocol (ngx_chat_session.c) */
+    ngx_queue_t                  subs;
+    ngx_queue_t                  calls;
+    ngx_uint_t                   ncalls;
+    ngx_queue_t                  held;       /* events before the start */
+    ngx_uint_t                   nheld;
+    json_t                      *resume;     /* waits for the memberships */
+    json_t                      *resume_req;
+    void                        *reading;    /* its Postgres read running */
+    ngx_event_t                  timer;
+    ngx_msec_t                   start_by;
+    int64_t                      viewing;    /* join/leave */
+
+    unsigned                     in_message:1;
+    unsigned                     loaded:1;
+    unsigned                     started:1;
+    unsigned                     resuming:1;
+    unsigned                     closing:1;
+    unsigned                     close_received:1;
+};
+
+ngx_int_t ngx_chat_ws_init(ngx_cycle_t *cycle);
+void ngx_chat_ws_done(void);
+ngx_int_t ngx_chat_ws_handler(ngx_http_request_t *r);
+void ngx_chat_ws_send(ngx_chat_session_t *s, ngx_chat_event_t *ev);
+ngx_int_t ngx_chat_ws_send_text(ngx_chat_session_t *s, u_char *json,
+    size_t len);
+void ngx_chat_ws_close(ngx_chat_session_t *s, ngx_uint_t code,
+    const char *reason);
+void ngx_chat_ws_close_all(ngx_uint_t code);
+
+
+/* the chat protocol on a connection */
+
+ngx_int_t ngx_chat_session_open(ngx_chat_session_t *s);
+void ngx_chat_session_message(ngx_chat_session_t *s, u_char *p, size_t len);
+void ngx_chat_session_event(ngx_chat_session_t *s, ngx_chat_event_t *ev);
+void ngx_chat_session_follow(ngx_chat_session_t *s, int64_t conversation,
+    int64_t from);
+void ngx_chat_session_timer(ngx_chat_session_t *s);
+void ngx_chat_session_close(ngx_chat_session_t *s);
+void ngx_chat_session_report(void);
+void ngx_chat_session_reply(ngx_chat_session_t *s, json_t *req,
+    const char *type, ngx_str_t *fields);
+void ngx_chat_session_error(ngx_chat_session_t *s, json_t *req,
+    ngx_uint_t status, u_char *text, size_t len);
 
 
 /* per-worker state */
@@ -194,6 +386,8 @@ ngx_int_t ngx_chat_api_handler(ngx_http_request_t *r);
 typedef struct {
     ngx_chat_main_conf_t        *conf;
     ngx_chat_pg_pool_t          *pg;
+    ngx_queue_t                  sessions;
+    ngx_uint_t                   nsessions;
 } ngx_chat_worker_t;
 
 extern ngx_chat_worker_t  ngx_chat_worker;

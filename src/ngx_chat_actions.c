@@ -145,17 +145,30 @@ ngx_chat_call_result(ngx_chat_pg_query_t *q, PGresult *res)
 static void
 ngx_chat_call_rows(ngx_chat_call_t *call, PGresult *res)
 {
-    int  i, n;
+    int  i, n, answer;
 
     n = PQntuples(res);
+    answer = -1;
 
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < n && PQnfields(res) == 3; i++) {
+
         if (!PQgetisnull(res, i, 0)) {
-            break;
+            answer = i;
+            continue;
+        }
+
+        /* serialized once, in Postgres: every subscriber gets these bytes */
+        if (ngx_chat_worker.conf->redis.host.data && !PQgetisnull(res, i, 1)) {
+            ngx_chat_redis_publish((u_char *) PQgetvalue(res, i, 1),
+                                   PQgetlength(res, i, 1),
+                                   (u_char *) PQgetvalue(res, i, 2),
+                                   PQgetlength(res, i, 2));
         }
     }
 
-    if (i == n || PQnfields(res) != 3) {
+    i = answer;
+
+    if (i < 0) {
         ngx_log_error(NGX_LOG_ALERT, call->log, 0,
                       "chat: statement \"%s\" returned no status",
                       ngx_chat_stmts[call->stmt].name);

@@ -30,9 +30,9 @@ typedef struct {
 
 
 static ngx_int_t ngx_chat_api_prepare(ngx_http_request_t *r,
-    ngx_chat_api_ctx_t *ctx, ngx_chat_match_t *m);
+    ngx_chat_api_ctx_t *ctx, ngx_chat_match_t *m, ngx_chat_error_t *err);
 static ngx_int_t ngx_chat_api_identity(ngx_http_request_t *r,
-    ngx_chat_identity_t *id);
+    ngx_chat_identity_t *id, ngx_chat_error_t *err);
 static ngx_int_t ngx_chat_api_read_body(ngx_http_request_t *r,
     ngx_chat_api_ctx_t *ctx);
 static void ngx_chat_api_body_handler(ngx_http_request_t *r);
@@ -45,8 +45,6 @@ static void ngx_chat_api_done(ngx_chat_call_t *call);
 static ngx_int_t ngx_chat_api_health(ngx_http_request_t *r);
 static ngx_int_t ngx_chat_api_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *body);
-static ngx_int_t ngx_chat_api_error(ngx_http_request_t *r,
-    ngx_uint_t status, u_char *text, size_t len);
 static ngx_int_t ngx_chat_api_header(ngx_http_request_t *r, char *name,
     ngx_str_t *value);
 static void ngx_chat_api_json_cleanup(void *data);
@@ -287,6 +285,7 @@ ngx_int_t
 ngx_chat_api_handler(ngx_http_request_t *r)
 {
     ngx_int_t                  rc, i;
+    ngx_chat_error_t           err;
     ngx_str_t                  allow;
     ngx_uint_t                 method;
     ngx_chat_match_t           m;
@@ -372,9 +371,8 @@ ngx_chat_api_handler(ngx_http_request_t *r)
 
     ngx_http_set_ctx(r, ctx, ngx_chat_module);
 
-    rc = ngx_chat_api_prepare(r, ctx, &m);
-    if (rc != NGX_OK) {
-        return rc;
+    if (ngx_chat_api_prepare(r, ctx, &m, &err) != NGX_OK) {
+        return ngx_chat_api_refused(r, &err);
     }
 
     if (ctx->route->body) {
@@ -398,20 +396,17 @@ ngx_chat_api_handler(ngx_http_request_t *r)
 
 static ngx_int_t
 ngx_chat_api_prepare(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx,
-    ngx_chat_match_t *m)
+    ngx_chat_match_t *m, ngx_chat_error_t *err)
 {
     char                  name[32];
-    ngx_int_t             rc;
     ngx_uint_t            i;
-    ngx_chat_error_t      err;
     ngx_chat_capture_t   *cap;
     ngx_chat_main_conf_t *mcf;
 
     mcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
 
-    rc = ngx_chat_api_identity(r, &ctx->call.id);
-    if (rc != NGX_OK) {
-        return rc;
+    if (ngx_chat_api_identity(r, &ctx->call.id, err) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     for (i = 0; i < m->ncaptures; i++) {
@@ -421,35 +416,32 @@ ngx_chat_api_prepare(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx,
                     ngx_min(cap->name.len + 1, sizeof(name)));
 
         if (ngx_chat_args_set_string(ctx->args, name, cap->type,
-                                     cap->value.data, cap->value.len, &err)
+                                     cap->value.data, cap->value.len, err)
             != NGX_OK)
         {
-            return ngx_chat_api_error(r, err.status, (u_char *) err.text,
-                                      ngx_strlen(err.text));
+            return NGX_ERROR;
         }
     }
 
     if (ctx->route->query
         && ngx_chat_args_from_query(r->args.data, r->args.len,
                                     ctx->route->query, &mcf->limits,
-                                    ctx->args, &err)
+                                    ctx->args, err)
            != NGX_OK)
     {
-        return ngx_chat_api_error(r, err.status, (u_char *) err.text,
-                                  ngx_strlen(err.text));
+        return NGX_ERROR;
     }
 
     return NGX_OK;
 }
 
 
-static ngx_int_t
-ngx_chat_api_identity(ngx_http_request_t *r, ngx_chat_identity_t *id)
+/* the token of "Authorization: Bearer <token>" */
+
+ngx_int_t
+ngx_chat_api_bearer(ngx_http_request_t *r, ngx_str_t *token)
 {
-    ngx_int_t              rc;
-    ngx_str_t              token;
-    ngx_table_elt_t       *auth;
-    ngx_chat_main_conf_t  *mcf;
+    ngx_table_elt_t  *auth;
 
     auth = r->headers_in.authorization;
 
@@ -457,17 +449,31 @@ ngx_chat_api_identity(ngx_http_request_t *r, ngx_chat_identity_t *id)
         || auth->value.len < sizeof("Bearer ")
         || ngx_strncasecmp(auth->value.data, (u_char *) "Bearer ", 7) != 0)
     {
-        return ngx_chat_api_error(r, 401,
-                                  (u_char *) "a bearer token is required",
-                                  26);
+        return NGX_DECLINED;
     }
 
-    token.data = auth->value.data + 7;
-    token.len = auth->value.len - 7;
+    token->data = auth->value.data + 7;
+    token->len = auth->value.len - 7;
 
-    while (token.len && token.data[0] == ' ') {
-        token.data++;
-        token.len--;
+    while (token->len && token->data[0] == ' ') {
+        token->data++;
+        token->len--;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_api_identity(ngx_http_request_t *r, ngx_chat_identity_t *id,
+    ngx_chat_error_t *err)
+{
+    ngx_int_t              rc;
+    ngx_str_t              token;
+    ngx_chat_main_conf_t  *mcf;
+
+    if (ngx_chat_api_bearer(r, &token) != NGX_OK) {
+        return ngx_chat_refuse(err, 401, "a bearer token is required");
     }
 
     mcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
@@ -476,12 +482,11 @@ ngx_chat_api_identity(ngx_http_request_t *r, ngx_chat_identity_t *id)
                              r->connection->log, id);
 
     if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return ngx_chat_refuse(err, 500, "internal error");
     }
 
     if (rc != NGX_OK) {
-        return ngx_chat_api_error(r, 401, (u_char *) "the token is invalid",
-                                  20);
+        return ngx_chat_refuse(err, 401, "the token is invalid");
     }
 
     return NGX_OK;
@@ -538,10 +543,7 @@ ngx_chat_api_body_handler(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_chat_module);
 
     if (ngx_chat_api_body_args(r, ctx, &err) != NGX_OK) {
-        ngx_http_finalize_request(r,
-                                  ngx_chat_api_error(r, err.status,
-                                                     (u_char *) err.text,
-                                                     ngx_strlen(err.text)));
+        ngx_http_finalize_request(r, ngx_chat_api_refused(r, &err));
         return;
     }
 
@@ -682,10 +684,7 @@ ngx_chat_api_run(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx)
             && ngx_chat_args_require(ctx->args, ctx->route->body, &err)
                != NGX_OK))
     {
-        ngx_http_finalize_request(r,
-                                  ngx_chat_api_error(r, err.status,
-                                                     (u_char *) err.text,
-                                                     ngx_strlen(err.text)));
+        ngx_http_finalize_request(r, ngx_chat_api_refused(r, &err));
         return;
     }
 
@@ -816,9 +815,17 @@ ngx_chat_api_send(ngx_http_request_t *r, ngx_uint_t status, ngx_str_t *body)
 }
 
 
+ngx_int_t
+ngx_chat_api_refused(ngx_http_request_t *r, ngx_chat_error_t *err)
+{
+    return ngx_chat_api_error(r, err->status, (u_char *) err->text,
+                              ngx_strlen(err->text));
+}
+
+
 /* {"error": {"code": "...", "message": "..."}} with the headers it needs */
 
-static ngx_int_t
+ngx_int_t
 ngx_chat_api_error(ngx_http_request_t *r, ngx_uint_t status, u_char *text,
     size_t len)
 {

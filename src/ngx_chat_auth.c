@@ -114,7 +114,10 @@ ngx_chat_auth_copy(ngx_pool_t *pool, ngx_str_t *dst, ngx_str_t *src)
         return NGX_ERROR;
     }
 
-    ngx_memcpy(dst->data, src->data, src->len);
+    if (src->len) {
+        ngx_memcpy(dst->data, src->data, src->len);
+    }
+
     dst->data[src->len] = '\0';
     dst->len = src->len;
 

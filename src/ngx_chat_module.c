@@ -24,7 +24,12 @@ static char *ngx_chat_jwt_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_chat_read_file(ngx_conf_t *cf, ngx_str_t *name,
     ngx_str_t *content);
 static ngx_int_t ngx_chat_conf_cstring(ngx_conf_t *cf, ngx_str_t *s);
+static char *ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_chat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_chat_ws_origins(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_chat_init_process(ngx_cycle_t *cycle);
 static void ngx_chat_exit_process(ngx_cycle_t *cycle);
 
@@ -83,9 +88,72 @@ static ngx_command_t  ngx_chat_commands[] = {
       offsetof(ngx_chat_main_conf_t, edit_window),
       NULL },
 
+    { ngx_string("chat_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_chat_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_ws_message_max"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, ws.message_max),
+      NULL },
+
+    { ngx_string("chat_ws_send_queue"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, ws.send_queue),
+      NULL },
+
+    { ngx_string("chat_ws_ping"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, ws.ping),
+      NULL },
+
+    { ngx_string("chat_ws_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, ws.timeout),
+      NULL },
+
+    { ngx_string("chat_ws_start_grace"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, ws.start_grace),
+      NULL },
+
+    { ngx_string("chat_ws_gap_wait"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, ws.gap_wait),
+      NULL },
+
     { ngx_string("chat_api"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_chat_api,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_websocket"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_chat_websocket,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_ws_origins"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_chat_ws_origins,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -149,6 +217,12 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
     mcf->limits.max_text = NGX_CONF_UNSET_SIZE;
     mcf->body_max = NGX_CONF_UNSET_SIZE;
     mcf->edit_window = NGX_CONF_UNSET_MSEC;
+    mcf->ws.message_max = NGX_CONF_UNSET_SIZE;
+    mcf->ws.send_queue = NGX_CONF_UNSET_SIZE;
+    mcf->ws.ping = NGX_CONF_UNSET_MSEC;
+    mcf->ws.timeout = NGX_CONF_UNSET_MSEC;
+    mcf->ws.start_grace = NGX_CONF_UNSET_MSEC;
+    mcf->ws.gap_wait = NGX_CONF_UNSET_MSEC;
 
     return mcf;
 }
@@ -163,6 +237,26 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_size_value(mcf->limits.max_text, 16 * 1024);
     ngx_conf_init_size_value(mcf->body_max, 256 * 1024);
     ngx_conf_init_msec_value(mcf->edit_window, 10 * 60 * 1000);
+    ngx_conf_init_size_value(mcf->ws.message_max, 64 * 1024);
+    ngx_conf_init_size_value(mcf->ws.send_queue, 1024 * 1024);
+    ngx_conf_init_msec_value(mcf->ws.ping, 30000);
+    ngx_conf_init_msec_value(mcf->ws.timeout, 75000);
+    ngx_conf_init_msec_value(mcf->ws.start_grace, 2000);
+    ngx_conf_init_msec_value(mcf->ws.gap_wait, 100);
+
+    if (mcf->ws.message_max < mcf->limits.max_text + 1024) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_ws_message_max\" must leave room for a "
+                           "message of \"chat_message_max\" and its JSON");
+        return NGX_CONF_ERROR;
+    }
+
+    if (mcf->ws.timeout <= mcf->ws.ping) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_ws_timeout\" must be longer than "
+                           "\"chat_ws_ping\"");
+        return NGX_CONF_ERROR;
+    }
 
     if (mcf->jwt.tenant_claim.data == NULL) {
         ngx_str_set(&mcf->jwt.tenant_claim, "tid");
@@ -208,6 +302,13 @@ ngx_chat_postconfiguration(ngx_conf_t *cf)
     if (mcf->jwt.key.data == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"chat_api\" needs \"chat_jwt_key\" in http{}");
+        return NGX_ERROR;
+    }
+
+    if (mcf->websockets && mcf->redis.host.data == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_websocket\" needs \"chat_redis\" in "
+                           "http{}");
         return NGX_ERROR;
     }
 
@@ -507,6 +608,99 @@ ngx_chat_read_file(ngx_conf_t *cf, ngx_str_t *name, ngx_str_t *content)
 }
 
 
+/*
+ * chat_redis 127.0.0.1:6379 [prefix=chat:];
+ * chat_redis unix:/run/redis.sock;
+ *
+ * An address, not a name: hiredis would resolve a name with a blocking
+ * getaddrinfo().
+ */
+
+static char *
+ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t *mcf = conf;
+
+    u_char      *colon, buf[sizeof(struct in6_addr)];
+    ngx_int_t    port;
+    ngx_str_t   *value, host;
+
+    if (mcf->redis.host.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    ngx_str_set(&mcf->redis.prefix, "chat:");
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strncmp(value[2].data, "prefix=", 7) != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"chat_redis\" has an unknown parameter "
+                               "\"%V\"", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        mcf->redis.prefix.data = value[2].data + 7;
+        mcf->redis.prefix.len = value[2].len - 7;
+    }
+
+    if (ngx_strncmp(value[1].data, "unix:", 5) == 0) {
+        host.data = value[1].data + 5;
+        host.len = value[1].len - 5;
+        mcf->redis.port = 0;
+
+    } else {
+        colon = ngx_strlchr(value[1].data, value[1].data + value[1].len, ':');
+        while (colon && ngx_strlchr(colon + 1, value[1].data + value[1].len,
+                                    ':'))
+        {
+            colon = ngx_strlchr(colon + 1, value[1].data + value[1].len, ':');
+        }
+
+        if (colon == NULL) {
+            return "needs \"address:port\" or \"unix:path\"";
+        }
+
+        port = ngx_atoi(colon + 1, value[1].data + value[1].len - colon - 1);
+        if (port < 1 || port > 65535) {
+            return "has an invalid port";
+        }
+
+        host.data = value[1].data;
+        host.len = colon - value[1].data;
+
+        if (host.len > 2 && host.data[0] == '[') {
+            host.data++;
+            host.len -= 2;
+        }
+
+        mcf->redis.port = port;
+    }
+
+    mcf->redis.host = host;
+
+    if (host.len == 0 || ngx_chat_conf_cstring(cf, &mcf->redis.host)
+                         != NGX_OK)
+    {
+        return "needs an address";
+    }
+
+    if (mcf->redis.port
+        && inet_pton(AF_INET, (char *) mcf->redis.host.data, buf) != 1
+        && inet_pton(AF_INET6, (char *) mcf->redis.host.data, buf) != 1)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_redis\": \"%V\" is not an IP address; "
+                           "resolving a name would block nginx",
+                           &mcf->redis.host);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
 /* a copy that ends with NUL, for libraries that take C strings */
 
 static ngx_int_t
@@ -551,6 +745,76 @@ ngx_chat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+static char *
+ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_loc_conf_t *lcf = conf;
+
+    ngx_chat_main_conf_t      *mcf;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (lcf->kind) {
+        return "is duplicate";
+    }
+
+    lcf->kind = NGX_CHAT_LOC_WEBSOCKET;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_chat_ws_handler;
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_chat_module);
+    mcf->locations++;
+    mcf->websockets++;
+
+    return NGX_CONF_OK;
+}
+
+
+/* chat_ws_origins https://app.example.com https://admin.example.com; */
+
+static char *
+ngx_chat_ws_origins(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_loc_conf_t *lcf = conf;
+
+    u_char      *p;
+    ngx_str_t   *value, *origin;
+    ngx_uint_t   i;
+
+    if (lcf->origins) {
+        return "is duplicate";
+    }
+
+    lcf->origins = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                    sizeof(ngx_str_t));
+    if (lcf->origins == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        p = ngx_strlcasestrn(value[i].data, value[i].data + value[i].len,
+                             (u_char *) "://", 3 - 1);
+
+        if (p == NULL || p == value[i].data
+            || value[i].data[value[i].len - 1] == '/')
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"chat_ws_origins\": \"%V\" is not an "
+                               "origin like \"https://chat.example.com\"",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        origin = ngx_array_push(lcf->origins);
+        *origin = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
 static ngx_int_t
 ngx_chat_init_process(ngx_cycle_t *cycle)
 {
@@ -569,9 +833,21 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
     }
 
     ngx_chat_worker.conf = mcf;
+    ngx_queue_init(&ngx_chat_worker.sessions);
 
     ngx_chat_worker.pg = ngx_chat_pg_pool_create(cycle, &mcf->pg);
     if (ngx_chat_worker.pg == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (mcf->redis.host.data == NULL) {
+        return NGX_OK;
+    }
+
+    if (ngx_chat_ws_init(cycle) != NGX_OK
+        || ngx_chat_fanout_init(cycle) != NGX_OK
+        || ngx_chat_redis_init(cycle) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -582,6 +858,16 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
 static void
 ngx_chat_exit_process(ngx_cycle_t *cycle)
 {
+    if (ngx_chat_worker.conf == NULL) {
+        return;
+    }
+
+    if (ngx_chat_worker.conf->redis.host.data) {
+        ngx_chat_ws_done();
+        ngx_chat_fanout_done();
+        ngx_chat_redis_done();
+    }
+
     if (ngx_chat_worker.pg) {
         ngx_chat_pg_pool_destroy(ngx_chat_worker.pg);
         ngx_chat_worker.pg = NULL;

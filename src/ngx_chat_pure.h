@@ -151,4 +151,43 @@ ngx_int_t ngx_chat_claims_check(json_t *claims,
     const char **reason);
 
 
+/* RFC 6455 framing */
+
+#define NGX_CHAT_WS_CONT              0x0
+#define NGX_CHAT_WS_TEXT              0x1
+#define NGX_CHAT_WS_BINARY            0x2
+#define NGX_CHAT_WS_CLOSE             0x8
+#define NGX_CHAT_WS_PING              0x9
+#define NGX_CHAT_WS_PONG              0xa
+
+#define NGX_CHAT_WS_NORMAL            1000
+#define NGX_CHAT_WS_GOING_AWAY        1001
+#define NGX_CHAT_WS_PROTOCOL_ERROR    1002
+#define NGX_CHAT_WS_UNSUPPORTED       1003
+#define NGX_CHAT_WS_BAD_DATA          1007
+#define NGX_CHAT_WS_POLICY            1008
+#define NGX_CHAT_WS_TOO_BIG           1009
+#define NGX_CHAT_WS_SERVER_ERROR      1011
+#define NGX_CHAT_WS_TRY_AGAIN         1013
+
+/* the longest server frame header */
+#define NGX_CHAT_WS_HEADER_MAX        10
+
+typedef struct {
+    size_t                       len;
+    size_t                       header_len;
+    u_char                       mask[4];
+    unsigned                     fin:1;
+    unsigned                     masked:1;
+    unsigned                     opcode:4;
+} ngx_chat_ws_frame_t;
+
+ngx_int_t ngx_chat_ws_parse_header(u_char *p, size_t len, size_t max,
+    ngx_chat_ws_frame_t *f, ngx_uint_t *code);
+void ngx_chat_ws_unmask(u_char *p, size_t len, u_char *mask, size_t offset);
+ngx_int_t ngx_chat_utf8_step(uint32_t *state, u_char *p, size_t len);
+ngx_uint_t ngx_chat_ws_close_code(u_char *p, size_t len, ngx_uint_t *bad);
+u_char *ngx_chat_ws_frame_header(u_char *p, ngx_uint_t opcode, size_t len);
+
+
 #endif /* _NGX_CHAT_PURE_H_INCLUDED_ */

@@ -71,6 +71,22 @@ ngx_chat_stmt_t  ngx_chat_stmts[] = {
         ngx_chat_action_stmt("message_forward"),
     [NGX_CHAT_SQL_SEARCH] =
         ngx_chat_action_stmt("search"),
+
+    /* what WebSocket connections read (sql/004_realtime.sql) */
+
+    [NGX_CHAT_SQL_WS_MEMBERSHIPS] =
+        { "chat_ws_memberships",
+          "SELECT conversation_id, last_seq "
+          "FROM chat.ws_memberships($1, $2)" },
+
+    [NGX_CHAT_SQL_WS_EVENTS] =
+        { "chat_ws_events",
+          "SELECT conversation_id, seq, wire "
+          "FROM chat.events_after($1, $2, $3)" },
+
+    [NGX_CHAT_SQL_WS_DELIVERED] =
+        { "chat_ws_delivered",
+          "SELECT chat.delivered($1, $2, $3, $4)" },
 };
 
 

@@ -1,0 +1,530 @@
+
+/*
+ * ngx_chat: Redis, the bus between workers and hosts.
+ *
+ * Each worker keeps two hiredis asynchronous contexts, driven by nginx
+ * events through the adapter below: one publishes the events that actions
+ * produce, one subscribes to the channels this worker's connections need
+ * (a context in subscribe mode takes no other command).  Both reconnect
+ * after a growing pause when Redis goes away; publications made meanwhile
+ * wait in a bounded queue.  Postgres is the source of truth: what Redis
+ * loses, the fan-out reads back from there (ngx_chat_fanout.c).
+ *
+ * hiredis owns the sockets: the adapter never closes one, and a context
+ * is never touched after hiredis may have freed it (the disconnect
+ * callback clears the link's pointer first).
+ */
+
+
+#include "ngx_chat.h"
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+
+#define NGX_CHAT_REDIS_BACKOFF_MIN   100
+#define NGX_CHAT_REDIS_BACKOFF_MAX   2000
+#define NGX_CHAT_REDIS_CONNECT_TIME  3000
+#define NGX_CHAT_REDIS_QUEUE_MAX     (64 * 1024 * 1024)
+
+
+typedef struct {
+    redisAsyncContext           *ac;
+    ngx_connection_t            *c;
+    ngx_event_t                  timer;      /* reconnect; connect timeout */
+    ngx_msec_t                   backoff;
+    const char                  *name;
+    unsigned                     subscriber:1;
+    unsigned                     connected:1;
+} ngx_chat_redis_link_t;
+
+
+typedef struct {
+    ngx_queue_t                  queue;
+    size_t                       channel_len;
+    size_t                       len;
+    u_char                       data[1];    /* channel, then message */
+} ngx_chat_redis_pending_t;
+
+
+typedef struct {
+    ngx_chat_redis_conf_t       *conf;
+    ngx_log_t                   *log;
+    ngx_chat_redis_link_t        pub;
+    ngx_chat_redis_link_t        sub;
+    ngx_queue_t                  pending;
+    size_t                       pending_bytes;
+} ngx_chat_redis_t;
+
+
+static void ngx_chat_redis_connect(ngx_chat_redis_link_t *link);
+static void ngx_chat_redis_retry(ngx_chat_redis_link_t *link);
+static void ngx_chat_redis_timer_handler(ngx_event_t *ev);
+static void ngx_chat_redis_on_connect(const redisAsyncContext *ac,
+    int status);
+static void ngx_chat_redis_on_disconnect(const redisAsyncContext *ac,
+    int status);
+static void ngx_chat_redis_on_subscribed(redisAsyncContext *ac, void *r,
+    void *data);
+static void ngx_chat_redis_flush_pending(void);
+static void ngx_chat_redis_read_handler(ngx_event_t *ev);
+static void ngx_chat_redis_write_handler(ngx_event_t *ev);
+static void ngx_chat_redis_add_read(void *data);
+static void ngx_chat_redis_del_read(void *data);
+static void ngx_chat_redis_add_write(void *data);
+static void ngx_chat_redis_del_write(void *data);
+static void ngx_chat_redis_cleanup(void *data);
+
+
+static ngx_chat_redis_t  ngx_chat_redis;
+
+
+ngx_int_t
+ngx_chat_redis_init(ngx_cycle_t *cycle)
+{
+    ngx_chat_redis_t  *rd = &ngx_chat_redis;
+
+    rd->conf = &ngx_chat_worker.conf->redis;
+    rd->log = cycle->log;
+    ngx_queue_init(&rd->pending);
+
+    rd->pub.name = "publishing";
+    rd->sub.name = "subscribing";
+    rd->sub.subscriber = 1;
+
+    ngx_chat_redis_connect(&rd->pub);
+    ngx_chat_redis_connect(&rd->sub);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_chat_redis_done(void)
+{
+    ngx_uint_t                 i;
+    ngx_queue_t               *q;
+    redisAsyncContext         *ac;
+    ngx_chat_redis_link_t     *links[2];
+    ngx_chat_redis_pending_t  *p;
+
+    links[0] = &ngx_chat_redis.pub;
+    links[1] = &ngx_chat_redis.sub;
+
+    for (i = 0; i < 2; i++) {
+        if (links[i]->timer.timer_set) {
+            ngx_del_timer(&links[i]->timer);
+        }
+
+        ac = links[i]->ac;
+
+        if (ac) {
+            /* the disconnect callback sees the link closed on purpose */
+            links[i]->ac = NULL;
+            links[i]->connected = 0;
+            redisAsyncFree(ac);
+        }
+    }
+
+    while (!ngx_queue_empty(&ngx_chat_redis.pending)) {
+        q = ngx_queue_head(&ngx_chat_redis.pending);
+        ngx_queue_remove(q);
+        p = ngx_queue_data(q, ngx_chat_redis_pending_t, queue);
+        ngx_free(p);
+    }
+}
+
+
+ngx_uint_t
+ngx_chat_redis_up(void)
+{
+    return ngx_chat_redis.sub.connected;
+}
+
+
+/* PUBLISH <prefix><channel> <msg>; queued while Redis is away */
+
+void
+ngx_chat_redis_publish(u_char *channel, size_t channel_len, u_char *msg,
+    size_t len)
+{
+    ngx_chat_redis_t          *rd = &ngx_chat_redis;
+    ngx_chat_redis_pending_t  *p;
+
+    if (rd->pub.connected && ngx_queue_empty(&rd->pending)
+        && redisAsyncCommand(rd->pub.ac, NULL, NULL, "PUBLISH %b%b %b",
+                             rd->conf->prefix.data, rd->conf->prefix.len,
+                             channel, channel_len, msg, len)
+           == REDIS_OK)
+    {
+        return;
+    }
+
+    if (rd->pending_bytes + len > NGX_CHAT_REDIS_QUEUE_MAX) {
+        /* readers find the event in Postgres at their next gap check */
+        ngx_log_error(NGX_LOG_WARN, rd->log, 0,
+                      "chat: redis is away and its queue is full, "
+                      "an event on \"%*s\" is left to Postgres",
+                      channel_len, channel);
+        return;
+    }
+
+    p = ngx_alloc(sizeof(ngx_chat_redis_pending_t) + channel_len + len,
+                  rd->log);
+    if (p == NULL) {
+        return;
+    }
+
+    p->channel_len = channel_len;
+    p->len = len;
+    ngx_memcpy(ngx_cpymem(p->data, channel, channel_len), msg, len);
+
+    ngx_queue_insert_tail(&rd->pending, &p->queue);
+    rd->pending_bytes += len;
+}
+
+
+/* SUBSCRIBE or UNSUBSCRIBE <prefix><channel>; the reply comes to fan-out */
+
+ngx_int_t
+ngx_chat_redis_subscribe(ngx_str_t *channel, ngx_uint_t on)
+{
+    ngx_chat_redis_t  *rd = &ngx_chat_redis;
+
+    if (!rd->sub.connected) {
+        return NGX_DECLINED;
+    }
+
+    if (redisAsyncCommand(rd->sub.ac, ngx_chat_redis_on_subscribed, NULL,
+                          on ? "SUBSCRIBE %b%b" : "UNSUBSCRIBE %b%b",
+                          rd->conf->prefix.data, rd->conf->prefix.len,
+                          channel->data, channel->len)
+        != REDIS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_redis_flush_pending(void)
+{
+    ngx_queue_t               *q;
+    ngx_chat_redis_t          *rd = &ngx_chat_redis;
+    ngx_chat_redis_pending_t  *p;
+
+    while (rd->pub.connected && !ngx_queue_empty(&rd->pending)) {
+        q = ngx_queue_head(&rd->pending);
+        p = ngx_queue_data(q, ngx_chat_redis_pending_t, queue);
+
+        if (redisAsyncCommand(rd->pub.ac, NULL, NULL, "PUBLISH %b%b %b",
+                              rd->conf->prefix.data, rd->conf->prefix.len,
+                              p->data, p->channel_len,
+                              p->data + p->channel_len, p->len)
+            != REDIS_OK)
+        {
+            return;
+        }
+
+        ngx_queue_remove(q);
+        rd->pending_bytes -= p->len;
+        ngx_free(p);
+    }
+}
+
+
+static void
+ngx_chat_redis_connect(ngx_chat_redis_link_t *link)
+{
+    redisAsyncContext      *ac;
+    ngx_chat_redis_conf_t  *conf;
+
+    conf = ngx_chat_redis.conf;
+
+    link->timer.handler = ngx_chat_redis_timer_handler;
+    link->timer.data = link;
+    link->timer.log = ngx_chat_redis.log;
+    link->timer.cancelable = 1;
+
+    /* an address, checked at load: hiredis does not resolve it */
+    ac = conf->port ? redisAsyncConnect((char *) conf->host.data,
+                                        (int) conf->port)
+                    : redisAsyncConnectUnix((char *) conf->host.data);
+
+    if (ac == NULL || ac->err) {
+        ngx_log_error(NGX_LOG_ERR, ngx_chat_redis.log, 0,
+                      "chat: redis %s connect to \"%V\" failed: %s",
+                      link->name, &conf->host,
+                      ac ? ac->errstr : "out of memory");
+        if (ac) {
+            redisAsyncFree(ac);
+        }
+
+        ngx_chat_redis_retry(link);
+        return;
+    }
+
+    link->c = ngx_chat_conn_wrap(ac->c.fd, link, ngx_chat_redis_read_handler,
+                                 ngx_chat_redis_write_handler,
+                                 ngx_chat_redis.log);
+    if (link->c == NULL) {
+        redisAsyncFree(ac);
+        ngx_chat_redis_retry(link);
+        return;
+    }
+
+    ac->data = link;
+    ac->ev.data = link;
+    ac->ev.addRead = ngx_chat_redis_add_read;
+    ac->ev.delRead = ngx_chat_redis_del_read;
+    ac->ev.addWrite = ngx_chat_redis_add_write;
+    ac->ev.delWrite = ngx_chat_redis_del_write;
+    ac->ev.cleanup = ngx_chat_redis_cleanup;
+
+    link->ac = ac;
+
+    /* this asks for the write event that tells the connect is done */
+    redisAsyncSetConnectCallback(ac, ngx_chat_redis_on_connect);
+    redisAsyncSetDisconnectCallback(ac, ngx_chat_redis_on_disconnect);
+
+    ngx_add_timer(&link->timer, NGX_CHAT_REDIS_CONNECT_TIME);
+}
+
+
+static void
+ngx_chat_redis_retry(ngx_chat_redis_link_t *link)
+{
+    link->backoff = link->backoff ? ngx_min(link->backoff * 2,
+                                            NGX_CHAT_REDIS_BACKOFF_MAX)
+                                  : NGX_CHAT_REDIS_BACKOFF_MIN;
+
+    if (link->timer.timer_set) {
+        ngx_del_timer(&link->timer);
+    }
+
+    if (!ngx_exiting && !ngx_terminate) {
+        ngx_add_timer(&link->timer, link->backoff);
+    }
+}
+
+
+static void
+ngx_chat_redis_timer_handler(ngx_event_t *ev)
+{
+    redisAsyncContext      *ac;
+    ngx_chat_redis_link_t  *link = ev->data;
+
+    if (link->ac == NULL) {
+        ngx_chat_redis_connect(link);
+        return;
+    }
+
+    if (!link->connected) {
+        ngx_log_error(NGX_LOG_ERR, ngx_chat_redis.log, 0,
+                      "chat: redis %s connect timed out", link->name);
+        ac = link->ac;
+        link->ac = NULL;
+        redisAsyncFree(ac);
+        ngx_chat_redis_retry(link);
+    }
+}
+
+
+static void
+ngx_chat_redis_on_connect(const redisAsyncContext *ac, int status)
+{
+    ngx_chat_redis_link_t  *link = ac->data;
+
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this returns */
+        ngx_log_error(NGX_LOG_ERR, ngx_chat_redis.log, 0,
+                      "chat: redis %s connect failed: %s", link->name,
+                      ac->errstr);
+        link->ac = NULL;
+        ngx_chat_redis_retry(link);
+        return;
+    }
+
+    if (link->timer.timer_set) {
+        ngx_del_timer(&link->timer);
+    }
+
+    if (link->backoff) {
+        ngx_log_error(NGX_LOG_NOTICE, ngx_chat_redis.log, 0,
+                      "chat: redis %s connection is back", link->name);
+    }
+
+    link->backoff = 0;
+    link->connected = 1;
+
+    if (link->subscriber) {
+        ngx_chat_fanout_redis_up();
+
+    } else {
+        ngx_chat_redis_flush_pending();
+    }
+}
+
+
+static void
+ngx_chat_redis_on_disconnect(const redisAsyncContext *ac, int status)
+{
+    ngx_chat_redis_link_t  *link = ac->data;
+
+    if (link->ac == NULL) {
+        /* closed on purpose, by ngx_chat_redis_done() */
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, ngx_chat_redis.log, 0,
+                  "chat: redis %s connection lost: %s", link->name,
+                  ac->err ? ac->errstr : "closed");
+
+    link->ac = NULL;
+    link->connected = 0;
+
+    ngx_chat_redis_retry(link);
+
+    if (link->subscriber) {
+        ngx_chat_fanout_redis_down();
+    }
+}
+
+
+/*
+ * Every subscription of the subscribing context lands here: messages, and
+ * the replies that confirm a SUBSCRIBE or an UNSUBSCRIBE.  A dropped
+ * connection calls it once per channel with no reply.
+ */
+
+static void
+ngx_chat_redis_on_subscribed(redisAsyncContext *ac, void *r, void *data)
+{
+    size_t       skip;
+    redisReply  *reply, *kind, *channel;
+
+    reply = r;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 3)
+    {
+        return;
+    }
+
+    kind = reply->element[0];
+    channel = reply->element[1];
+    skip = ngx_chat_redis.conf->prefix.len;
+
+    if (kind->type != REDIS_REPLY_STRING || channel->type != REDIS_REPLY_STRING
+        || (size_t) channel->len < skip)
+    {
+        return;
+    }
+
+    if (kind->len == 7 && ngx_strncmp(kind->str, "message", 7) == 0) {
+        if (reply->element[2]->type == REDIS_REPLY_STRING) {
+            ngx_chat_fanout_message((u_char *) channel->str + skip,
+                                    channel->len - skip,
+                                    (u_char *) reply->element[2]->str,
+                                    reply->element[2]->len);
+        }
+        return;
+    }
+
+    if (kind->len == 9 && ngx_strncmp(kind->str, "subscribe", 9) == 0) {
+        ngx_chat_fanout_confirmed((u_char *) channel->str + skip,
+                                  channel->len - skip, 1);
+        return;
+    }
+
+    if (kind->len == 11 && ngx_strncmp(kind->str, "unsubscribe", 11) == 0) {
+        ngx_chat_fanout_confirmed((u_char *) channel->str + skip,
+                                  channel->len - skip, 0);
+    }
+}
+
+
+/* the adapter: hiredis asks, nginx's events answer */
+
+static void
+ngx_chat_redis_read_handler(ngx_event_t *ev)
+{
+    ngx_connection_t       *c = ev->data;
+    ngx_chat_redis_link_t  *link = c->data;
+
+    if (link->ac) {
+        redisAsyncHandleRead(link->ac);
+    }
+}
+
+
+static void
+ngx_chat_redis_write_handler(ngx_event_t *ev)
+{
+    ngx_connection_t       *c = ev->data;
+    ngx_chat_redis_link_t  *link = c->data;
+
+    if (link->ac) {
+        redisAsyncHandleWrite(link->ac);
+    }
+}
+
+
+static void
+ngx_chat_redis_add_read(void *data)
+{
+    ngx_chat_redis_link_t  *link = data;
+
+    if (link->c && !link->c->read->active) {
+        (void) ngx_add_event(link->c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT);
+    }
+}
+
+
+static void
+ngx_chat_redis_del_read(void *data)
+{
+    ngx_chat_redis_link_t  *link = data;
+
+    if (link->c && link->c->read->active) {
+        (void) ngx_del_event(link->c->read, NGX_READ_EVENT, 0);
+    }
+}
+
+
+static void
+ngx_chat_redis_add_write(void *data)
+{
+    ngx_chat_redis_link_t  *link = data;
+
+    if (link->c) {
+        (void) ngx_chat_conn_want_write(link->c, 1);
+    }
+}
+
+
+static void
+ngx_chat_redis_del_write(void *data)
+{
+    ngx_chat_redis_link_t  *link = data;
+
+    if (link->c) {
+        (void) ngx_chat_conn_want_write(link->c, 0);
+    }
+}
+
+
+/* hiredis is about to close the socket: it leaves nginx first */
+
+static void
+ngx_chat_redis_cleanup(void *data)
+{
+    ngx_chat_redis_link_t  *link = data;
+
+    if (link->c) {
+        ngx_chat_conn_release(link->c);
+        link->c = NULL;
+    }
+}

@@ -1,0 +1,1380 @@
+
+/*
+ * ngx_chat: the chat protocol on one WebSocket connection.
+ *
+ * A connection says hello, learns from Postgres the conversations of its
+ * user and where each stands, and follows them (ngx_chat_fanout.c); it
+ * delivers nothing of them until the client's first message: a "resume"
+ * names where the client stands, anything else (or silence for
+ * chat_ws_start_grace) starts every conversation where it stood at connect
+ * time.  A follower behind its channel reads the missing events from
+ * Postgres; the very bytes Redis carried, so that replay and live meet
+ * without a gap or a repeat.
+ *
+ * Client messages run the same actions as REST (ngx_chat_actions.c) and
+ * are answered with "ack" or "error", carrying the client's "req".
+ */
+
+
+#include "ngx_chat.h"
+
+
+#define NGX_CHAT_SESSION_CALLS   64
+#define NGX_CHAT_SESSION_HELD    256
+#define NGX_CHAT_CATCH_BATCH     256
+#define NGX_CHAT_CATCH_LIMIT     200
+#define NGX_CHAT_REPORT_BATCH    1000
+#define NGX_CHAT_RETRY           1000
+
+
+typedef enum {
+    NGX_CHAT_MSG_ACTION = 0,
+    NGX_CHAT_MSG_RESUME,
+    NGX_CHAT_MSG_PING,
+    NGX_CHAT_MSG_JOIN,
+    NGX_CHAT_MSG_LEAVE
+} ngx_chat_msg_kind_e;
+
+
+typedef struct {
+    ngx_str_t                    type;
+    ngx_uint_t                   kind;
+    ngx_uint_t                   stmt;
+    ngx_uint_t                   flags;
+    const ngx_chat_field_t      *fields;
+    /* the answer in the ack: NULL none, "" its members, or under a name */
+    const char                  *ack;
+} ngx_chat_ws_type_t;
+
+
+typedef struct {
+    ngx_chat_call_t              call;
+    ngx_queue_t                  queue;
+    ngx_chat_session_t          *session;
+    const ngx_chat_ws_type_t    *type;
+    json_t                      *req;
+} ngx_chat_ws_call_t;
+
+
+/* a read of Postgres by one connection: its memberships, or a catch-up */
+
+typedef struct {
+    ngx_chat_pg_query_t          query;
+    ngx_pool_t                  *pool;
+    ngx_chat_session_t          *session;
+    ngx_chat_sub_t             **subs;     /* NULL once it ended */
+    int64_t                     *ids;
+    ngx_uint_t                   nsubs;
+} ngx_chat_reading_t;
+
+
+static void ngx_chat_session_hello(ngx_chat_session_t *s);
+static void ngx_chat_session_load(ngx_chat_session_t *s);
+static void ngx_chat_session_loaded(ngx_chat_pg_query_t *q, PGresult *res);
+static ngx_chat_reading_t *ngx_chat_reading_create(ngx_chat_session_t *s,
+    ngx_uint_t stmt, ngx_chat_pg_handler_pt handler);
+static void ngx_chat_reading_done(ngx_chat_reading_t *rd);
+static void ngx_chat_reading_cleanup(void *data);
+static void ngx_chat_session_start(ngx_chat_session_t *s);
+static void ngx_chat_session_resume(ngx_chat_session_t *s, json_t *map,
+    json_t *req);
+static void ngx_chat_session_catch_up(ngx_chat_session_t *s);
+static void ngx_chat_session_caught(ngx_chat_pg_query_t *q, PGresult *res);
+static void ngx_chat_session_replay(ngx_chat_reading_t *rd, PGresult *res);
+static ngx_int_t ngx_chat_session_replay_one(ngx_chat_session_t *s,
+    ngx_chat_sub_t *sub, int64_t id, u_char *wire, size_t len);
+static void ngx_chat_session_read_all(ngx_chat_reading_t *rd, ngx_uint_t k,
+    ngx_uint_t rows);
+static void ngx_chat_session_reported(ngx_chat_pg_query_t *q,
+    PGresult *res);
+static int ngx_libc_cdecl ngx_chat_sub_cmp(const void *a, const void *b);
+static void ngx_chat_session_resumed(ngx_chat_session_t *s);
+static const ngx_chat_ws_type_t *ngx_chat_session_type(json_t *type);
+static void ngx_chat_session_action(ngx_chat_session_t *s,
+    const ngx_chat_ws_type_t *t, json_t *msg, json_t *req);
+static void ngx_chat_session_call_done(ngx_chat_call_t *call);
+static void ngx_chat_session_call_free(ngx_chat_ws_call_t *wc);
+static void ngx_chat_session_view(ngx_chat_session_t *s,
+    const ngx_chat_ws_type_t *t, json_t *msg, json_t *req);
+static ngx_chat_sub_t *ngx_chat_session_sub(ngx_chat_session_t *s,
+    int64_t conversation);
+static void ngx_chat_json_cleanup(void *data);
+static u_char *ngx_chat_session_req(u_char *p, u_char *last, json_t *req);
+static void ngx_chat_session_wake(ngx_chat_session_t *s, ngx_msec_t after);
+static u_char *ngx_chat_pg_array_string(u_char *p, ngx_str_t *s);
+
+
+static const char *const  ngx_chat_ws_message_types[] = {
+    "text", "emoji", "file", "image", "video", "audio", "system", "call",
+    "location", NULL
+};
+
+static const ngx_chat_field_t  ngx_chat_ws_send_fields[] = {
+    { "conversation_id", NULL, NGX_CHAT_T_ID, NGX_CHAT_REQUIRED, 0, NULL },
+    { "content", NULL, NGX_CHAT_T_TEXT, NGX_CHAT_NULLABLE, 0, NULL },
+    { "message_type", "type", NGX_CHAT_T_ENUM, 0, 0,
+      ngx_chat_ws_message_types },
+    { "reply_to", NULL, NGX_CHAT_T_ID, NGX_CHAT_NULLABLE, 0, NULL },
+    { "mentions", NULL, NGX_CHAT_T_USERS, 0, 50, NULL },
+    { "attachments", NULL, NGX_CHAT_T_IDS, 0, 10, NULL },
+    { "client_id", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 128, NULL },
+    ngx_chat_null_field
+};
+
+static const ngx_chat_field_t  ngx_chat_ws_edit_fields[] = {
+    { "message_id", NULL, NGX_CHAT_T_ID, NGX_CHAT_REQUIRED, 0, NULL },
+    { "conversation_id", NULL, NGX_CHAT_T_ID, 0, 0, NULL },
+    { "content", NULL, NGX_CHAT_T_TEXT, NGX_CHAT_REQUIRED, 0, NULL },
+    ngx_chat_null_field
+};
+
+static const ngx_chat_field_t  ngx_chat_ws_message_fields[] = {
+    { "message_id", NULL, NGX_CHAT_T_ID, NGX_CHAT_REQUIRED, 0, NULL },
+    { "conversation_id", NULL, NGX_CHAT_T_ID, 0, 0, NULL },
+    ngx_chat_null_field
+};
+
+static const ngx_chat_field_t  ngx_chat_ws_reaction_fields[] = {
+    { "message_id", NULL, NGX_CHAT_T_ID, NGX_CHAT_REQUIRED, 0, NULL },
+    { "conversation_id", NULL, NGX_CHAT_T_ID, 0, 0, NULL },
+    { "emoji", NULL, NGX_CHAT_T_STR, NGX_CHAT_REQUIRED, 64, NULL },
+    ngx_chat_null_field
+};
+
+static const ngx_chat_field_t  ngx_chat_ws_read_fields[] = {
+    { "conversation_id", NULL, NGX_CHAT_T_ID, NGX_CHAT_REQUIRED, 0, NULL },
+    { "seq", NULL, NGX_CHAT_T_SEQ, 0, 0, NULL },
+    ngx_chat_null_field
+};
+
+static const ngx_chat_field_t  ngx_chat_ws_conversation_fields[] = {
+    { "conversation_id", NULL, NGX_CHAT_T_ID, NGX_CHAT_REQUIRED, 0, NULL },
+    ngx_chat_null_field
+};
+
+static const ngx_chat_field_t  ngx_chat_ws_resume_fields[] = {
+    { "conversations", NULL, NGX_CHAT_T_SEQMAP, NGX_CHAT_REQUIRED, 100000,
+      NULL },
+    ngx_chat_null_field
+};
+
+static const ngx_chat_field_t  ngx_chat_ws_no_fields[] = {
+    ngx_chat_null_field
+};
+
+
+static const ngx_chat_ws_type_t  ngx_chat_ws_types[] = {
+
+    { ngx_string("send_message"), NGX_CHAT_MSG_ACTION,
+      NGX_CHAT_SQL_MESSAGE_SEND, 0, ngx_chat_ws_send_fields, "message" },
+
+    { ngx_string("edit_message"), NGX_CHAT_MSG_ACTION,
+      NGX_CHAT_SQL_MESSAGE_EDIT, NGX_CHAT_A_EDIT_WINDOW,
+      ngx_chat_ws_edit_fields, "message" },
+
+    { ngx_string("delete_message"), NGX_CHAT_MSG_ACTION,
+      NGX_CHAT_SQL_MESSAGE_DELETE, 0, ngx_chat_ws_message_fields, NULL },
+
+    { ngx_string("add_reaction"), NGX_CHAT_MSG_ACTION,
+      NGX_CHAT_SQL_REACTION_ADD, 0, ngx_chat_ws_reaction_fields,
+      "message" },
+
+    { ngx_string("remove_reaction"), NGX_CHAT_MSG_ACTION,
+      NGX_CHAT_SQL_REACTION_REMOVE, 0, ngx_chat_ws_reaction_fields,
+      "message" },
+
+    { ngx_string("mark_read"), NGX_CHAT_MSG_ACTION,
+      NGX_CHAT_SQL_CONVERSATION_READ, 0, ngx_chat_ws_read_fields, "" },
+
+    { ngx_string("join"), NGX_CHAT_MSG_JOIN, 0, 0,
+      ngx_chat_ws_conversation_fields, NULL },
+
+    { ngx_string("leave"), NGX_CHAT_MSG_LEAVE, 0, 0,
+      ngx_chat_ws_conversation_fields, NULL },
+
+    { ngx_string("resume"), NGX_CHAT_MSG_RESUME, 0, 0,
+      ngx_chat_ws_resume_fields, NULL },
+
+    { ngx_string("ping"), NGX_CHAT_MSG_PING, 0, 0, ngx_chat_ws_no_fields,
+      NULL },
+};
+
+
+ngx_int_t
+ngx_chat_session_open(ngx_chat_session_t *s)
+{
+    if (ngx_chat_fanout_user(s) == NULL) {
+        return NGX_ERROR;
+    }
+
+    s->start_by = ngx_current_msec + ngx_chat_worker.conf->ws.start_grace;
+
+    ngx_chat_session_hello(s);
+    ngx_chat_session_load(s);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_session_hello(ngx_chat_session_t *s)
+{
+    u_char     *p, buf[512];
+    ngx_tm_t    tm;
+    ngx_time_t *tp;
+
+    tp = ngx_timeofday();
+    ngx_gmtime(tp->sec, &tm);
+
+    if (ngx_chat_json_escape_len(s->id.user.data, s->id.user.len)
+        + ngx_chat_json_escape_len(s->id.tenant.data, s->id.tenant.len)
+        + 128 > sizeof(buf))
+    {
+        return;
+    }
+
+    p = ngx_cpymem(buf, "{\"type\":\"hello\",\"user_id\":\"", 27);
+    p = ngx_chat_json_escape(p, s->id.user.data, s->id.user.len);
+    p = ngx_cpymem(p, "\",\"tenant\":\"", 12);
+    p = ngx_chat_json_escape(p, s->id.tenant.data, s->id.tenant.len);
+    p = ngx_sprintf(p, "\",\"server_time\":\"%4d-%02d-%02dT%02d:%02d:%02d"
+                       ".%03MZ\"}",
+                    tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                    tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec, tp->msec);
+
+    (void) ngx_chat_ws_send_text(s, buf, p - buf);
+}
+
+
+/* the conversations of the user, and the seq each stands at now */
+
+static void
+ngx_chat_session_load(ngx_chat_session_t *s)
+{
+    ngx_chat_reading_t  *rd;
+
+    rd = ngx_chat_reading_create(s, NGX_CHAT_SQL_WS_MEMBERSHIPS,
+                                 ngx_chat_session_loaded);
+    if (rd == NULL) {
+        ngx_chat_session_wake(s, NGX_CHAT_RETRY);
+        return;
+    }
+
+    rd->query.nparams = 2;
+    rd->query.params[0] = (char *) s->id.tenant.data;
+    rd->query.params[1] = (char *) s->id.user.data;
+
+    if (ngx_chat_pg_send(ngx_chat_worker.pg, &rd->query) != NGX_OK) {
+        ngx_chat_reading_done(rd);
+        ngx_chat_session_wake(s, NGX_CHAT_RETRY);
+    }
+}
+
+
+static void
+ngx_chat_session_loaded(ngx_chat_pg_query_t *q, PGresult *res)
+{
+    int                  i, n;
+    json_t              *map, *req;
+    int64_t              id, seq;
+    ngx_chat_reading_t  *rd;
+    ngx_chat_session_t  *s;
+
+    rd = q->data;
+    s = rd->session;
+
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        /* the connection stays; the memberships are read again later */
+        ngx_chat_reading_done(rd);
+        ngx_chat_session_wake(s, NGX_CHAT_RETRY);
+        return;
+    }
+
+    n = PQntuples(res);
+
+    for (i = 0; i < n; i++) {
+        id = ngx_atoof((u_char *) PQgetvalue(res, i, 0),
+                       PQgetlength(res, i, 0));
+        seq = ngx_atoof((u_char *) PQgetvalue(res, i, 1),
+                        PQgetlength(res, i, 1));
+
+        /* a "follow" from Redis may have come first */
+        if (ngx_chat_session_sub(s, id) == NULL) {
+            (void) ngx_chat_fanout_follow(s, id, seq);
+        }
+    }
+
+    ngx_chat_reading_done(rd);
+    s->loaded = 1;
+
+    if (s->resume) {
+        map = s->resume;
+        req = s->resume_req;
+        s->resume = NULL;
+        s->resume_req = NULL;
+
+        ngx_chat_session_resume(s, map, req);
+
+        json_decref(map);
+        json_decref(req);
+
+    } else if (s->started || ngx_current_msec >= s->start_by) {
+        s->started = 0;
+        ngx_chat_session_start(s);
+    }
+}
+
+
+static ngx_chat_reading_t *
+ngx_chat_reading_create(ngx_chat_session_t *s, ngx_uint_t stmt,
+    ngx_chat_pg_handler_pt handler)
+{
+    ngx_pool_t          *pool;
+    ngx_pool_cleanup_t  *cln;
+    ngx_chat_reading_t  *rd;
+
+    pool = ngx_create_pool(4096, s->connection->log);
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    rd = ngx_pcalloc(pool, sizeof(ngx_chat_reading_t));
+    cln = ngx_pool_cleanup_add(pool, 0);
+
+    if (rd == NULL || cln == NULL) {
+        ngx_destroy_pool(pool);
+        return NULL;
+    }
+
+    rd->pool = pool;
+    rd->session = s;
+    rd->query.stmt = stmt;
+    rd->query.handler = handler;
+    rd->query.data = rd;
+
+    cln->handler = ngx_chat_reading_cleanup;
+    cln->data = &rd->query;
+
+    s->reading = rd;
+
+    return rd;
+}
+
+
+static void
+ngx_chat_reading_done(ngx_chat_reading_t *rd)
+{
+    rd->session->reading = NULL;
+    ngx_destroy_pool(rd->pool);
+}
+
+
+static void
+ngx_chat_reading_cleanup(void *data)
+{
+    ngx_chat_pg_cancel(data);
+}
+
+
+/* the client's first message, or the grace period is over */
+
+static void
+ngx_chat_session_start(ngx_chat_session_t *s)
+{
+    ngx_queue_t     *q;
+    ngx_chat_sub_t  *sub;
+    ngx_chat_out_t  *out;
+
+    if (s->started) {
+        return;
+    }
+
+    s->started = 1;
+
+    if (!s->loaded) {
+        /* it starts when the memberships are there */
+        return;
+    }
+
+    for (q = ngx_queue_head(&s->subs);
+         q != ngx_queue_sentinel(&s->subs);
+         q = ngx_queue_next(q))
+    {
+        sub = ngx_queue_data(q, ngx_chat_sub_t, in_session);
+
+        if (sub->state == NGX_CHAT_SUB_WAITING) {
+            ngx_chat_fanout_place(sub);
+        }
+    }
+
+    /* what concerned the user meanwhile, with no seq to read it back by */
+
+    while (!ngx_queue_empty(&s->held)) {
+        q = ngx_queue_head(&s->held);
+        ngx_queue_remove(q);
+        out = ngx_queue_data(q, ngx_chat_out_t, queue);
+        ngx_chat_ws_send(s, out->ev);
+        ngx_chat_event_release(out->ev);
+        ngx_free(out);
+    }
+
+    s->nheld = 0;
+
+    ngx_chat_session_catch_up(s);
+}
+
+
+/*
+ * resume {conversations: {"<id>": seq}}: the named conversations restart
+ * after the given seqs, the others where they stood at connect time.
+ */
+
+static void
+ngx_chat_session_resume(ngx_chat_session_t *s, json_t *map, json_t *req)
+{
+    u_char           key[NGX_INT64_LEN + 1];
+    json_t          *seq;
+    ngx_queue_t     *q;
+    ngx_chat_sub_t  *sub;
+
+    if (!s->loaded) {
+        json_incref(map);
+        json_incref(req);
+        json_decref(s->resume);
+        json_decref(s->resume_req);
+        s->resume = map;
+        s->resume_req = req;
+        s->started = 1;
+        return;
+    }
+
+    for (q = ngx_queue_head(&s->subs);
+         q != ngx_queue_sentinel(&s->subs);
+         q = ngx_queue_next(q))
+    {
+        sub = ngx_queue_data(q, ngx_chat_sub_t, in_session);
+
+        *ngx_sprintf(key, "%L", ngx_chat_fanout_id(sub)) = '\0';
+        seq = json_object_get(map, (char *) key);
+
+        if (seq == NULL) {
+            continue;
+        }
+
+        sub->pos = json_integer_value(seq);
+
+        if (sub->state != NGX_CHAT_SUB_WAITING) {
+            ngx_chat_fanout_place(sub);
+        }
+    }
+
+    json_incref(req);
+    json_decref(s->resume_req);
+    s->resume_req = req;
+    s->resuming = 1;
+
+    s->started = 0;
+    ngx_chat_session_start(s);
+
+    if (s->started && s->reading == NULL) {
+        /* nothing to read back */
+        ngx_chat_session_catch_up(s);
+    }
+}
+
+
+/* followers behind their channel read Postgres, one batch at a time */
+
+static void
+ngx_chat_session_catch_up(ngx_chat_session_t *s)
+{
+    u_char              *ids, *seqs, *p, *e;
+    ngx_uint_t           n;
+    ngx_queue_t         *q;
+    ngx_chat_sub_t      *sub;
+    ngx_chat_reading_t  *rd;
+
+    if (s->reading || !s->started || !s->loaded || s->closing) {
+        return;
+    }
+
+    n = 0;
+
+    for (q = ngx_queue_head(&s->subs);
+         q != ngx_queue_sentinel(&s->subs);
+         q = ngx_queue_next(q))
+    {
+        sub = ngx_queue_data(q, ngx_chat_sub_t, in_session);
+        n += (sub->state == NGX_CHAT_SUB_CATCHING);
+    }
+
+    if (n == 0) {
+        if (s->resuming) {
+            ngx_chat_session_resumed(s);
+        }
+        return;
+    }
+
+    n = ngx_min(n, NGX_CHAT_CATCH_BATCH);
+
+    rd = ngx_chat_reading_create(s, NGX_CHAT_SQL_WS_EVENTS,
+                                 ngx_chat_session_caught);
+    if (rd == NULL) {
+        ngx_chat_session_wake(s, NGX_CHAT_RETRY);
+        return;
+    }
+
+    rd->subs = ngx_palloc(rd->pool, n * sizeof(ngx_chat_sub_t *));
+    rd->ids = ngx_palloc(rd->pool, n * sizeof(int64_t));
+    ids = ngx_pnalloc(rd->pool, n * (NGX_INT64_LEN + 1) + 3);
+    seqs = ngx_pnalloc(rd->pool, n * (NGX_INT64_LEN + 1) + 3);
+
+    if (rd->subs == NULL || rd->ids == NULL || ids == NULL || seqs == NULL) {
+        ngx_chat_reading_done(rd);
+        ngx_chat_session_wake(s, NGX_CHAT_RETRY);
+        return;
+    }
+
+    for (q = ngx_queue_head(&s->subs);
+         q != ngx_queue_sentinel(&s->subs) && rd->nsubs < n;
+         q = ngx_queue_next(q))
+    {
+        sub = ngx_queue_data(q, ngx_chat_sub_t, in_session);
+
+        if (sub->state == NGX_CHAT_SUB_CATCHING) {
+            rd->subs[rd->nsubs++] = sub;
+        }
+    }
+
+    /* the rows come by conversation: so are the subscriptions here */
+    ngx_qsort(rd->subs, rd->nsubs, sizeof(ngx_chat_sub_t *),
+              ngx_chat_sub_cmp);
+
+    p = ngx_cpymem(ids, "{", 1);
+    e = ngx_cpymem(seqs, "{", 1);
+
+    for (n = 0; n < rd->nsubs; n++) {
+        rd->ids[n] = ngx_chat_fanout_id(rd->subs[n]);
+        p = ngx_sprintf(p, "%s%L", n ? "," : "", rd->ids[n]);
+        e = ngx_sprintf(e, "%s%L", n ? "," : "", rd->subs[n]->pos);
+    }
+
+    *p++ = '}'; *p = '\0';
+    *e++ = '}'; *e = '\0';
+
+    rd->query.nparams = 3;
+    rd->query.params[0] = (char *) ids;
+    rd->query.params[1] = (char *) seqs;
+    rd->query.params[2] = ngx_value(NGX_CHAT_CATCH_LIMIT);
+
+    if (ngx_chat_pg_send(ngx_chat_worker.pg, &rd->query) != NGX_OK) {
+        ngx_chat_reading_done(rd);
+        ngx_chat_session_wake(s, NGX_CHAT_RETRY);
+    }
+}
+
+
+static int ngx_libc_cdecl
+ngx_chat_sub_cmp(const void *a, const void *b)
+{
+    int64_t  x, y;
+
+    x = ngx_chat_fanout_id(*(ngx_chat_sub_t **) a);
+    y = ngx_chat_fanout_id(*(ngx_chat_sub_t **) b);
+
+    return (x > y) - (x < y);
+}
+
+
+static void
+ngx_chat_session_caught(ngx_chat_pg_query_t *q, PGresult *res)
+{
+    ngx_chat_reading_t  *rd;
+    ngx_chat_session_t  *s;
+
+    rd = q->data;
+    s = rd->session;
+
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_chat_reading_done(rd);
+        ngx_chat_session_wake(s, NGX_CHAT_RETRY);
+        return;
+    }
+
+    ngx_chat_session_replay(rd, res);
+    ngx_chat_reading_done(rd);
+
+    ngx_chat_session_catch_up(s);
+}
+
+
+/* the rows of a catch-up go to this connection alone, in order */
+
+static void
+ngx_chat_session_replay(ngx_chat_reading_t *rd, PGresult *res)
+{
+    int          i, n;
+    int64_t      id, seq;
+    ngx_uint_t   k, rows;
+
+    n = PQntuples(res);
+    k = 0;
+    rows = 0;
+
+    for (i = 0; i < n; i++) {
+        id = ngx_atoof((u_char *) PQgetvalue(res, i, 0),
+                       PQgetlength(res, i, 0));
+        seq = ngx_atoof((u_char *) PQgetvalue(res, i, 1),
+                        PQgetlength(res, i, 1));
+
+        /* the rows come by conversation, as the followers here are */
+        while (k < rd->nsubs && rd->ids[k] < id) {
+            ngx_chat_session_read_all(rd, k++, rows);
+            rows = 0;
+        }
+
+        if (k == rd->nsubs || rd->ids[k] != id) {
+            continue;
+        }
+
+        rows++;
+
+        if (rd->subs[k] && seq == rd->subs[k]->pos + 1
+            && ngx_chat_session_replay_one(rd->session, rd->subs[k], id,
+                   (u_char *) PQgetvalue(res, i, 2), PQgetlength(res, i, 2))
+               == NGX_DONE)
+        {
+            rd->subs[k] = NULL;
+        }
+    }
+
+    for ( /* void */ ; k < rd->nsubs; k++, rows = 0) {
+        ngx_chat_session_read_all(rd, k, rows);
+    }
+}
+
+
+/* NGX_DONE: it was the follower's own removal, it follows no more */
+
+static ngx_int_t
+ngx_chat_session_replay_one(ngx_chat_session_t *s, ngx_chat_sub_t *sub,
+    int64_t id, u_char *wire, size_t len)
+{
+    ngx_int_t          rc;
+    ngx_chat_event_t  *ev;
+
+    ev = ngx_chat_event_from_wire(id, wire, len);
+    if (ev == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_chat_ws_send(s, ev);
+    sub->pos = ev->seq;
+    rc = NGX_OK;
+
+    if (ev->op == '-' && ev->subject.len == s->id.user.len
+        && ngx_strncmp(ev->subject.data, s->id.user.data, s->id.user.len)
+           == 0)
+    {
+        ngx_chat_fanout_unfollow(sub);
+        rc = NGX_DONE;
+    }
+
+    ngx_chat_event_release(ev);
+
+    return rc;
+}
+
+
+/* fewer rows than asked for: it read all Postgres had, it is placed */
+
+static void
+ngx_chat_session_read_all(ngx_chat_reading_t *rd, ngx_uint_t k,
+    ngx_uint_t rows)
+{
+    if (rd->subs[k] && rows < NGX_CHAT_CATCH_LIMIT) {
+        ngx_chat_fanout_place(rd->subs[k]);
+    }
+}
+
+
+static void
+ngx_chat_session_resumed(ngx_chat_session_t *s)
+{
+    s->resuming = 0;
+    ngx_chat_session_reply(s, s->resume_req, "resumed", NULL);
+
+    json_decref(s->resume_req);
+    s->resume_req = NULL;
+}
+
+
+/* an event from the fan-out for this connection */
+
+void
+ngx_chat_session_event(ngx_chat_session_t *s, ngx_chat_event_t *ev)
+{
+    ngx_chat_out_t  *out;
+
+    if (s->started && s->loaded) {
+        ngx_chat_ws_send(s, ev);
+        return;
+    }
+
+    /* before the start only events without a seq come here: held */
+
+    if (s->nheld == NGX_CHAT_SESSION_HELD) {
+        return;
+    }
+
+    out = ngx_alloc(sizeof(ngx_chat_out_t), s->connection->log);
+    if (out == NULL) {
+        return;
+    }
+
+    out->ev = ev;
+    ev->refs++;
+    ngx_queue_insert_tail(&s->held, &out->queue);
+    s->nheld++;
+}
+
+
+/* the user was added to a conversation: it is followed from that seq */
+
+void
+ngx_chat_session_follow(ngx_chat_session_t *s, int64_t conversation,
+    int64_t from)
+{
+    ngx_chat_sub_t  *sub;
+
+    if (s->closing || ngx_chat_session_sub(s, conversation) != NULL) {
+        return;
+    }
+
+    sub = ngx_chat_fanout_follow(s, conversation, from - 1);
+    if (sub == NULL) {
+        return;
+    }
+
+    if (s->started && s->loaded) {
+        ngx_chat_fanout_place(sub);
+        ngx_chat_session_catch_up(s);
+    }
+}
+
+
+/* the connection's timer: the start, and reads that failed before */
+
+void
+ngx_chat_session_timer(ngx_chat_session_t *s)
+{
+    if (s->reading) {
+        return;
+    }
+
+    if (!s->loaded) {
+        ngx_chat_session_load(s);
+        return;
+    }
+
+    if (!s->started && ngx_current_msec >= s->start_by) {
+        ngx_chat_session_start(s);
+        return;
+    }
+
+    ngx_chat_session_catch_up(s);
+}
+
+
+void
+ngx_chat_session_close(ngx_chat_session_t *s)
+{
+    ngx_queue_t         *q;
+    ngx_chat_out_t      *out;
+    ngx_chat_ws_call_t  *wc;
+
+    while (!ngx_queue_empty(&s->calls)) {
+        q = ngx_queue_head(&s->calls);
+        wc = ngx_queue_data(q, ngx_chat_ws_call_t, queue);
+        ngx_chat_session_call_free(wc);
+    }
+
+    if (s->reading) {
+        ngx_chat_reading_done(s->reading);
+    }
+
+    while (!ngx_queue_empty(&s->subs)) {
+        q = ngx_queue_head(&s->subs);
+        ngx_chat_fanout_unfollow(ngx_queue_data(q, ngx_chat_sub_t,
+                                                in_session));
+    }
+
+    ngx_chat_fanout_leave_user(s);
+
+    while (!ngx_queue_empty(&s->held)) {
+        q = ngx_queue_head(&s->held);
+        ngx_queue_remove(q);
+        out = ngx_queue_data(q, ngx_chat_out_t, queue);
+        ngx_chat_event_release(out->ev);
+        ngx_free(out);
+    }
+
+    json_decref(s->resume);
+    json_decref(s->resume_req);
+    s->resume = NULL;
+    s->resume_req = NULL;
+}
+
+
+/* a text message from the client */
+
+void
+ngx_chat_session_message(ngx_chat_session_t *s, u_char *p, size_t len)
+{
+    json_t                    *msg, *req;
+    json_error_t               jerr;
+    const ngx_chat_ws_type_t  *t;
+
+    msg = json_loadb((char *) p, len, JSON_REJECT_DUPLICATES, &jerr);
+
+    if (msg == NULL || !json_is_object(msg)) {
+        ngx_chat_session_error(s, NULL, 400, (u_char *) "the message is not "
+                               "a JSON object", 32);
+        json_decref(msg);
+        return;
+    }
+
+    req = json_incref(json_object_get(msg, "req"));
+    json_object_del(msg, "req");
+
+    if (req && !json_is_string(req) && !json_is_integer(req)) {
+        ngx_chat_session_error(s, NULL, 400, (u_char *) "\"req\": must be a "
+                               "string or an integer", 38);
+        goto done;
+    }
+
+    if (req && json_is_string(req) && json_string_length(req) > 128) {
+        ngx_chat_session_error(s, NULL, 400, (u_char *) "\"req\": is longer "
+                               "than 128 characters", 37);
+        goto done;
+    }
+
+    t = ngx_chat_session_type(json_object_get(msg, "type"));
+    json_object_del(msg, "type");
+
+    if (t == NULL) {
+        ngx_chat_session_error(s, req, 400, (u_char *) "\"type\": is not a "
+                               "message type of this protocol", 46);
+        goto done;
+    }
+
+    if (t->kind != NGX_CHAT_MSG_RESUME && !s->started) {
+        ngx_chat_session_start(s);
+    }
+
+    switch (t->kind) {
+
+    case NGX_CHAT_MSG_ACTION:
+        ngx_chat_session_action(s, t, msg, req);
+        break;
+
+    case NGX_CHAT_MSG_PING:
+        ngx_chat_session_reply(s, req, "pong", NULL);
+        break;
+
+    case NGX_CHAT_MSG_RESUME:
+    case NGX_CHAT_MSG_JOIN:
+    case NGX_CHAT_MSG_LEAVE:
+        ngx_chat_session_view(s, t, msg, req);
+        break;
+    }
+
+done:
+
+    json_decref(req);
+    json_decref(msg);
+}
+
+
+static const ngx_chat_ws_type_t *
+ngx_chat_session_type(json_t *type)
+{
+    size_t       len;
+    ngx_uint_t   i;
+    const char  *name;
+
+    if (!json_is_string(type)) {
+        return NULL;
+    }
+
+    name = json_string_value(type);
+    len = json_string_length(type);
+
+    for (i = 0; i < sizeof(ngx_chat_ws_types) / sizeof(ngx_chat_ws_types[0]);
+         i++)
+    {
+        if (ngx_chat_ws_types[i].type.len == len
+            && ngx_strncmp(ngx_chat_ws_types[i].type.data, name, len) == 0)
+        {
+            return &ngx_chat_ws_types[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+/* resume, join and leave: checked like any arguments, handled here */
+
+static void
+ngx_chat_session_view(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
+    json_t *msg, json_t *req)
+{
+    json_t            *args;
+    int64_t            id;
+    ngx_chat_error_t   err;
+
+    args = json_object();
+    if (args == NULL) {
+        return;
+    }
+
+    if (ngx_chat_args_from_json(msg, t->fields, &ngx_chat_worker.conf->limits,
+                                args, &err)
+        != NGX_OK
+        || ngx_chat_args_require(args, t->fields, &err) != NGX_OK)
+    {
+        ngx_chat_session_error(s, req, err.status, (u_char *) err.text,
+                               ngx_strlen(err.text));
+        json_decref(args);
+        return;
+    }
+
+    if (t->kind == NGX_CHAT_MSG_RESUME) {
+        ngx_chat_session_resume(s, json_object_get(args, "conversations"),
+                                req);
+        json_decref(args);
+        return;
+    }
+
+    id = json_integer_value(json_object_get(args, "conversation_id"));
+    json_decref(args);
+
+    if (ngx_chat_session_sub(s, id) == NULL) {
+        ngx_chat_session_error(s, req, 404, (u_char *) "conversation not "
+                               "found", 22);
+        return;
+    }
+
+    if (t->kind == NGX_CHAT_MSG_JOIN) {
+        s->viewing = id;
+
+    } else if (s->viewing == id) {
+        s->viewing = 0;
+    }
+
+    ngx_chat_session_reply(s, req, "ack", NULL);
+}
+
+
+static void
+ngx_chat_session_action(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
+    json_t *msg, json_t *req)
+{
+    json_t              *args;
+    ngx_pool_t          *pool;
+    ngx_chat_error_t     err;
+    ngx_pool_cleanup_t  *cln;
+    ngx_chat_ws_call_t  *wc;
+
+    if (s->ncalls >= NGX_CHAT_SESSION_CALLS) {
+        ngx_chat_session_error(s, req, 429, (u_char *) "too many requests "
+                               "wait for an answer", 36);
+        return;
+    }
+
+    args = json_object();
+    if (args == NULL) {
+        return;
+    }
+
+    if (ngx_chat_args_from_json(msg, t->fields, &ngx_chat_worker.conf->limits,
+                                args, &err)
+        != NGX_OK
+        || ngx_chat_args_require(args, t->fields, &err) != NGX_OK)
+    {
+        ngx_chat_session_error(s, req, err.status, (u_char *) err.text,
+                               ngx_strlen(err.text));
+        json_decref(args);
+        return;
+    }
+
+    pool = ngx_create_pool(1024, s->connection->log);
+    if (pool == NULL) {
+        json_decref(args);
+        return;
+    }
+
+    wc = ngx_pcalloc(pool, sizeof(ngx_chat_ws_call_t));
+    cln = ngx_pool_cleanup_add(pool, 0);
+
+    if (wc == NULL || cln == NULL) {
+        json_decref(args);
+        ngx_destroy_pool(pool);
+        return;
+    }
+
+    cln->handler = ngx_chat_json_cleanup;
+    cln->data = args;
+
+    wc->session = s;
+    wc->type = t;
+    wc->req = json_incref(req);
+
+    wc->call.stmt = t->stmt;
+    wc->call.flags = t->flags;
+    wc->call.id = s->id;
+    wc->call.args = args;
+    wc->call.pool = pool;
+    wc->call.log = s->connection->log;
+    wc->call.done = ngx_chat_session_call_done;
+    wc->call.data = wc;
+
+    ngx_queue_insert_tail(&s->calls, &wc->queue);
+    s->ncalls++;
+
+    if (ngx_chat_call_start(&wc->call) != NGX_OK) {
+        ngx_chat_session_error(s, req, wc->call.status, wc->call.error.data,
+                               wc->call.error.len);
+        ngx_chat_session_call_free(wc);
+    }
+}
+
+
+static void
+ngx_chat_session_call_done(ngx_chat_call_t *call)
+{
+    ngx_str_t            fields;
+    ngx_chat_ws_call_t  *wc;
+    ngx_chat_session_t  *s;
+
+    wc = call->data;
+    s = wc->session;
+
+    if (call->status >= 300) {
+        ngx_chat_session_error(s, wc->req, call->status, call->error.data,
+                               call->error.len);
+
+    } else if (wc->type->ack && call->body.len > 2) {
+        fields.len = call->body.len + ngx_strlen(wc->type->ack) + 4;
+        fields.data = ngx_pnalloc(call->pool, fields.len);
+
+        if (fields.data) {
+            if (wc->type->ack[0] == '\0') {
+                /* the members of the answer object */
+                fields.len = ngx_sprintf(fields.data, "%*s",
+                                         call->body.len - 2,
+                                         call->body.data + 1)
+                             - fields.data;
+            } else {
+                fields.len = ngx_sprintf(fields.data, "\"%s\":%V",
+                                         wc->type->ack, &call->body)
+                             - fields.data;
+            }
+
+            ngx_chat_session_reply(s, wc->req, "ack", &fields);
+        }
+
+    } else {
+        ngx_chat_session_reply(s, wc->req, "ack", NULL);
+    }
+
+    ngx_chat_session_call_free(wc);
+}
+
+
+static void
+ngx_chat_session_call_free(ngx_chat_ws_call_t *wc)
+{
+    ngx_queue_remove(&wc->queue);
+    wc->session->ncalls--;
+    json_decref(wc->req);
+
+    /* a query still running is cancelled by the pool's cleanup */
+    ngx_destroy_pool(wc->call.pool);
+}
+
+
+/* {"type": type, "req": req[, fields]} */
+
+void
+ngx_chat_session_reply(ngx_chat_session_t *s, json_t *req, const char *type,
+    ngx_str_t *fields)
+{
+    u_char  *buf, *p, *last;
+    size_t   len;
+
+    len = 64 + ngx_strlen(type) + 256 + (fields ? fields->len : 0);
+
+    buf = ngx_alloc(len, s->connection->log);
+    if (buf == NULL) {
+        return;
+    }
+
+    last = buf + len;
+
+    p = ngx_sprintf(buf, "{\"type\":\"%s\"", type);
+    p = ngx_chat_session_req(p, last, req);
+
+    if (fields && fields->len) {
+        p = ngx_sprintf(p, ",%V", fields);
+    }
+
+    *p++ = '}';
+
+    (void) ngx_chat_ws_send_text(s, buf, p - buf);
+    ngx_free(buf);
+}
+
+
+void
+ngx_chat_session_error(ngx_chat_session_t *s, json_t *req, ngx_uint_t status,
+    u_char *text, size_t len)
+{
+    u_char     *buf, *p;
+    size_t      size;
+    ngx_str_t   fields;
+
+    size = 64 + ngx_chat_json_escape_len(text, len);
+
+    buf = ngx_alloc(size, s->connection->log);
+    if (buf == NULL) {
+        return;
+    }
+
+    p = ngx_sprintf(buf, "\"error\":{\"code\":\"%s\",\"message\":\"",
+                    ngx_chat_error_code(status));
+    p = ngx_chat_json_escape(p, text, len);
+    p = ngx_cpymem(p, "\"}", 2);
+
+    fields.data = buf;
+    fields.len = p - buf;
+
+    ngx_chat_session_reply(s, req, "error", &fields);
+    ngx_free(buf);
+}
+
+
+/* ,"req":<the client's value>, when it sent one */
+
+static u_char *
+ngx_chat_session_req(u_char *p, u_char *last, json_t *req)
+{
+    char    *text;
+    size_t   len;
+
+    if (req == NULL) {
+        return p;
+    }
+
+    text = json_dumps(req, JSON_ENCODE_ANY | JSON_COMPACT);
+    if (text == NULL) {
+        return p;
+    }
+
+    len = ngx_strlen(text);
+
+    if ((size_t) (last - p) > len + 8) {
+        p = ngx_cpymem(p, ",\"req\":", 7);
+        p = ngx_cpymem(p, text, len);
+    }
+
+    free(text);
+
+    return p;
+}
+
+
+static ngx_chat_sub_t *
+ngx_chat_session_sub(ngx_chat_session_t *s, int64_t conversation)
+{
+    ngx_queue_t     *q;
+    ngx_chat_sub_t  *sub;
+
+    for (q = ngx_queue_head(&s->subs);
+         q != ngx_queue_sentinel(&s->subs);
+         q = ngx_queue_next(q))
+    {
+        sub = ngx_queue_data(q, ngx_chat_sub_t, in_session);
+
+        if (ngx_chat_fanout_id(sub) == conversation) {
+            return sub;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_chat_session_wake(ngx_chat_session_t *s, ngx_msec_t after)
+{
+    if (s->closing) {
+        return;
+    }
+
+    if (!s->timer.timer_set
+        || s->timer.timer.key > ngx_current_msec + after)
+    {
+        ngx_add_timer(&s->timer, after);
+    }
+}
+
+
+static void
+ngx_chat_json_cleanup(void *data)
+{
+    json_decref(data);
+}
+
+
+/*
+ * How far each connection got reaches Postgres every few seconds, in one
+ * statement: receipts tell from it who has a message delivered.  A
+ * position is advice, not a promise: one lost with a failed report is
+ * sent with the next event delivered.
+ */
+
+static ngx_uint_t  ngx_chat_reporting;
+
+void
+ngx_chat_session_report(void)
+{
+    u_char              *p[4], *start[4];
+    size_t               size[4];
+    ngx_uint_t           n, i;
+    ngx_pool_t          *pool;
+    ngx_queue_t         *q, *qs;
+    ngx_chat_sub_t      *sub;
+    ngx_chat_reading_t  *rd;
+    ngx_chat_session_t  *s;
+
+    if (ngx_chat_reporting || ngx_chat_worker.nsessions == 0) {
+        return;
+    }
+
+    pool = ngx_create_pool(16384, ngx_cycle->log);
+    if (pool == NULL) {
+        return;
+    }
+
+    /* user ids and tenants quoted and escaped, ids and seqs as numbers */
+    size[0] = size[1] = NGX_CHAT_REPORT_BATCH * (2 * 128 + 3) + 3;
+    size[2] = size[3] = NGX_CHAT_REPORT_BATCH * (NGX_INT64_LEN + 1) + 3;
+
+    for (i = 0; i < 4; i++) {
+        start[i] = ngx_pnalloc(pool, size[i]);
+        if (start[i] == NULL) {
+            ngx_destroy_pool(pool);
+            return;
+        }
+        p[i] = ngx_cpymem(start[i], "{", 1);
+    }
+
+    n = 0;
+
+    for (qs = ngx_queue_head(&ngx_chat_worker.sessions);
+         qs != ngx_queue_sentinel(&ngx_chat_worker.sessions)
+         && n < NGX_CHAT_REPORT_BATCH;
+         qs = ngx_queue_next(qs))
+    {
+        s = ngx_queue_data(qs, ngx_chat_session_t, in_worker);
+
+        for (q = ngx_queue_head(&s->subs);
+             q != ngx_queue_sentinel(&s->subs) && n < NGX_CHAT_REPORT_BATCH;
+             q = ngx_queue_next(q))
+        {
+            sub = ngx_queue_data(q, ngx_chat_sub_t, in_session);
+
+            if (sub->pos <= sub->reported) {
+                continue;
+            }
+
+            p[0] = ngx_chat_pg_array_string(p[0], &s->id.tenant);
+            p[1] = ngx_chat_pg_array_string(p[1], &s->id.user);
+            p[2] = ngx_sprintf(p[2], "%L,", ngx_chat_fanout_id(sub));
+            p[3] = ngx_sprintf(p[3], "%L,", sub->pos);
+
+            sub->reported = sub->pos;
+            n++;
+        }
+    }
+
+    rd = ngx_pcalloc(pool, sizeof(ngx_chat_reading_t));
+
+    if (n == 0 || rd == NULL) {
+        ngx_destroy_pool(pool);
+        return;
+    }
+
+    rd->pool = pool;
+    rd->query.stmt = NGX_CHAT_SQL_WS_DELIVERED;
+    rd->query.nparams = 4;
+    rd->query.handler = ngx_chat_session_reported;
+    rd->query.data = rd;
+
+    for (i = 0; i < 4; i++) {
+        /* the last comma closes the array */
+        p[i][-1] = '}';
+        *p[i] = '\0';
+        rd->query.params[i] = (char *) start[i];
+    }
+
+    if (ngx_chat_pg_send(ngx_chat_worker.pg, &rd->query) != NGX_OK) {
+        ngx_destroy_pool(pool);
+        return;
+    }
+
+    ngx_chat_reporting = 1;
+}
+
+
+static void
+ngx_chat_session_reported(ngx_chat_pg_query_t *q, PGresult *res)
+{
+    ngx_chat_reading_t  *rd;
+
+    rd = q->data;
+    ngx_chat_reporting = 0;
+
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "chat: reporting delivery positions failed: %s",
+                      res ? PQresultErrorMessage(res) : "no database");
+    }
+
+    ngx_destroy_pool(rd->pool);
+}
+
+
+/* "text", as an element of a Postgres array literal, and a comma */
+
+static u_char *
+ngx_chat_pg_array_string(u_char *p, ngx_str_t *s)
+{
+    u_char  *c, *last;
+
+    *p++ = '"';
+
+    for (c = s->data, last = s->data + s->len; c < last; c++) {
+        if (*c == '"' || *c == '\\') {
+            *p++ = '\\';
+        }
+        *p++ = *c;
+    }
+
+    *p++ = '"';
+    *p++ = ',';
+
+    return p;
+}

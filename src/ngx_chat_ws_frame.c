@@ -1,0 +1,262 @@
+
+/*
+ * ngx_chat: RFC 6455 framing, the pure part.  Frame headers are parsed and
+ * checked here, text is validated as UTF-8 across fragments, and server
+ * frame headers are written.  Nothing here reads a socket.
+ */
+
+
+#include "ngx_chat_pure.h"
+
+
+/*
+ * Parses one frame header from the bytes at p.  NGX_AGAIN: more bytes are
+ * needed.  NGX_ERROR: *code is the close code the connection ends with.
+ */
+
+ngx_int_t
+ngx_chat_ws_parse_header(u_char *p, size_t len, size_t max,
+    ngx_chat_ws_frame_t *f, ngx_uint_t *code)
+{
+    size_t    need, i;
+    uint64_t  n;
+
+    if (len < 2) {
+        return NGX_AGAIN;
+    }
+
+    f->fin = p[0] >> 7;
+    f->opcode = p[0] & 0x0f;
+    f->masked = p[1] >> 7;
+    n = p[1] & 0x7f;
+
+    /* no extension was negotiated: the reserved bits must be clear */
+    if (p[0] & 0x70) {
+        *code = NGX_CHAT_WS_PROTOCOL_ERROR;
+        return NGX_ERROR;
+    }
+
+    switch (f->opcode) {
+
+    case NGX_CHAT_WS_CONT:
+    case NGX_CHAT_WS_TEXT:
+    case NGX_CHAT_WS_BINARY:
+        break;
+
+    case NGX_CHAT_WS_CLOSE:
+    case NGX_CHAT_WS_PING:
+    case NGX_CHAT_WS_PONG:
+        if (!f->fin || n > 125) {
+            *code = NGX_CHAT_WS_PROTOCOL_ERROR;
+            return NGX_ERROR;
+        }
+        break;
+
+    default:
+        *code = NGX_CHAT_WS_PROTOCOL_ERROR;
+        return NGX_ERROR;
+    }
+
+    if (!f->masked) {
+        *code = NGX_CHAT_WS_PROTOCOL_ERROR;
+        return NGX_ERROR;
+    }
+
+    need = 2 + (n == 126 ? 2 : n == 127 ? 8 : 0) + 4;
+
+    if (len < need) {
+        return NGX_AGAIN;
+    }
+
+    if (n == 126) {
+        n = (uint64_t) p[2] << 8 | p[3];
+
+        /* the shortest form must be used */
+        if (n < 126) {
+            *code = NGX_CHAT_WS_PROTOCOL_ERROR;
+            return NGX_ERROR;
+        }
+
+    } else if (n == 127) {
+        if (p[2] & 0x80) {
+            *code = NGX_CHAT_WS_PROTOCOL_ERROR;
+            return NGX_ERROR;
+        }
+
+        n = 0;
+        for (i = 2; i < 10; i++) {
+            n = n << 8 | p[i];
+        }
+
+        if (n <= 0xffff) {
+            *code = NGX_CHAT_WS_PROTOCOL_ERROR;
+            return NGX_ERROR;
+        }
+    }
+
+    if (n > max) {
+        *code = NGX_CHAT_WS_TOO_BIG;
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(f->mask, p + need - 4, 4);
+    f->len = (size_t) n;
+    f->header_len = need;
+
+    return NGX_OK;
+}
+
+
+/* offset: how many payload bytes of the frame came before p */
+
+void
+ngx_chat_ws_unmask(u_char *p, size_t len, u_char *mask, size_t offset)
+{
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        p[i] ^= mask[(offset + i) & 3];
+    }
+}
+
+
+/*
+ * Streaming UTF-8 validation.  The state keeps, for a character cut
+ * between frames, how many continuation bytes are still due and the range
+ * the next one must fall in (which excludes overlong forms and
+ * surrogates).
+ */
+
+#define ngx_chat_utf8_state(n, lo, hi)  ((uint32_t) (n) << 16 | (lo) << 8 | (hi))
+
+ngx_int_t
+ngx_chat_utf8_step(uint32_t *state, u_char *p, size_t len)
+{
+    u_char    c, lo, hi;
+    uint32_t  st, n;
+
+    st = *state;
+
+    for ( /* void */ ; len; len--, p++) {
+        c = *p;
+
+        if (st) {
+            n = st >> 16;
+            lo = (u_char) (st >> 8);
+            hi = (u_char) st;
+
+            if (c < lo || c > hi) {
+                return NGX_ERROR;
+            }
+
+            st = (n > 1) ? ngx_chat_utf8_state(n - 1, 0x80, 0xbf) : 0;
+            continue;
+        }
+
+        if (c < 0x80) {
+            continue;
+        }
+
+        if (c >= 0xc2 && c <= 0xdf) {
+            st = ngx_chat_utf8_state(1, 0x80, 0xbf);
+
+        } else if (c == 0xe0) {
+            st = ngx_chat_utf8_state(2, 0xa0, 0xbf);
+
+        } else if (c == 0xed) {
+            st = ngx_chat_utf8_state(2, 0x80, 0x9f);
+
+        } else if (c >= 0xe1 && c <= 0xef) {
+            st = ngx_chat_utf8_state(2, 0x80, 0xbf);
+
+        } else if (c == 0xf0) {
+            st = ngx_chat_utf8_state(3, 0x90, 0xbf);
+
+        } else if (c >= 0xf1 && c <= 0xf3) {
+            st = ngx_chat_utf8_state(3, 0x80, 0xbf);
+
+        } else if (c == 0xf4) {
+            st = ngx_chat_utf8_state(3, 0x80, 0x8f);
+
+        } else {
+            return NGX_ERROR;
+        }
+    }
+
+    *state = st;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A close frame's payload: empty, or a code the peer may send followed by
+ * a UTF-8 reason.  Returns the code to answer with, or 0 when it is bad
+ * (*bad is then the close code for the fault).
+ */
+
+ngx_uint_t
+ngx_chat_ws_close_code(u_char *p, size_t len, ngx_uint_t *bad)
+{
+    uint32_t    st;
+    ngx_uint_t  code;
+
+    if (len == 0) {
+        return NGX_CHAT_WS_NORMAL;
+    }
+
+    if (len == 1) {
+        *bad = NGX_CHAT_WS_PROTOCOL_ERROR;
+        return 0;
+    }
+
+    code = (ngx_uint_t) p[0] << 8 | p[1];
+
+    /* 1004-1006 and 1015 are never sent; 1012-2999 are reserved */
+    if (code < 1000 || code == 1004 || code == 1005 || code == 1006
+        || (code > 1011 && code < 3000) || code > 4999)
+    {
+        *bad = NGX_CHAT_WS_PROTOCOL_ERROR;
+        return 0;
+    }
+
+    st = 0;
+
+    if (ngx_chat_utf8_step(&st, p + 2, len - 2) != NGX_OK || st != 0) {
+        *bad = NGX_CHAT_WS_BAD_DATA;
+        return 0;
+    }
+
+    return code;
+}
+
+
+/* a server frame header (never masked); returns its end */
+
+u_char *
+ngx_chat_ws_frame_header(u_char *p, ngx_uint_t opcode, size_t len)
+{
+    *p++ = (u_char) (0x80 | opcode);
+
+    if (len < 126) {
+        *p++ = (u_char) len;
+
+    } else if (len <= 0xffff) {
+        *p++ = 126;
+        *p++ = (u_char) (len >> 8);
+        *p++ = (u_char) len;
+
+    } else {
+        *p++ = 127;
+        *p++ = 0;
+        *p++ = 0;
+        *p++ = 0;
+        *p++ = 0;
+        *p++ = (u_char) (len >> 24);
+        *p++ = (u_char) (len >> 16);
+        *p++ = (u_char) (len >> 8);
+        *p++ = (u_char) len;
+    }
+
+    return p;
+}
