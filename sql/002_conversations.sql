@@ -246,7 +246,9 @@ RETURNS json LANGUAGE sql STABLE AS $$
     ) x
 $$;
 
--- a conversation; "me" is null in events, which everyone receives alike
+-- A conversation as its member sees it.  In events, which every member
+-- receives alike, "me" and "last_message" are null: a stored event must
+-- not keep a message that may be deleted later.
 CREATE FUNCTION chat.conversation_json(c chat.conversations, m chat.members)
 RETURNS json LANGUAGE sql STABLE AS $$
     SELECT row_to_json(x) FROM (
@@ -255,7 +257,8 @@ RETURNS json LANGUAGE sql STABLE AS $$
                chat.ts(c.updated_at) AS updated_at, c.last_seq,
                (SELECT chat.message_json(lm, m.user_id)
                   FROM chat.messages lm
-                 WHERE lm.id = c.last_message_id) AS last_message,
+                 WHERE lm.id = c.last_message_id
+                   AND m.user_id IS NOT NULL) AS last_message,
                c.member_count,
                c.archived_at IS NOT NULL AS is_archived,
                CASE WHEN m.user_id IS NOT NULL THEN
@@ -659,10 +662,13 @@ BEGIN
     LOOP
         v_seq := chat.next_seq((e.c).id);
 
+        -- a newcomer has nothing unread from before it came
         INSERT INTO chat.members (conversation_id, tenant_id, user_id, role,
                                   joined_seq, last_read_seq,
                                   read_message_count)
-        VALUES ((e.c).id, p_tenant, v_user, v_role, v_seq, 0, 0);
+        SELECT (e.c).id, p_tenant, v_user, v_role, v_seq, v_seq,
+               message_count
+          FROM chat.conversations WHERE id = (e.c).id;
 
         UPDATE chat.conversations SET member_count = member_count + 1
          WHERE id = (e.c).id;

@@ -90,7 +90,11 @@ BEGIN
                                || ' message needs a file');
     END IF;
 
-    IF p_files = 0 AND coalesce(btrim(p_content, E' \t\r\n'), '') = '' THEN
+    -- blank in any script: the spaces Unicode has besides ASCII's
+    IF p_files = 0 AND coalesce(p_content, '')
+           ~ ('^[\s\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f'
+              '\u205f\u3000\ufeff]*$')
+    THEN
         PERFORM chat.fail(400, '"content": must not be empty');
     END IF;
 
@@ -203,8 +207,12 @@ BEGIN
 
     PERFORM chat.require_poster(e.c, e.m);
 
-    SELECT coalesce(array_agg(DISTINCT x), '{}') INTO v_mentions
-      FROM jsonb_array_elements_text(coalesce(a->'mentions', '[]')) x;
+    -- in the order given, each once
+    SELECT coalesce(array_agg(x ORDER BY n), '{}') INTO v_mentions
+      FROM (SELECT x, min(n) AS n
+              FROM jsonb_array_elements_text(coalesce(a->'mentions', '[]'))
+                   WITH ORDINALITY AS t(x, n)
+             GROUP BY x) u;
 
     SELECT u INTO v_bad FROM unnest(v_mentions) u
      WHERE NOT EXISTS (SELECT 1 FROM chat.members
@@ -402,8 +410,8 @@ BEGIN
 
     PERFORM chat.require_open(e.c);
 
-    IF m.created_at + make_interval(secs => (a->>'edit_window')::integer)
-       < now()
+    IF m.created_at + (a->>'edit_window_ms')::bigint
+                      * interval '1 millisecond' < now()
     THEN
         PERFORM chat.fail(403, 'the edit window of this message has closed');
     END IF;
@@ -448,6 +456,8 @@ BEGIN
                                'a message');
     END IF;
 
+    PERFORM chat.require_open(e.c);
+
     RETURN NEXT chat.answer(204, NULL);
 
     IF m.deleted_at IS NOT NULL THEN
@@ -456,10 +466,17 @@ BEGIN
 
     v_seq := chat.next_seq((e.c).id);
 
+    -- a tombstone keeps its place and its thread, nothing of what it said
     UPDATE chat.messages
-       SET content = NULL, deleted_at = now(), is_pinned = false
+       SET content = NULL, deleted_at = now(), is_pinned = false,
+           mentions = '{}', fwd_conversation_id = NULL,
+           fwd_message_id = NULL, fwd_sender_id = NULL
      WHERE id = m.id
     RETURNING * INTO m;
+
+    DELETE FROM chat.mentions WHERE message_id = m.id;
+    DELETE FROM chat.reactions WHERE message_id = m.id;
+    DELETE FROM chat.message_files WHERE message_id = m.id;
 
     v_tomb := chat.message_json(m, NULL)::text;
 
@@ -581,11 +598,13 @@ DECLARE
     v_seq   bigint;
     v_rows  integer;
 BEGIN
+    -- it must also name itself in a path: DELETE .../reactions/<emoji>
     IF v_emoji IS NULL OR char_length(v_emoji) NOT BETWEEN 1 AND 64
-       OR v_emoji ~ '[[:space:][:cntrl:]]'
+       OR v_emoji ~ '[[:space:][:cntrl:]/\\?#%]' OR v_emoji ~ '^\.+$'
     THEN
-        PERFORM chat.fail(400, '"emoji": must be 1 to 64 characters '
-                               'without spaces');
+        PERFORM chat.fail(400, '"emoji": must be 1 to 64 characters, '
+                               'without spaces, "/", "\\", "?", "#", "%" '
+                               'or only dots');
     END IF;
 
     e := chat.enter(p_tenant, p_user,
@@ -748,15 +767,20 @@ $$;
 
 -- search
 
--- Whole words, the last one also as a prefix, no stemming ("simple").
+-- Whole words, the last one also as a prefix, no stemming: the words are
+-- the lexemes the same parser made of the messages ("simple"), so that an
+-- address, a host or a number is found as it was written.
 CREATE FUNCTION chat.search_query(p_text text) RETURNS tsquery
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
     SELECT to_tsquery('simple', string_agg(
                quote_literal(w) || CASE WHEN n = last THEN ':*' ELSE '' END,
                ' & ' ORDER BY n))
-      FROM (SELECT lower(m[1]) AS w, row_number() OVER () AS n,
+      FROM (SELECT w, row_number() OVER (ORDER BY t, l) AS n,
                    count(*) OVER () AS last
-              FROM regexp_matches(p_text, '([[:alnum:]_]+)', 'g') m) words
+              FROM ts_debug('simple', p_text) WITH ORDINALITY
+                   AS d(alias, description, token, dictionaries,
+                        dictionary, lexemes, t),
+                   unnest(d.lexemes) WITH ORDINALITY AS x(w, l)) words
 $$;
 
 CREATE FUNCTION chat.api_search(p_tenant text, p_user text, p_name text,

@@ -79,7 +79,7 @@ extern ngx_module_t  ngx_chat_module;
 
 ngx_connection_t *ngx_chat_conn_wrap(ngx_socket_t fd, void *data,
     ngx_event_handler_pt read, ngx_event_handler_pt write, ngx_log_t *log);
-void ngx_chat_conn_release(ngx_connection_t *c);
+void ngx_chat_conn_release(ngx_connection_t *c, ngx_uint_t closed);
 ngx_int_t ngx_chat_conn_want_write(ngx_connection_t *c, ngx_uint_t want);
 
 

@@ -35,8 +35,8 @@ ngx_chat_call_start(ngx_chat_call_t *call)
     ngx_chat_pg_query_t *q;
 
     if (call->flags & NGX_CHAT_A_EDIT_WINDOW) {
-        json_object_set_new(call->args, "edit_window",
-                 json_integer(ngx_chat_worker.conf->edit_window / 1000));
+        json_object_set_new(call->args, "edit_window_ms",
+                            json_integer(ngx_chat_worker.conf->edit_window));
     }
 
     args = json_dumps(call->args, JSON_COMPACT);

@@ -632,7 +632,7 @@ ngx_chat_api_body_bytes(ngx_http_request_t *r, u_char **p, size_t *len)
 
     b = r->request_body->bufs->buf;
 
-    if (r->request_body->bufs->next == NULL && !b->in_file) {
+    if (r->request_body->bufs->next == NULL && !b->in_file && b->pos) {
         *p = b->pos;
         *len = size;
         return NGX_OK;
@@ -648,6 +648,11 @@ ngx_chat_api_body_bytes(ngx_http_request_t *r, u_char **p, size_t *len)
 
     for (cl = r->request_body->bufs; cl; cl = cl->next) {
         b = cl->buf;
+
+        if (ngx_buf_size(b) == 0) {
+            /* the end of a chunked body: a buffer of no bytes */
+            continue;
+        }
 
         if (!b->in_file) {
             dst = ngx_cpymem(dst, b->pos, b->last - b->pos);

@@ -60,19 +60,25 @@ ngx_chat_conn_want_write(ngx_connection_t *c, ngx_uint_t want)
 
 
 /*
- * Called before the library closes the socket: the socket leaves epoll
- * here, as ngx_close_connection() skips that for a shared connection.
+ * The socket leaves epoll here, as ngx_close_connection() skips that for a
+ * shared connection.  When the library has closed the socket already (libpq
+ * does when the server goes away) its number may belong to another
+ * connection by now: epoll forgot it with the close, and is left alone.
  */
 
 void
-ngx_chat_conn_release(ngx_connection_t *c)
+ngx_chat_conn_release(ngx_connection_t *c, ngx_uint_t closed)
 {
+    ngx_uint_t  flags;
+
+    flags = closed ? NGX_CLOSE_EVENT : 0;
+
     if (c->write->active) {
-        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, flags);
     }
 
     if (c->read->active) {
-        (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
+        (void) ngx_del_event(c->read, NGX_READ_EVENT, flags);
     }
 
     ngx_close_connection(c);

@@ -276,7 +276,8 @@ ngx_chat_pg_track_socket(ngx_chat_pg_conn_t *pc)
     }
 
     if (pc->c) {
-        ngx_chat_conn_release(pc->c);
+        /* libpq closed the old socket when it opened another */
+        ngx_chat_conn_release(pc->c, 1);
         pc->c = NULL;
     }
 
@@ -735,7 +736,8 @@ ngx_chat_pg_close(ngx_chat_pg_conn_t *pc)
     }
 
     if (pc->c) {
-        ngx_chat_conn_release(pc->c);
+        ngx_chat_conn_release(pc->c,
+                              pc->pg == NULL || PQsocket(pc->pg) != pc->c->fd);
         pc->c = NULL;
     }
 

@@ -524,7 +524,7 @@ ngx_chat_redis_cleanup(void *data)
     ngx_chat_redis_link_t  *link = data;
 
     if (link->c) {
-        ngx_chat_conn_release(link->c);
+        ngx_chat_conn_release(link->c, 0);
         link->c = NULL;
     }
 }

@@ -317,10 +317,6 @@ def test_send_empty_or_blank_content_is_400(tenant, content):
     assert last_seq(alice, cid) == 0
 
 
-@pytest.mark.xfail(strict=True, reason='server bug: check_content trims '
-                   'only space, tab, CR and LF; a message of other '
-                   'whitespace (NBSP, em space, ideographic space, VT/FF) '
-                   'is accepted although it shows nothing')
 @pytest.mark.parametrize('content', ['\u00a0', '\u2003\u3000', '\v\f'])
 def test_send_content_of_other_whitespace_is_400(tenant, content):
     alice = tenant.client('alice')
@@ -1148,11 +1144,6 @@ def test_delete_removes_the_content_from_stored_events(tenant, db):
             assert event['message']['id'] == m['id']
 
 
-@pytest.mark.xfail(strict=True, reason='server bug: conversation_updated '
-                   'events store the conversation with its last_message; '
-                   'api_message_delete rewrites only new_message and '
-                   'message_updated events, so a replay still carries the '
-                   'deleted content')
 def test_delete_removes_the_content_from_every_stored_event(tenant, db):
     alice = tenant.client('alice')
     cid = new_conv(alice, 'group', ['bob'])
@@ -1179,10 +1170,6 @@ def test_delete_of_an_unknown_message_is_404(tenant):
     assert get_message(alice, other, m['id'])['is_deleted'] is False
 
 
-@pytest.mark.xfail(strict=True, reason='server bug: api_message_delete does '
-                   'not call chat.require_open; a conversation archived by '
-                   'its owner is read-only, edits, pins and reactions are '
-                   'refused but deletes go through and take a seq')
 def test_delete_in_an_archived_conversation_is_403(tenant):
     alice = tenant.client('alice')
     cid = new_conv(alice, 'group', ['bob'])
@@ -1443,10 +1430,6 @@ def test_reaction_emoji_of_64_characters_is_accepted(tenant):
     assert get_message(alice, cid, m['id'])['reactions'] == []
 
 
-@pytest.mark.xfail(strict=True, reason='server bug: set_reaction accepts '
-                   'emoji that cannot be a path segment ("a/b", ".", ".."); '
-                   'nginx decodes %2F and resolves dot segments in r->uri, '
-                   'so DELETE .../reactions/{emoji} never reaches them')
 @pytest.mark.parametrize('emoji', ['a/b', '.', '..'])
 def test_every_reaction_that_can_be_added_can_be_removed(tenant, emoji):
     alice = tenant.client('alice')

@@ -138,11 +138,6 @@ def test_search_ignores_punctuation_in_the_query(words):
     assert found(alice, q="'hello' (world)") == ['Hello WORLD']
 
 
-@pytest.mark.xfail(strict=True, reason='server bug: chat.search_query '
-                   'splits the query on every non-alphanumeric character '
-                   'while to_tsvector keeps e-mail addresses, host names, '
-                   'URLs and numbers with dots as single lexemes, so text '
-                   'typed exactly as in the message is not found')
 @pytest.mark.parametrize('q', ['bob@example.com', 'example.com', '3.14',
                                'v1.5', 'https://example.com/path'])
 def test_search_finds_tokens_typed_as_in_the_message(tenant, q):
