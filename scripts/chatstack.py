@@ -242,7 +242,8 @@ class Nginx:
         subprocess.run(['chown', 'nobody', str(self.prefix / 'client_body_temp')],
                        check=True)
         values = dict(MODULE=self.module, PREFIX=self.prefix, PORT=self.port,
-                      WORKERS=self.workers, LOG_LEVEL='info', EXTRA='')
+                      WORKERS=self.workers, LOG_LEVEL='info', EXTRA='',
+                      WS_EXTRA='')
         values.update(self.variables)
         text = string.Template(self.template.read_text()).substitute(values)
         (self.prefix / 'conf' / 'nginx.conf').write_text(text)
