@@ -5,8 +5,11 @@ under /usr/bin/python3.
 """
 
 import base64
+import hashlib
+import hmac
 import http.client
 import json
+import re
 import time
 import urllib.parse
 
@@ -65,6 +68,64 @@ def unsigned_token(claims, header=None):
     return f'{b64url(header)}.{b64url(claims)}.'
 
 
+def hmac_token(claims, secret, alg='HS256', header=None):
+    """An HMAC token signed by hand with any bytes as the secret.
+
+    PyJWT refuses a PEM public key as an HMAC secret; an attacker does not:
+    this is how the algorithm-confusion token is made.
+    """
+    digest = {'HS256': hashlib.sha256, 'HS384': hashlib.sha384,
+              'HS512': hashlib.sha512}[alg]
+    if isinstance(secret, str):
+        secret = secret.encode()
+    header = header or {'alg': alg, 'typ': 'JWT'}
+    signing_input = f'{b64url(header)}.{b64url(claims)}'
+    sig = hmac.new(secret, signing_input.encode(), digest).digest()
+    return f'{signing_input}.{b64url(sig)}'
+
+
+def claims(sub, ttl=3600, **extra):
+    """A claims dict as Tokens.make builds it; None values are dropped."""
+    now = int(time.time())
+    payload = {'sub': sub, 'iat': now, 'exp': now + ttl}
+    payload.update(extra)
+    return {k: v for k, v in payload.items() if v is not None}
+
+
+# the error code of each status (API.md section 2)
+ERROR_CODES = {
+    400: 'bad_request', 401: 'unauthorized', 403: 'forbidden',
+    404: 'not_found', 405: 'method_not_allowed', 409: 'conflict',
+    410: 'gone', 413: 'payload_too_large', 415: 'unsupported_media_type',
+    429: 'rate_limited', 503: 'unavailable',
+}
+
+TIMESTAMP = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$')
+
+
+def expect_error(r, status, message=None):
+    """r is an error answer of that status in the shape of API.md section 2.
+
+    message, when given, must occur in the error message (e.g. the name of
+    the field at fault).  Returns the message.
+    """
+    assert r.status == status, r
+    assert r.headers.get('Content-Type', '').startswith('application/json'), r
+    body = r.json
+    assert isinstance(body, dict) and set(body) == {'error'}, r
+    err = body['error']
+    assert isinstance(err, dict) and set(err) == {'code', 'message'}, r
+    assert err['code'] == ERROR_CODES[status], r
+    assert isinstance(err['message'], str) and err['message'], r
+    if message is not None:
+        assert message in err['message'], r
+    if status in (429, 503):
+        assert int(r.headers['Retry-After']) >= 0, r
+    if status == 401:
+        assert r.headers['WWW-Authenticate'].startswith('Bearer'), r
+    return err['message']
+
+
 class Client:
     """One user of one tenant, talking to one nginx over HTTP/1.1."""
 
@@ -76,8 +137,11 @@ class Client:
         self.token = token
 
     def request(self, method, path, body=None, headers=None, raw=None,
-                token=..., timeout=30):
-        """body is sent as JSON, raw as it is; path is below the prefix."""
+                token=..., timeout=30, chunked=False):
+        """body is sent as JSON, raw as it is; path is below the prefix.
+
+        With chunked, the body goes with Transfer-Encoding: chunked.
+        """
         hdrs = {}
         token = self.token if token is ... else token
         if token:
@@ -95,7 +159,14 @@ class Client:
         conn = http.client.HTTPConnection(self.host, self.port,
                                           timeout=timeout)
         try:
-            conn.request(method, self.prefix + path, body=data, headers=hdrs)
+            if chunked and data is not None:
+                step = 64 * 1024
+                chunks = [data[i:i + step] for i in range(0, len(data), step)]
+                conn.request(method, self.prefix + path, body=iter(chunks),
+                             headers=hdrs, encode_chunked=True)
+            else:
+                conn.request(method, self.prefix + path, body=data,
+                             headers=hdrs)
             resp = conn.getresponse()
             return Response(resp.status, dict(resp.getheaders()),
                             resp.read().decode())

@@ -8,6 +8,7 @@ module unless CHAT_ASAN=0; at the end the run fails if any nginx error log
 shows a sanitizer report, an alert or a crashed worker.
 """
 
+import json
 import os
 import pathlib
 import re
@@ -15,6 +16,7 @@ import shutil
 import sys
 import uuid
 
+import psycopg2
 import pytest
 
 T = pathlib.Path(__file__).resolve().parent
@@ -24,7 +26,8 @@ sys.path.insert(0, str(T.parent / 'scripts'))
 import chatstack  # noqa: E402
 from chatclient import Client, Tokens  # noqa: E402
 
-WORK = T.parent / '.work' / 'test'
+# each run has a folder of its own: runs side by side do not collide
+WORK = T.parent / '.work' / 'test' / f'run-{os.getpid()}'
 ASAN = os.environ.get('CHAT_ASAN', '1') != '0'
 
 # what no error log may contain
@@ -33,7 +36,6 @@ BAD_LOG = re.compile(r'AddressSanitizer|runtime error:|LeakSanitizer|'
                      r'chat: .* returned no status')
 
 _started = []
-
 
 class Stack:
     """A Postgres, a Redis and the nginx instances that use them."""
@@ -68,6 +70,24 @@ class Stack:
             ng.wait_ready()
         return ng
 
+    def query(self, sql, params=()):
+        """Rows of one statement, in a session of its own (user chat)."""
+        conn = psycopg2.connect(self.pg.conninfo)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(sql, params)
+                return cur.fetchall() if cur.description else []
+        finally:
+            conn.close()
+
+    def events(self, conversation_id):
+        """(seq, type, payload as a dict) of a conversation's events."""
+        return [(seq, type_, json.loads(payload)) for seq, type_, payload in
+                self.query('SELECT seq, type, payload FROM chat.events '
+                           'WHERE conversation_id = %s ORDER BY seq',
+                           (conversation_id,))]
+
     def stop(self):
         for ng in self.nginxes:
             ng.stop()
@@ -100,11 +120,65 @@ def stack():
     s.main = s.nginx()
     yield s
     s.stop()
+    _remove_old_runs()
 
 
 @pytest.fixture
 def tenant(stack):
     return Tenant(stack, stack.main)
+
+
+@pytest.fixture
+def new_tenant(stack):
+    """Makes more tenants on the shared nginx: new_tenant() -> Tenant."""
+    return lambda name=None, nginx=None: Tenant(stack, nginx or stack.main,
+                                                name)
+
+
+@pytest.fixture
+def side_db(stack):
+    """Opens side sessions to the shared Postgres (psycopg2, as user chat),
+    closed at the end of the test: side_db() -> connection."""
+    conns = []
+
+    def connect(autocommit=False):
+        conn = psycopg2.connect(stack.pg.conninfo)
+        conn.autocommit = autocommit
+        conns.append(conn)
+        return conn
+
+    yield connect
+    for conn in conns:
+        try:
+            conn.rollback()
+        except psycopg2.Error:
+            pass
+        conn.close()
+
+
+@pytest.fixture
+def check_config(tmp_path):
+    """Runs `nginx -t` on a configuration: check_config(**variables) ->
+    CompletedProcess.  The variables override those of a good config of the
+    dev template; with template=t/conf/custom.conf, POSTGRES is the whole
+    chat_postgres directive."""
+    n = [0]
+    secret = chatstack.new_secret()
+
+    def check(template=chatstack.TEMPLATE, **kw):
+        n[0] += 1
+        values = dict(
+            PG_CONNINFO='host=127.0.0.1 port=5432 dbname=chat user=chat',
+            POSTGRES='chat_postgres "host=127.0.0.1 port=5432 dbname=chat '
+                     'user=chat" pool=2;',
+            REDIS='127.0.0.1:6379',
+            JWT_KEY=f'secret={secret} alg=HS256')
+        values.update(kw)
+        ng = chatstack.Nginx(tmp_path, name=f'conf{n[0]}', asan=ASAN,
+                             template=template, **values)
+        return ng.test_config()
+
+    return check
 
 
 @pytest.fixture
@@ -115,6 +189,14 @@ def own_stack(request):
     s = Stack(root).start()
     yield s
     s.stop()
+
+
+def _remove_old_runs():
+    """Folders of runs whose process is gone; this run's stays to read."""
+    for d in WORK.parent.glob('run-*'):
+        pid = int(d.name[4:]) if d.name[4:].isdigit() else 0
+        if pid != os.getpid() and not chatstack.pid_alive(pid):
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -1,0 +1,452 @@
+"""Bearer tokens: what is accepted, what is refused (401), and tenants.
+
+The shared nginx pins HS256 with the stack's secret.  Two more nginx
+instances of the shared stack pin RS256 and ES256 with public keys made
+here, to prove that the algorithm is pinned (no alg confusion, no none).
+"""
+
+import http.client
+import json
+import time
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from chatclient import (Client, claims, expect_error, hmac_token,
+                        unsigned_token)
+
+
+def payload(sub, **kw):
+    """The claims of a token of sub, as Tokens.make builds them."""
+    return claims(sub, **kw)
+
+
+def accepted(client, token):
+    r = client.get('conversations', token=token)
+    assert r.status == 200, r
+    assert r.json['items'] == [] or isinstance(r.json['items'], list)
+    return r
+
+
+def refused(client, token=..., headers=None):
+    r = client.get('conversations', token=token, headers=headers)
+    expect_error(r, 401)
+    assert r.headers['WWW-Authenticate'].startswith('Bearer ')
+    return r
+
+
+def hs256(stack, claims_, **kw):
+    return jwt.encode(claims_, stack.secret, algorithm='HS256', **kw)
+
+
+# HS256, the shared nginx
+
+def test_valid_hs256_token_is_accepted(tenant):
+    c = tenant.client('alice')
+    r = c.get('conversations')
+    assert r.status == 200, r
+    assert r.json == {'items': [], 'next_cursor': None}
+
+
+def test_the_token_names_the_user(tenant):
+    alice = tenant.client('alice', name='Alice A.')
+    conv = alice.create('group', ['bob'], title='t')
+    assert conv['owner_id'] == 'alice'
+    members = alice.get(f'conversations/{conv["id"]}/members').json['items']
+    assert {m['user_id']: m['name'] for m in members} == {
+        'alice': 'Alice A.', 'bob': None}
+
+
+def test_bearer_scheme_is_case_insensitive(tenant):
+    c = tenant.anonymous()
+    r = c.get('conversations',
+              headers={'Authorization': 'bearer ' + tenant.token('alice')})
+    assert r.status == 200, r
+
+
+def test_no_authorization_header_is_401(tenant):
+    r = refused(tenant.anonymous(), token=None)
+    assert 'bearer token' in r.error[1]
+
+
+def test_health_needs_no_token(tenant):
+    assert tenant.anonymous().get('health').status == 200
+
+
+@pytest.mark.parametrize('value', [
+    'Basic YWxpY2U6c2VjcmV0',
+    'Token {token}',
+    'Bearer',
+    'Bearer ',
+    '{token}',
+])
+def test_not_a_bearer_header_is_401(tenant, value):
+    value = value.format(token=tenant.token('alice'))
+    refused(tenant.anonymous(), token=None,
+            headers={'Authorization': value})
+
+
+@pytest.mark.parametrize('garbage', [
+    'garbage',
+    'a.b.c',
+    'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0',
+    '...',
+    'x' * 7000,
+], ids=['word', 'three-parts', 'no-signature', 'dots', 'long'])
+def test_garbage_token_is_401(tenant, garbage):
+    refused(tenant.anonymous(), token=garbage)
+
+
+def test_tampered_claims_are_401(stack, tenant):
+    token = tenant.token('alice')
+    head, _, sig = token.split('.')
+    other = tenant.token('mallory').split('.')[1]
+    refused(tenant.anonymous(), token=f'{head}.{other}.{sig}')
+
+
+def test_alg_none_is_401(tenant):
+    p = payload('alice', tid=tenant.name)
+    c = tenant.anonymous()
+    refused(c, token=unsigned_token(p))
+    refused(c, token=unsigned_token(p, header={'alg': 'none'}))
+    refused(c, token=unsigned_token(p,
+                                    header={'alg': 'None', 'typ': 'JWT'}))
+    # a signature stuck on an unsigned token changes nothing
+    refused(c, token=unsigned_token(p) + 'c2lnbmF0dXJl')
+
+
+def test_wrong_secret_is_401(tenant):
+    token = jwt.encode(payload('alice', tid=tenant.name), 'x' * 64,
+                       algorithm='HS256')
+    refused(tenant.anonymous(), token=token)
+
+
+def test_other_hmac_alg_with_the_right_secret_is_401(stack, tenant):
+    # the algorithm is pinned: HS512 with the right secret is still refused
+    token = jwt.encode(payload('alice', tid=tenant.name), stack.secret,
+                       algorithm='HS512')
+    refused(tenant.anonymous(), token=token)
+
+
+def test_expired_token_is_401(tenant):
+    now = int(time.time())
+    c = tenant.anonymous()
+    refused(c, token=tenant.token('alice', exp=now - 120))
+    refused(c, token=tenant.token('alice', exp=now - 31))
+    refused(c, token=tenant.token('alice', exp=0))
+
+
+def test_expired_inside_the_leeway_is_accepted(tenant):
+    # the default leeway is 30 s
+    accepted(tenant.anonymous(),
+             tenant.token('alice', exp=int(time.time()) - 10))
+
+
+def test_nbf_in_the_future_is_401(tenant):
+    now = int(time.time())
+    refused(tenant.anonymous(), token=tenant.token('alice', nbf=now + 120))
+
+
+def test_nbf_inside_the_leeway_is_accepted(tenant):
+    accepted(tenant.anonymous(),
+             tenant.token('alice', nbf=int(time.time()) + 10))
+
+
+def test_nbf_in_the_past_is_accepted(tenant):
+    accepted(tenant.anonymous(),
+             tenant.token('alice', nbf=int(time.time()) - 60))
+
+
+def test_nbf_not_a_number_is_401(tenant):
+    refused(tenant.anonymous(), token=tenant.token('alice', nbf='soon'))
+
+
+def test_missing_sub_is_401(stack, tenant):
+    refused(tenant.anonymous(),
+            token=hs256(stack, payload(None, tid=tenant.name)))
+
+
+def test_empty_sub_is_401(stack, tenant):
+    refused(tenant.anonymous(),
+            token=hs256(stack, payload('', tid=tenant.name)))
+
+
+@pytest.mark.parametrize('sub', [42, True, ['alice'], {'id': 'alice'}])
+def test_non_string_sub_is_401(stack, tenant, sub):
+    p = payload('x', tid=tenant.name)
+    p['sub'] = sub
+    refused(tenant.anonymous(), token=hs256(stack, p))
+
+
+def test_sub_with_control_characters_is_401(stack, tenant):
+    refused(tenant.anonymous(),
+            token=hs256(stack, payload('ali\nce', tid=tenant.name)))
+
+
+def test_sub_longer_than_128_bytes_is_401(stack, tenant):
+    refused(tenant.anonymous(),
+            token=hs256(stack, payload('u' * 129, tid=tenant.name)))
+    accepted(tenant.anonymous(),
+             hs256(stack, payload('u' * 128, tid=tenant.name)))
+
+
+def test_missing_exp_is_401(stack, tenant):
+    refused(tenant.anonymous(),
+            token=hs256(stack, payload('alice', tid=tenant.name, exp=None)))
+
+
+@pytest.mark.parametrize('exp', ['{later}', None, [1], True])
+def test_exp_not_a_number_is_401(stack, tenant, exp):
+    p = payload('alice', tid=tenant.name)
+    later = p['exp']
+    p['exp'] = exp.format(later=later) if isinstance(exp, str) else exp
+    refused(tenant.anonymous(), token=hs256(stack, p))
+
+
+def test_fractional_exp_is_accepted(stack, tenant):
+    p = payload('alice', tid=tenant.name)
+    p['exp'] = p['exp'] + 0.5
+    accepted(tenant.anonymous(), hs256(stack, p))
+
+
+@pytest.mark.parametrize('tid', [5, '', None])
+def test_tenant_claim_not_a_string_id_is_401(stack, tenant, tid):
+    p = payload('alice')
+    p['tid'] = tid
+    refused(tenant.anonymous(), token=hs256(stack, p))
+
+
+def test_name_claim_not_a_string_is_401(tenant):
+    refused(tenant.anonymous(), token=tenant.token('alice', name=7))
+
+
+def test_absent_tenant_claim_is_tenant_default(stack, new_tenant):
+    user = 'u-' + new_tenant().name     # unique, as "default" is shared
+    no_tid = Client(stack.main.url, stack.tokens.make(user))
+    conv = no_tid.create('group', ['peer'], title='in default')
+    default = new_tenant('default').client(user)
+    other = new_tenant().client(user)
+    r = default.get(f'conversations/{conv["id"]}')
+    assert r.status == 200, r
+    assert r.json['title'] == 'in default'
+    expect_error(other.get(f'conversations/{conv["id"]}'), 404)
+
+
+def test_token_without_name_claim_is_accepted(tenant):
+    c = tenant.client('alice')              # no "name" claim
+    r = c.post('conversations', {'type': 'group', 'member_ids': ['bob']})
+    assert r.status == 201, r
+    members = c.get(f'conversations/{r.json["id"]}/members').json
+    assert [(m['user_id'], m['name']) for m in members['items']] == [
+        ('alice', None), ('bob', None)]
+
+
+def test_a_refused_token_leaves_the_connection_usable(tenant):
+    """The 401 is the whole answer: the action does not run afterwards
+    (its answer would hit "header already sent" and close the
+    connection)."""
+    before = tenant.nginx.log_text().count('header already sent')
+    c = tenant.anonymous()
+    conn = http.client.HTTPConnection(c.host, c.port, timeout=10)
+    try:
+        conn.request('GET', '/api/chat/conversations',
+                     headers={'Authorization': 'Bearer garbage'})
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 401
+        assert r.getheader('Connection') == 'keep-alive'
+        time.sleep(0.3)     # the time the action takes, if it runs
+        conn.request('GET', '/api/chat/conversations',
+                     headers={'Authorization':
+                              'Bearer ' + tenant.token('alice')})
+        r = conn.getresponse()
+        assert r.status == 200
+        assert json.loads(r.read()) == {'items': [], 'next_cursor': None}
+    finally:
+        conn.close()
+    assert tenant.nginx.log_text().count('header already sent') == before
+
+
+def test_a_refused_token_does_not_break_the_server(tenant):
+    c = tenant.anonymous()
+    for token in ('garbage', unsigned_token({'sub': 'a'}), 'x.y.z'):
+        refused(c, token=token)
+    assert tenant.client('alice').get('conversations').status == 200
+
+
+# tenants
+
+def test_other_tenant_cannot_see_change_or_list_a_conversation(new_tenant):
+    a, b = new_tenant(), new_tenant()
+    alice_a = a.client('alice')
+    conv = alice_a.create('group', ['bob'], title='secret plans')
+    cid = conv['id']
+    alice_b = b.client('alice')             # the same user id, tenant B
+    bob_b = b.client('bob')
+
+    for c in (alice_b, bob_b):
+        expect_error(c.get(f'conversations/{cid}'), 404)
+        expect_error(c.patch(f'conversations/{cid}', {'title': 'pwned'}),
+                     404)
+        expect_error(c.patch(f'conversations/{cid}/me', {'pinned': True}),
+                     404)
+        expect_error(c.get(f'conversations/{cid}/members'), 404)
+        expect_error(c.post(f'conversations/{cid}/members',
+                            {'user_ids': ['mallory']}), 404)
+        expect_error(c.patch(f'conversations/{cid}/members/bob',
+                             {'role': 'admin'}), 404)
+        expect_error(c.delete(f'conversations/{cid}/members/bob'), 404)
+        expect_error(c.delete(f'conversations/{cid}/members/alice'), 404)
+        expect_error(c.delete(f'conversations/{cid}'), 404)
+        r = c.get('conversations')
+        assert r.status == 200 and r.json == {'items': [],
+                                               'next_cursor': None}, r
+        r = c.get('conversations?archived=true')
+        assert r.json['items'] == []
+
+    # and nothing changed for tenant A
+    r = alice_a.get(f'conversations/{cid}')
+    assert r.status == 200
+    assert r.json['title'] == 'secret plans'
+    assert r.json['last_seq'] == 0 and r.json['member_count'] == 2
+    assert r.json['me']['pinned'] is False
+    assert r.json.get('is_archived') is False
+    members = alice_a.get(f'conversations/{cid}/members').json['items']
+    assert [(m['user_id'], m['role']) for m in members] == [
+        ('alice', 'owner'), ('bob', 'member')]
+    assert [c['id'] for c in alice_a.get('conversations').json['items']] \
+        == [cid]
+    assert [c['id'] for c in a.client('bob').get('conversations')
+            .json['items']] == [cid]
+
+
+def test_direct_conversations_are_per_tenant(new_tenant):
+    a, b = new_tenant(), new_tenant()
+    ra = a.client('alice').post('conversations', {
+        'type': 'direct', 'member_ids': ['bob']})
+    rb = b.client('alice').post('conversations', {
+        'type': 'direct', 'member_ids': ['bob']})
+    assert ra.status == 201 and rb.status == 201, (ra, rb)
+    assert ra.json['id'] != rb.json['id']
+    expect_error(b.client('bob').get(f'conversations/{ra.json["id"]}'), 404)
+
+
+# pinned asymmetric algorithms: an nginx of the shared stack for each
+
+def _public_pem(key):
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM,
+        serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _private_pem(key):
+    return key.private_bytes(serialization.Encoding.PEM,
+                             serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+class Pinned:
+    """An nginx pinned to an asymmetric algorithm, with its key pair."""
+
+    def __init__(self, stack, alg, key, other_key):
+        self.alg = alg
+        self.private = _private_pem(key)
+        self.public = _public_pem(key)
+        self.other_private = _private_pem(other_key)
+        pem = stack.root / f'{alg.lower()}.pub.pem'
+        pem.write_bytes(self.public)
+        self.nginx = stack.nginx(name=alg.lower(),
+                                 JWT_KEY=f'file={pem} alg={alg}')
+        self.client = Client(self.nginx.url)
+        self.tenant = 't-' + alg.lower() + '-' + str(time.time_ns())
+
+    def claims(self, user='alice'):
+        return payload(user, tid=self.tenant)
+
+    def token(self, user='alice', key=None, alg=None):
+        return jwt.encode(self.claims(user), key or self.private,
+                          algorithm=alg or self.alg)
+
+    def confusion_tokens(self):
+        """HS256 tokens whose HMAC secret is the text of the public key
+        PEM: as the file is, and as the server keeps it (without the final
+        newline)."""
+        return [hmac_token(self.claims(), secret)
+                for secret in (self.public, self.public.rstrip(b'\n'))]
+
+
+@pytest.fixture(scope='module')
+def rs256(stack):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    p = Pinned(stack, 'RS256', key, other)
+    yield p
+    p.nginx.stop()
+
+
+@pytest.fixture(scope='module')
+def es256(stack):
+    key = ec.generate_private_key(ec.SECP256R1())
+    other = ec.generate_private_key(ec.SECP256R1())
+    p = Pinned(stack, 'ES256', key, other)
+    yield p
+    p.nginx.stop()
+
+
+def test_rs256_token_is_accepted(rs256):
+    r = rs256.client.post('conversations', {'type': 'group', 'title': 'rs'},
+                          token=rs256.token())
+    assert r.status == 201, r
+    r = rs256.client.get(f'conversations/{r.json["id"]}',
+                         token=rs256.token())
+    assert r.status == 200 and r.json['owner_id'] == 'alice', r
+
+
+def test_rs256_algorithm_confusion_is_401(rs256):
+    for token in rs256.confusion_tokens():
+        refused(rs256.client, token=token)
+
+
+def test_rs256_token_signed_by_another_key_is_401(rs256):
+    refused(rs256.client, token=rs256.token(key=rs256.other_private))
+
+
+def test_rs256_alg_none_is_401(rs256):
+    refused(rs256.client, token=unsigned_token(rs256.claims()))
+
+
+def test_rs256_other_rsa_alg_with_the_right_key_is_401(rs256):
+    refused(rs256.client, token=rs256.token(alg='RS512'))
+
+
+def test_rs256_hs256_token_of_the_hmac_stack_is_401(stack, rs256):
+    refused(rs256.client, token=jwt.encode(rs256.claims(), stack.secret,
+                                           algorithm='HS256'))
+
+
+def test_rs256_expired_token_is_401(rs256):
+    p = rs256.claims()
+    p['exp'] = int(time.time()) - 120
+    refused(rs256.client, token=jwt.encode(p, rs256.private,
+                                           algorithm='RS256'))
+
+
+def test_es256_token_is_accepted(es256):
+    r = es256.client.post('conversations', {'type': 'group', 'title': 'es'},
+                          token=es256.token())
+    assert r.status == 201, r
+
+
+def test_es256_algorithm_confusion_is_401(es256):
+    for token in es256.confusion_tokens():
+        refused(es256.client, token=token)
+
+
+def test_es256_token_signed_by_another_key_is_401(es256):
+    refused(es256.client, token=es256.token(key=es256.other_private))
+
+
+def test_es256_alg_none_is_401(es256):
+    refused(es256.client, token=unsigned_token(es256.claims()))
