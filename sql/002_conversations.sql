@@ -38,27 +38,38 @@ $$;
 CREATE FUNCTION chat.touch_user(p_tenant text, p_user text, p_name text)
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
+    -- the common case writes nothing: known, and known by this name
     PERFORM 1 FROM chat.users
      WHERE tenant_id = p_tenant AND id = p_user
        AND (p_name IS NULL OR name IS NOT DISTINCT FROM p_name);
-    IF FOUND THEN
-        RETURN;
-    END IF;
 
-    INSERT INTO chat.tenants (id) VALUES (p_tenant) ON CONFLICT DO NOTHING;
-    INSERT INTO chat.users (tenant_id, id, name)
-    VALUES (p_tenant, p_user, p_name)
-    ON CONFLICT (tenant_id, id)
-    DO UPDATE SET name = coalesce(EXCLUDED.name, chat.users.name);
+    IF NOT FOUND THEN
+        PERFORM chat.touch_users(p_tenant, p_user, p_name, '{}');
+    END IF;
 END
 $$;
 
--- users named as members may never have connected yet
-CREATE FUNCTION chat.ensure_users(p_tenant text, p_users text[])
-RETURNS void LANGUAGE sql AS $$
+-- The caller and the users it names (who may never have connected yet)
+-- exist.  All are inserted in one statement, in one order: two callers
+-- naming each other wait for each other, they do not deadlock.
+CREATE FUNCTION chat.touch_users(p_tenant text, p_user text, p_name text,
+                                 p_users text[])
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO chat.tenants (id) VALUES (p_tenant) ON CONFLICT DO NOTHING;
+
     INSERT INTO chat.users (tenant_id, id)
-    SELECT p_tenant, u FROM unnest(p_users) u
-    ON CONFLICT DO NOTHING
+    SELECT p_tenant, u
+      FROM (SELECT DISTINCT u FROM unnest(p_users || p_user) u) x
+     ORDER BY u COLLATE "C"
+    ON CONFLICT DO NOTHING;
+
+    IF p_name IS NOT NULL THEN
+        UPDATE chat.users SET name = p_name
+         WHERE tenant_id = p_tenant AND id = p_user
+           AND name IS DISTINCT FROM p_name;
+    END IF;
+END
 $$;
 
 
@@ -314,13 +325,11 @@ DECLARE
     c        chat.conversations;
     m        chat.members;
 BEGIN
-    PERFORM chat.touch_user(p_tenant, p_user, p_name);
-
     SELECT coalesce(array_agg(DISTINCT x), '{}') INTO v_others
       FROM jsonb_array_elements_text(coalesce(a->'member_ids', '[]')) x
      WHERE x <> p_user;
 
-    PERFORM chat.ensure_users(p_tenant, v_others);
+    PERFORM chat.touch_users(p_tenant, p_user, p_name, v_others);
 
     IF v_type = 'direct' THEN
         IF cardinality(v_others) <> 1 THEN
@@ -631,7 +640,6 @@ DECLARE
     v_seq   bigint;
     v_items text;
 BEGIN
-    PERFORM chat.touch_user(p_tenant, p_user, p_name);
     e := chat.enter(p_tenant, p_user, (a->>'conversation_id')::bigint, true);
 
     IF (e.c).type = 'direct' THEN
@@ -651,7 +659,7 @@ BEGIN
     SELECT coalesce(array_agg(DISTINCT x ORDER BY x), '{}') INTO v_users
       FROM jsonb_array_elements_text(a->'user_ids') x;
 
-    PERFORM chat.ensure_users(p_tenant, v_users);
+    PERFORM chat.touch_users(p_tenant, p_user, p_name, v_users);
 
     FOR v_user IN
         SELECT u FROM unnest(v_users) u

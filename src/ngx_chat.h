@@ -59,6 +59,7 @@ typedef struct {
     ngx_chat_limits_t            limits;
     size_t                       body_max;
     ngx_msec_t                   edit_window;
+    ngx_shm_zone_t              *presence;
     ngx_uint_t                   locations;  /* chat_api, chat_websocket */
     ngx_uint_t                   websockets; /* chat_websocket */
 } ngx_chat_main_conf_t;
@@ -151,6 +152,10 @@ typedef enum {
     NGX_CHAT_SQL_RECEIPTS,
     NGX_CHAT_SQL_MESSAGE_FORWARD,
     NGX_CHAT_SQL_SEARCH,
+    NGX_CHAT_SQL_PRESENCE_GET,
+    NGX_CHAT_SQL_PRESENCE_SET,
+    NGX_CHAT_SQL_PRESENCE_CHANGED,
+    NGX_CHAT_SQL_TYPING,
     NGX_CHAT_SQL_WS_MEMBERSHIPS,
     NGX_CHAT_SQL_WS_EVENTS,
     NGX_CHAT_SQL_WS_DELIVERED,
@@ -172,6 +177,9 @@ extern ngx_uint_t       ngx_chat_nstmts;
  */
 
 #define NGX_CHAT_A_EDIT_WINDOW   0x01   /* the action needs the edit window */
+#define NGX_CHAT_A_LIVENESS      0x02   /* who of args.user_ids is online */
+#define NGX_CHAT_A_SELF_LIVENESS 0x04   /* whether the caller is online */
+#define NGX_CHAT_A_TYPING        0x08   /* a typing signal follows */
 
 typedef struct ngx_chat_call_s  ngx_chat_call_t;
 
@@ -195,6 +203,10 @@ struct ngx_chat_call_s {
 };
 
 ngx_int_t ngx_chat_call_start(ngx_chat_call_t *call);
+ngx_int_t ngx_chat_call_send(ngx_chat_call_t *call);
+ngx_int_t ngx_chat_copy(ngx_pool_t *pool, ngx_str_t *dst, void *src,
+    size_t len);
+ngx_int_t ngx_chat_json_on_pool(ngx_pool_t *pool, json_t *json);
 void ngx_chat_call_fail(ngx_chat_call_t *call, ngx_uint_t status,
     const char *text);
 const char *ngx_chat_error_code(ngx_uint_t status);
@@ -235,6 +247,12 @@ void ngx_chat_redis_done(void);
 void ngx_chat_redis_publish(u_char *channel, size_t channel_len,
     u_char *msg, size_t len);
 ngx_int_t ngx_chat_redis_subscribe(ngx_str_t *channel, ngx_uint_t on);
+
+/* reply is a redisReply, NULL when the connection went */
+typedef void (*ngx_chat_redis_reply_pt)(void *reply, void *data);
+
+ngx_int_t ngx_chat_redis_command(int argc, const char **argv,
+    const size_t *lens, ngx_chat_redis_reply_pt handler, void *data);
 ngx_uint_t ngx_chat_redis_up(void);
 
 
@@ -352,6 +370,7 @@ struct ngx_chat_session_s {
     unsigned                     resuming:1;
     unsigned                     closing:1;
     unsigned                     close_received:1;
+    unsigned                     counted:1;  /* in the presence zone */
 };
 
 ngx_int_t ngx_chat_ws_init(ngx_cycle_t *cycle);
@@ -379,6 +398,25 @@ void ngx_chat_session_reply(ngx_chat_session_t *s, json_t *req,
     const char *type, ngx_str_t *fields);
 void ngx_chat_session_error(ngx_chat_session_t *s, json_t *req,
     ngx_uint_t status, u_char *text, size_t len);
+
+
+/* presence and typing */
+
+typedef void (*ngx_chat_presence_done_pt)(ngx_chat_call_t *call);
+
+char *ngx_chat_presence_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_chat_presence_init_worker(ngx_cycle_t *cycle,
+    ngx_shm_zone_t *zone);
+void ngx_chat_presence_done(void);
+ngx_int_t ngx_chat_presence_connection(ngx_chat_identity_t *id,
+    ngx_int_t n);
+ngx_uint_t ngx_chat_presence_local(ngx_str_t *tenant, ngx_str_t *user);
+ngx_int_t ngx_chat_presence_lookup(ngx_chat_call_t *call, json_t *users,
+    ngx_chat_presence_done_pt done);
+ngx_int_t ngx_chat_presence_may_type(ngx_chat_identity_t *id);
+void ngx_chat_typing_set(ngx_chat_identity_t *id, int64_t conversation,
+    ngx_uint_t on);
 
 
 /* per-worker state */

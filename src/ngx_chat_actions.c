@@ -11,12 +11,13 @@
 #include "ngx_chat.h"
 
 
+static void ngx_chat_call_looked_up(ngx_chat_call_t *call);
 static void ngx_chat_call_result(ngx_chat_pg_query_t *q, PGresult *res);
+static void ngx_chat_call_typing(ngx_chat_call_t *call);
 static void ngx_chat_call_rows(ngx_chat_call_t *call, PGresult *res);
 static void ngx_chat_call_sql_error(ngx_chat_call_t *call, PGresult *res);
 static void ngx_chat_call_cleanup(void *data);
-static ngx_int_t ngx_chat_copy(ngx_pool_t *pool, ngx_str_t *dst, char *src,
-    size_t len);
+static void ngx_chat_json_cleanup(void *data);
 
 
 /*
@@ -27,8 +28,61 @@ static ngx_int_t ngx_chat_copy(ngx_pool_t *pool, ngx_str_t *dst, char *src,
 ngx_int_t
 ngx_chat_call_start(ngx_chat_call_t *call)
 {
+    json_t     *users;
+    ngx_int_t   rc;
+
+    if ((call->flags & NGX_CHAT_A_TYPING)
+        && ngx_chat_presence_may_type(&call->id) != NGX_OK)
+    {
+        ngx_chat_call_fail(call, 429, "typing too often");
+        return NGX_ERROR;
+    }
+
+    if (!(call->flags & (NGX_CHAT_A_LIVENESS|NGX_CHAT_A_SELF_LIVENESS))) {
+        return ngx_chat_call_send(call);
+    }
+
+    /* presence: who is online is known here and in Redis, not Postgres */
+
+    if (call->flags & NGX_CHAT_A_LIVENESS) {
+        users = json_incref(json_object_get(call->args, "user_ids"));
+
+    } else {
+        users = json_array();
+        json_array_append_new(users, json_string((char *)
+                                                 call->id.user.data));
+    }
+
+    rc = ngx_chat_presence_lookup(call, users, ngx_chat_call_looked_up);
+    json_decref(users);
+
+    if (rc == NGX_DONE) {
+        return ngx_chat_call_send(call);
+    }
+
+    if (rc == NGX_ERROR) {
+        ngx_chat_call_fail(call, 500, "internal error");
+    }
+
+    return rc;
+}
+
+
+static void
+ngx_chat_call_looked_up(ngx_chat_call_t *call)
+{
+    if (ngx_chat_call_send(call) != NGX_OK) {
+        call->done(call);
+    }
+}
+
+
+/* the arguments go to the action's function in Postgres */
+
+ngx_int_t
+ngx_chat_call_send(ngx_chat_call_t *call)
+{
     char                *args;
-    size_t               len;
     ngx_int_t            rc;
     ngx_str_t            text;
     ngx_pool_cleanup_t  *cln;
@@ -45,8 +99,7 @@ ngx_chat_call_start(ngx_chat_call_t *call)
         return NGX_ERROR;
     }
 
-    len = ngx_strlen(args);
-    rc = ngx_chat_copy(call->pool, &text, args, len);
+    rc = ngx_chat_copy(call->pool, &text, args, ngx_strlen(args));
     free(args);
 
     if (rc != NGX_OK) {
@@ -131,6 +184,10 @@ ngx_chat_call_result(ngx_chat_pg_query_t *q, PGresult *res)
 
     } else if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         ngx_chat_call_rows(call, res);
+
+        if ((call->flags & NGX_CHAT_A_TYPING) && call->status < 300) {
+            ngx_chat_call_typing(call);
+        }
 
     } else {
         ngx_chat_call_sql_error(call, res);
@@ -266,17 +323,63 @@ ngx_chat_call_cleanup(void *data)
 }
 
 
-static ngx_int_t
-ngx_chat_copy(ngx_pool_t *pool, ngx_str_t *dst, char *src, size_t len)
+/* the member checked, the typing signal goes out, from here alone */
+
+static void
+ngx_chat_call_typing(ngx_chat_call_t *call)
+{
+    json_t  *conversation;
+
+    conversation = json_object_get(call->args, "conversation_id");
+
+    ngx_chat_typing_set(&call->id, json_integer_value(conversation),
+                        json_is_true(json_object_get(call->args,
+                                                     "is_typing")));
+}
+
+
+/* a NUL-terminated copy: libpq and jansson take C strings */
+
+ngx_int_t
+ngx_chat_copy(ngx_pool_t *pool, ngx_str_t *dst, void *src, size_t len)
 {
     dst->data = ngx_pnalloc(pool, len + 1);
     if (dst->data == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memcpy(dst->data, src, len);
+    if (len) {
+        ngx_memcpy(dst->data, src, len);
+    }
+
     dst->data[len] = '\0';
     dst->len = len;
 
     return NGX_OK;
+}
+
+
+/* a JSON value that lives as long as a pool */
+
+ngx_int_t
+ngx_chat_json_on_pool(ngx_pool_t *pool, json_t *json)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    cln = ngx_pool_cleanup_add(pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_chat_json_cleanup;
+    cln->data = json;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_json_cleanup(void *data)
+{
+    json_decref(data);
 }

@@ -71,6 +71,11 @@ static const char *const  ngx_chat_message_types[] = {
 };
 
 
+static const char *const  ngx_chat_statuses[] = {
+    "online", "away", "busy", "offline", "invisible", NULL
+};
+
+
 static const ngx_chat_field_t  ngx_chat_page_query[] = {
     { "limit", NULL, NGX_CHAT_T_LIMIT, 0, 0, NULL },
     { "cursor", NULL, NGX_CHAT_T_STR, 0, 200, NULL },
@@ -169,6 +174,24 @@ static const ngx_chat_field_t  ngx_chat_search_query[] = {
     { "to", NULL, NGX_CHAT_T_TIME, 0, 0, NULL },
     { "limit", NULL, NGX_CHAT_T_LIMIT, 0, 0, NULL },
     { "cursor", NULL, NGX_CHAT_T_STR, 0, 40, NULL },
+    ngx_chat_null_field
+};
+
+
+static const ngx_chat_field_t  ngx_chat_presence_query[] = {
+    { "user_ids", NULL, NGX_CHAT_T_USERS, NGX_CHAT_REQUIRED, 100, NULL },
+    ngx_chat_null_field
+};
+
+static const ngx_chat_field_t  ngx_chat_presence_body[] = {
+    { "status", NULL, NGX_CHAT_T_ENUM, 0, 0, ngx_chat_statuses },
+    { "custom_status", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 140, NULL },
+    { "status_emoji", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 16, NULL },
+    ngx_chat_null_field
+};
+
+static const ngx_chat_field_t  ngx_chat_typing_body[] = {
+    { "is_typing", NULL, NGX_CHAT_T_BOOL, NGX_CHAT_REQUIRED, 0, NULL },
     ngx_chat_null_field
 };
 
@@ -278,6 +301,20 @@ static const ngx_chat_route_t  ngx_chat_api_routes[] = {
     { NGX_CHAT_GET, "search",
       ngx_chat_api_action(NGX_CHAT_SQL_SEARCH, ngx_chat_search_query,
                           NULL) },
+
+    { NGX_CHAT_POST, "conversations/#conversation_id/typing",
+      &(ngx_chat_api_route_t) { NGX_CHAT_SQL_TYPING, NGX_CHAT_A_TYPING,
+                                NULL, ngx_chat_typing_body } },
+
+    { NGX_CHAT_GET, "presence",
+      &(ngx_chat_api_route_t) { NGX_CHAT_SQL_PRESENCE_GET,
+                                NGX_CHAT_A_LIVENESS,
+                                ngx_chat_presence_query, NULL } },
+
+    { NGX_CHAT_PUT, "presence/me",
+      &(ngx_chat_api_route_t) { NGX_CHAT_SQL_PRESENCE_SET,
+                                NGX_CHAT_A_SELF_LIVENESS, NULL,
+                                ngx_chat_presence_body } },
 };
 
 
@@ -839,6 +876,14 @@ ngx_chat_api_error(ngx_http_request_t *r, ngx_uint_t status, u_char *text,
     const char  *code;
 
     code = ngx_chat_error_code(status);
+
+    /*
+     * A body not read yet must not be taken for the next request of a
+     * keep-alive connection: it goes first (a no-op once it was read).
+     */
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
 
     if (status == 401) {
         ngx_str_set(&value, "Bearer realm=\"chat\"");

@@ -16,8 +16,6 @@
 #define NGX_CHAT_TOKEN_MAX       8192
 
 
-static ngx_int_t ngx_chat_auth_copy(ngx_pool_t *pool, ngx_str_t *dst,
-    ngx_str_t *src);
 
 
 ngx_int_t
@@ -91,9 +89,12 @@ ngx_chat_auth_token(ngx_chat_jwt_conf_t *jcf, ngx_str_t *token,
 
     /* the strings of "found" live in "claims": copy them out */
 
-    if (ngx_chat_auth_copy(pool, &id->tenant, &found.tenant) != NGX_OK
-        || ngx_chat_auth_copy(pool, &id->user, &found.user) != NGX_OK
-        || ngx_chat_auth_copy(pool, &id->name, &found.name) != NGX_OK)
+    if (ngx_chat_copy(pool, &id->tenant, found.tenant.data, found.tenant.len)
+        != NGX_OK
+        || ngx_chat_copy(pool, &id->user, found.user.data, found.user.len)
+           != NGX_OK
+        || ngx_chat_copy(pool, &id->name, found.name.data, found.name.len)
+           != NGX_OK)
     {
         json_decref(claims);
         return NGX_ERROR;
@@ -101,25 +102,6 @@ ngx_chat_auth_token(ngx_chat_jwt_conf_t *jcf, ngx_str_t *token,
 
     id->exp = found.exp;
     json_decref(claims);
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_chat_auth_copy(ngx_pool_t *pool, ngx_str_t *dst, ngx_str_t *src)
-{
-    dst->data = ngx_pnalloc(pool, src->len + 1);
-    if (dst->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (src->len) {
-        ngx_memcpy(dst->data, src->data, src->len);
-    }
-
-    dst->data[src->len] = '\0';
-    dst->len = src->len;
 
     return NGX_OK;
 }

@@ -274,7 +274,9 @@ ngx_chat_event_from_wire(int64_t conversation, u_char *wire, size_t len)
     op = 0;
     ngx_str_null(&subject);
 
-    if (p + 2 < nl && p[0] == ' ' && (p[1] == '+' || p[1] == '-')) {
+    if (p + 2 < nl && p[0] == ' '
+        && (p[1] == '+' || p[1] == '-' || p[1] == '!'))
+    {
         op = p[1];
         subject.data = p + 2;
         subject.len = nl - p - 2;
@@ -547,29 +549,38 @@ ngx_chat_channel_advance(ngx_chat_channel_t *ch, ngx_chat_event_t *ev)
 }
 
 
-/* typing and read receipts: no seq, no order, only to who has started */
+/*
+ * Typing and read receipts: no seq, no order, only to who has started;
+ * a "!" event never goes to the connections of the user it names.
+ */
 
 static void
 ngx_chat_channel_signal(ngx_chat_channel_t *ch, ngx_chat_event_t *ev)
 {
-    ngx_queue_t     *q;
+    ngx_uint_t       i;
+    ngx_queue_t     *q, *queues[2];
     ngx_chat_sub_t  *sub;
 
-    for (q = ngx_queue_head(&ch->live);
-         q != ngx_queue_sentinel(&ch->live);
-         q = ngx_queue_next(q))
-    {
-        sub = ngx_queue_data(q, ngx_chat_sub_t, in_channel);
-        ngx_chat_session_event(sub->session, ev);
-    }
+    queues[0] = &ch->live;
+    queues[1] = &ch->behind;
 
-    for (q = ngx_queue_head(&ch->behind);
-         q != ngx_queue_sentinel(&ch->behind);
-         q = ngx_queue_next(q))
-    {
-        sub = ngx_queue_data(q, ngx_chat_sub_t, in_channel);
+    for (i = 0; i < 2; i++) {
+        for (q = ngx_queue_head(queues[i]);
+             q != ngx_queue_sentinel(queues[i]);
+             q = ngx_queue_next(q))
+        {
+            sub = ngx_queue_data(q, ngx_chat_sub_t, in_channel);
 
-        if (sub->state != NGX_CHAT_SUB_WAITING) {
+            if (sub->state == NGX_CHAT_SUB_WAITING
+                || (ev->op == '!'
+                    && ev->subject.len == sub->session->id.user.len
+                    && ngx_strncmp(ev->subject.data,
+                                   sub->session->id.user.data,
+                                   ev->subject.len) == 0))
+            {
+                continue;
+            }
+
             ngx_chat_session_event(sub->session, ev);
         }
     }

@@ -28,6 +28,8 @@ static ngx_int_t ngx_chat_is_user(json_t *v);
 static ngx_int_t ngx_chat_is_int(json_t *v, json_int_t min, json_int_t max);
 static json_t *ngx_chat_from_string(const ngx_chat_field_t *f, u_char *p,
     size_t len, ngx_chat_error_t *err);
+static json_t *ngx_chat_from_list(const ngx_chat_field_t *f, u_char *p,
+    size_t len, ngx_chat_error_t *err);
 static const ngx_chat_field_t *ngx_chat_field(const ngx_chat_field_t *fields,
     const char *name, size_t len);
 static ngx_int_t ngx_chat_fail(ngx_chat_error_t *err, ngx_uint_t status,
@@ -468,6 +470,9 @@ ngx_chat_from_string(const ngx_chat_field_t *f, u_char *p, size_t len,
         /* a bad number still goes to the check, which names the field */
         return (n < 0) ? json_string("") : json_integer(n);
 
+    case NGX_CHAT_T_USERS:
+        return ngx_chat_from_list(f, p, len, err);
+
     case NGX_CHAT_T_BOOL:
         if ((len == 4 && ngx_strncmp(p, "true", 4) == 0)
             || (len == 1 && p[0] == '1'))
@@ -491,6 +496,41 @@ ngx_chat_from_string(const ngx_chat_field_t *f, u_char *p, size_t len,
 
         return v;
     }
+}
+
+
+/* "a,b,c" in a query string: an array, checked as one afterwards */
+
+static json_t *
+ngx_chat_from_list(const ngx_chat_field_t *f, u_char *p, size_t len,
+    ngx_chat_error_t *err)
+{
+    u_char  *last, *comma;
+    json_t  *list, *item;
+
+    list = json_array();
+    if (list == NULL) {
+        ngx_chat_fail(err, 500, f->name, "out of memory");
+        return NULL;
+    }
+
+    for (last = p + len; len && p <= last; p = comma + 1) {
+        comma = ngx_strlchr(p, last, ',');
+        if (comma == NULL) {
+            comma = last;
+        }
+
+        item = json_stringn((char *) p, comma - p);
+        if (item == NULL) {
+            json_decref(list);
+            ngx_chat_fail(err, 400, f->name, "must be valid UTF-8");
+            return NULL;
+        }
+
+        json_array_append_new(list, item);
+    }
+
+    return list;
 }
 
 

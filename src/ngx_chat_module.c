@@ -16,6 +16,8 @@
 static void *ngx_chat_create_main_conf(ngx_conf_t *cf);
 static char *ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_chat_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
 static ngx_int_t ngx_chat_postconfiguration(ngx_conf_t *cf);
 static char *ngx_chat_postgres(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -91,6 +93,13 @@ static ngx_command_t  ngx_chat_commands[] = {
     { ngx_string("chat_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
       ngx_chat_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_presence_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_chat_presence_zone,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -173,7 +182,7 @@ static ngx_http_module_t  ngx_chat_module_ctx = {
     NULL,                                  /* merge server configuration */
 
     ngx_chat_create_loc_conf,              /* create location configuration */
-    NULL                                   /* merge location configuration */
+    ngx_chat_merge_loc_conf                /* merge location configuration */
 };
 
 
@@ -280,6 +289,33 @@ ngx_chat_create_loc_conf(ngx_conf_t *cf)
 }
 
 
+/*
+ * A chat_api location limits bodies by chat_body_max itself, with the JSON
+ * error of the API: nginx's own limit (which answers with an HTML page) is
+ * lifted there.  The core module merged its configuration before this.
+ */
+
+static char *
+ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_chat_loc_conf_t *prev = parent;
+    ngx_chat_loc_conf_t *conf = child;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (conf->origins == NULL) {
+        conf->origins = prev->origins;
+    }
+
+    if (conf->kind == NGX_CHAT_LOC_API) {
+        clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+        clcf->client_max_body_size = 0;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
 /* directives may come in any order: what a location needs is checked last */
 
 static ngx_int_t
@@ -302,6 +338,13 @@ ngx_chat_postconfiguration(ngx_conf_t *cf)
     if (mcf->jwt.key.data == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"chat_api\" needs \"chat_jwt_key\" in http{}");
+        return NGX_ERROR;
+    }
+
+    if (mcf->presence && mcf->redis.host.data == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_presence_zone\" needs \"chat_redis\" in "
+                           "http{}");
         return NGX_ERROR;
     }
 
@@ -851,6 +894,12 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    if (mcf->presence
+        && ngx_chat_presence_init_worker(cycle, mcf->presence) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     return NGX_OK;
 }
 
@@ -864,6 +913,7 @@ ngx_chat_exit_process(ngx_cycle_t *cycle)
 
     if (ngx_chat_worker.conf->redis.host.data) {
         ngx_chat_ws_done();
+        ngx_chat_presence_done();
         ngx_chat_fanout_done();
         ngx_chat_redis_done();
     }

@@ -48,6 +48,12 @@ typedef struct {
 
 
 typedef struct {
+    ngx_chat_redis_reply_pt      handler;
+    void                        *data;
+} ngx_chat_redis_waiter_t;
+
+
+typedef struct {
     ngx_chat_redis_conf_t       *conf;
     ngx_log_t                   *log;
     ngx_chat_redis_link_t        pub;
@@ -67,6 +73,8 @@ static void ngx_chat_redis_on_disconnect(const redisAsyncContext *ac,
 static void ngx_chat_redis_on_subscribed(redisAsyncContext *ac, void *r,
     void *data);
 static void ngx_chat_redis_flush_pending(void);
+static void ngx_chat_redis_on_reply(redisAsyncContext *ac, void *r,
+    void *data);
 static void ngx_chat_redis_read_handler(ngx_event_t *ev);
 static void ngx_chat_redis_write_handler(ngx_event_t *ev);
 static void ngx_chat_redis_add_read(void *data);
@@ -181,6 +189,58 @@ ngx_chat_redis_publish(u_char *channel, size_t channel_len, u_char *msg,
 
     ngx_queue_insert_tail(&rd->pending, &p->queue);
     rd->pending_bytes += len;
+}
+
+
+/*
+ * Any other command, on the publishing connection.  NGX_OK: the handler
+ * (if any) is called with the reply, or with NULL when the connection
+ * goes first.  NGX_DECLINED: Redis is away, nothing was sent.
+ */
+
+ngx_int_t
+ngx_chat_redis_command(int argc, const char **argv, const size_t *lens,
+    ngx_chat_redis_reply_pt handler, void *data)
+{
+    ngx_chat_redis_t         *rd = &ngx_chat_redis;
+    ngx_chat_redis_waiter_t  *w;
+
+    if (!rd->pub.connected) {
+        return NGX_DECLINED;
+    }
+
+    if (handler == NULL) {
+        return redisAsyncCommandArgv(rd->pub.ac, NULL, NULL, argc, argv, lens)
+               == REDIS_OK ? NGX_OK : NGX_DECLINED;
+    }
+
+    w = ngx_alloc(sizeof(ngx_chat_redis_waiter_t), rd->log);
+    if (w == NULL) {
+        return NGX_DECLINED;
+    }
+
+    w->handler = handler;
+    w->data = data;
+
+    if (redisAsyncCommandArgv(rd->pub.ac, ngx_chat_redis_on_reply, w, argc,
+                              argv, lens)
+        != REDIS_OK)
+    {
+        ngx_free(w);
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_redis_on_reply(redisAsyncContext *ac, void *r, void *data)
+{
+    ngx_chat_redis_waiter_t  *w = data;
+
+    w->handler(r, w->data);
+    ngx_free(w);
 }
 
 

@@ -152,6 +152,17 @@ static const ngx_chat_field_t  ngx_chat_ws_conversation_fields[] = {
     ngx_chat_null_field
 };
 
+static const char *const  ngx_chat_ws_statuses[] = {
+    "online", "away", "busy", "offline", "invisible", NULL
+};
+
+static const ngx_chat_field_t  ngx_chat_ws_presence_fields[] = {
+    { "status", NULL, NGX_CHAT_T_ENUM, 0, 0, ngx_chat_ws_statuses },
+    { "custom_status", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 140, NULL },
+    { "status_emoji", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 16, NULL },
+    ngx_chat_null_field
+};
+
 static const ngx_chat_field_t  ngx_chat_ws_resume_fields[] = {
     { "conversations", NULL, NGX_CHAT_T_SEQMAP, NGX_CHAT_REQUIRED, 100000,
       NULL },
@@ -186,6 +197,16 @@ static const ngx_chat_ws_type_t  ngx_chat_ws_types[] = {
     { ngx_string("mark_read"), NGX_CHAT_MSG_ACTION,
       NGX_CHAT_SQL_CONVERSATION_READ, 0, ngx_chat_ws_read_fields, "" },
 
+    { ngx_string("typing_start"), NGX_CHAT_MSG_ACTION, NGX_CHAT_SQL_TYPING,
+      NGX_CHAT_A_TYPING, ngx_chat_ws_conversation_fields, NULL },
+
+    { ngx_string("typing_stop"), NGX_CHAT_MSG_ACTION, NGX_CHAT_SQL_TYPING,
+      NGX_CHAT_A_TYPING, ngx_chat_ws_conversation_fields, NULL },
+
+    { ngx_string("update_presence"), NGX_CHAT_MSG_ACTION,
+      NGX_CHAT_SQL_PRESENCE_SET, NGX_CHAT_A_SELF_LIVENESS,
+      ngx_chat_ws_presence_fields, "presence" },
+
     { ngx_string("join"), NGX_CHAT_MSG_JOIN, 0, 0,
       ngx_chat_ws_conversation_fields, NULL },
 
@@ -206,6 +227,9 @@ ngx_chat_session_open(ngx_chat_session_t *s)
     if (ngx_chat_fanout_user(s) == NULL) {
         return NGX_ERROR;
     }
+
+    /* a zone that is full leaves the user offline, the connection works */
+    s->counted = (ngx_chat_presence_connection(&s->id, 1) == NGX_OK);
 
     s->start_by = ngx_current_msec + ngx_chat_worker.conf->ws.start_grace;
 
@@ -811,6 +835,11 @@ ngx_chat_session_close(ngx_chat_session_t *s)
 
     ngx_chat_fanout_leave_user(s);
 
+    if (s->counted) {
+        (void) ngx_chat_presence_connection(&s->id, -1);
+        s->counted = 0;
+    }
+
     while (!ngx_queue_empty(&s->held)) {
         q = ngx_queue_head(&s->held);
         ngx_queue_remove(q);
@@ -1007,6 +1036,14 @@ ngx_chat_session_action(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
                                ngx_strlen(err.text));
         json_decref(args);
         return;
+    }
+
+    if (t->flags & NGX_CHAT_A_TYPING) {
+        /* typing_start and typing_stop say it in their name */
+        json_object_set_new(args, "is_typing",
+                            json_boolean(t->type.data[7] == 's'
+                                         && t->type.data[8] == 't'
+                                         && t->type.data[9] == 'a'));
     }
 
     pool = ngx_create_pool(1024, s->connection->log);

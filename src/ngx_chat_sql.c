@@ -71,6 +71,14 @@ ngx_chat_stmt_t  ngx_chat_stmts[] = {
         ngx_chat_action_stmt("message_forward"),
     [NGX_CHAT_SQL_SEARCH] =
         ngx_chat_action_stmt("search"),
+    [NGX_CHAT_SQL_PRESENCE_GET] =
+        ngx_chat_action_stmt("presence_get"),
+    [NGX_CHAT_SQL_PRESENCE_SET] =
+        ngx_chat_action_stmt("presence_set"),
+    [NGX_CHAT_SQL_PRESENCE_CHANGED] =
+        ngx_chat_action_stmt("presence_changed"),
+    [NGX_CHAT_SQL_TYPING] =
+        ngx_chat_action_stmt("typing"),
 
     /* what WebSocket connections read (sql/004_realtime.sql) */
 

@@ -825,12 +825,6 @@ def _raw_exchange(client, data, wait=0.5):
         s.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'server bug: a body refused with 415, or with 413 for its '
-    'Content-Length, is neither read nor discarded '
-    '(ngx_chat_api_read_body() answers with ngx_chat_api_error() and no '
-    'ngx_http_discard_request_body()), so on a keep-alive connection nginx '
-    'parses the body as the next request: request smuggling'))
 @pytest.mark.parametrize('refusal', ['415', '413'])
 def test_body_of_a_refused_request_is_not_taken_for_a_request(tenant,
                                                               refusal):
@@ -850,10 +844,6 @@ def test_body_of_a_refused_request_is_not_taken_for_a_request(tenant,
     assert out.count('HTTP/1.1 ') == 1, out[:1000]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'server bug: a body over client_max_body_size (nginx default 1m, '
-    'above chat_body_max) is refused by nginx core before the chat_api '
-    'handler runs, with nginx\'s HTML page instead of the JSON error'))
 def test_body_over_client_max_body_size_is_a_json_413(tenant):
     alice = tenant.client('alice')
     big = json.dumps({'type': 'group', 'description': 'd' * (2 << 20)})

@@ -255,12 +255,6 @@ def test_concurrent_direct_creation_makes_one_conversation(stack,
         == [('alice', 'member'), ('bob', 'member')]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'server bug: chat.api_conversation_create takes row locks on '
-    'chat.users in caller-first order (chat.touch_user upserts the caller, '
-    'then chat.ensure_users inserts the others): alice->bob and bob->alice '
-    'lock alice and bob in opposite orders and deadlock (40P01), which '
-    'the module answers 503 "the database is busy, retry"'))
 def test_direct_creation_from_both_sides_at_once_succeeds(stack, new_tenant,
                                                           side_db):
     """Both users new in a known tenant.  A side session holds the tenant

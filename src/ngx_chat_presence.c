@@ -1,0 +1,1263 @@
+
+/*
+ * ngx_chat: presence and typing.
+ *
+ * Who is connected to this host is counted in a shared memory zone, one
+ * node per user of a tenant (an rbtree keyed by a hash, as in
+ * ngx_http_limit_req_module.c), with a count per worker slot: a worker
+ * that dies leaves its counts in its slot, and the worker that takes the
+ * slot after it clears them, so no user stays online forever.  A slot is
+ * owned by a pid, so the workers of a reload, which run beside the old
+ * ones for a while, never share one.
+ *
+ * Hosts learn of each other through Redis: each mirrors its online users
+ * into a hash per user (a field per host, holding until when it vouches),
+ * refreshed every few seconds by one of its workers.  A host that dies
+ * drops out when its time runs out.  When a user comes or goes on this
+ * host, a worker announces it after a pause (a flapping connection says
+ * nothing), once it knows from Redis whether the user is still, or
+ * already, online elsewhere.
+ *
+ * Typing is a signal on the conversation's channel, never stored.  The
+ * worker that heard "typing" ends it itself after 5 seconds of silence.
+ */
+
+
+#include "ngx_chat.h"
+
+#include <hiredis/hiredis.h>
+
+
+#define NGX_CHAT_PRESENCE_SLOTS      64
+#define NGX_CHAT_PRESENCE_DEBOUNCE   1500
+#define NGX_CHAT_PRESENCE_TTL        30      /* seconds a host vouches */
+#define NGX_CHAT_PRESENCE_REFRESH    10000
+#define NGX_CHAT_PRESENCE_TICK       250
+#define NGX_CHAT_PRESENCE_BATCH      64
+
+#define NGX_CHAT_TYPING_EXPIRE       5000
+#define NGX_CHAT_TYPING_REPEAT       3000
+#define NGX_CHAT_TYPING_RATE         5       /* a second, per user */
+
+
+typedef struct {
+    ngx_rbtree_node_t            node;       /* key: crc32 of the key */
+    ngx_queue_t                  lru;
+    ngx_queue_t                  dirty;      /* waits to be announced */
+    ngx_msec_t                   changed;
+    ngx_msec_t                   typing_since;
+    uint32_t                     total;
+    uint16_t                     counts[NGX_CHAT_PRESENCE_SLOTS];
+    u_char                       typing;     /* signals in this second */
+    u_char                       announced;  /* 0 not yet, 1 off, 2 on */
+    u_char                       in_dirty;
+    u_char                       tenant_len;
+    u_char                       user_len;
+    u_char                       data[1];    /* tenant, then user */
+} ngx_chat_presence_node_t;
+
+
+typedef struct {
+    ngx_rbtree_t                 rbtree;
+    ngx_rbtree_node_t            sentinel;
+    ngx_queue_t                  lru;
+    ngx_queue_t                  dirty;
+    ngx_pid_t                    slots[NGX_CHAT_PRESENCE_SLOTS];
+    ngx_msec_t                   refreshed;
+    u_char                       host[17];   /* this host in Redis */
+} ngx_chat_presence_sh_t;
+
+
+typedef struct {
+    ngx_chat_presence_sh_t      *sh;
+    ngx_slab_pool_t             *shpool;
+    ngx_str_t                    name;
+} ngx_chat_presence_ctx_t;
+
+
+/* an asynchronous "who of these is online", for a call or an announcement */
+
+typedef struct {
+    ngx_chat_call_t             *call;       /* NULL once it went away */
+    ngx_pool_cleanup_t          *cleanup;
+    json_t                      *asked;      /* of Redis, in order */
+    json_t                      *online;
+    ngx_uint_t                   answered;
+    ngx_uint_t                   pending;
+    ngx_chat_presence_done_pt    done;
+} ngx_chat_lookup_t;
+
+
+typedef struct {
+    ngx_rbtree_node_t            node;
+    ngx_event_t                  expire;
+    int64_t                      conversation;
+    ngx_msec_t                   sent;
+    ngx_str_t                    tenant;
+    ngx_str_t                    user;
+} ngx_chat_typing_t;
+
+
+static ngx_int_t ngx_chat_presence_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static void ngx_chat_presence_insert(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static ngx_chat_presence_node_t *ngx_chat_presence_find(
+    ngx_chat_presence_ctx_t *ctx, ngx_str_t *tenant, ngx_str_t *user,
+    uint32_t hash);
+static ngx_chat_presence_node_t *ngx_chat_presence_create(
+    ngx_chat_presence_ctx_t *ctx, ngx_str_t *tenant, ngx_str_t *user,
+    uint32_t hash);
+static uint32_t ngx_chat_presence_hash(ngx_str_t *tenant, ngx_str_t *user);
+static void ngx_chat_presence_claim_slot(ngx_chat_presence_ctx_t *ctx);
+static void ngx_chat_presence_count(ngx_chat_presence_ctx_t *ctx,
+    ngx_chat_presence_node_t *node, ngx_uint_t slot, ngx_int_t n);
+static void ngx_chat_presence_mirror(ngx_str_t *tenant, ngx_str_t *user,
+    ngx_uint_t online);
+static u_char *ngx_chat_presence_key(u_char *p, ngx_str_t *tenant,
+    ngx_str_t *user);
+static void ngx_chat_presence_tick(ngx_event_t *ev);
+static void ngx_chat_presence_refresh(ngx_chat_presence_ctx_t *ctx);
+static void ngx_chat_presence_announce_due(ngx_chat_presence_ctx_t *ctx);
+static void ngx_chat_presence_announce(ngx_str_t *tenant, ngx_str_t *user);
+static void ngx_chat_presence_announced(ngx_chat_call_t *call);
+static void ngx_chat_presence_decide(ngx_chat_call_t *call);
+static void ngx_chat_lookup_reply(void *reply, void *data);
+static void ngx_chat_lookup_finish(ngx_chat_lookup_t *lk);
+static void ngx_chat_lookup_answer(ngx_chat_lookup_t *lk);
+static void ngx_chat_lookup_cleanup(void *data);
+static void ngx_chat_typing_publish(ngx_str_t *tenant, ngx_str_t *user,
+    int64_t conversation, ngx_uint_t on);
+static ngx_chat_typing_t *ngx_chat_typing_find(uint32_t hash,
+    int64_t conversation, ngx_str_t *tenant, ngx_str_t *user);
+static void ngx_chat_typing_expire(ngx_event_t *ev);
+static void ngx_chat_typing_free(ngx_chat_typing_t *t);
+
+
+static ngx_chat_presence_ctx_t  *ngx_chat_presence;
+static ngx_int_t                 ngx_chat_presence_slot = -1;
+static ngx_event_t               ngx_chat_presence_timer;
+static ngx_rbtree_t              ngx_chat_typing_tree;
+static ngx_rbtree_node_t         ngx_chat_typing_sentinel;
+static ngx_msec_t                ngx_chat_presence_full_logged;
+
+
+/* chat_presence_zone name size; */
+
+char *
+ngx_chat_presence_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t *mcf = conf;
+
+    ssize_t                   size;
+    ngx_str_t                *value;
+    ngx_shm_zone_t           *shm_zone;
+    ngx_chat_presence_ctx_t  *ctx;
+
+    if (mcf->presence) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    size = ngx_parse_size(&value[2]);
+
+    if (size == NGX_ERROR || size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_presence_zone\" \"%V\" is too small, it "
+                           "takes at least %uz", &value[2],
+                           8 * ngx_pagesize);
+        return NGX_CONF_ERROR;
+    }
+
+    ctx = ngx_pcalloc(cf->pool, sizeof(ngx_chat_presence_ctx_t));
+    if (ctx == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ctx->name = value[1];
+
+    shm_zone = ngx_shared_memory_add(cf, &value[1], size, &ngx_chat_module);
+    if (shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_presence_zone\": \"%V\" is already "
+                           "used", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    shm_zone->init = ngx_chat_presence_init_zone;
+    shm_zone->data = ctx;
+
+    mcf->presence = shm_zone;
+
+    return NGX_CONF_OK;
+}
+
+
+/* a reload keeps the zone and what it knows */
+
+static ngx_int_t
+ngx_chat_presence_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_chat_presence_ctx_t  *octx = data;
+
+    size_t                    len;
+    ngx_uint_t                i;
+    ngx_chat_presence_ctx_t  *ctx;
+
+    ctx = shm_zone->data;
+
+    if (octx) {
+        ctx->sh = octx->sh;
+        ctx->shpool = octx->shpool;
+        return NGX_OK;
+    }
+
+    ctx->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        ctx->sh = ctx->shpool->data;
+        return NGX_OK;
+    }
+
+    ctx->sh = ngx_slab_alloc(ctx->shpool, sizeof(ngx_chat_presence_sh_t));
+    if (ctx->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->shpool->data = ctx->sh;
+
+    ngx_rbtree_init(&ctx->sh->rbtree, &ctx->sh->sentinel,
+                    ngx_chat_presence_insert);
+    ngx_queue_init(&ctx->sh->lru);
+    ngx_queue_init(&ctx->sh->dirty);
+
+    for (i = 0; i < 16; i++) {
+        ctx->sh->host[i] = "0123456789abcdef"[ngx_random() & 0xf];
+    }
+
+    /* the module says itself when the zone is full */
+    ctx->shpool->log_nomem = 0;
+
+    len = sizeof(" in chat presence zone \"\"") + shm_zone->shm.name.len;
+
+    ctx->shpool->log_ctx = ngx_slab_alloc(ctx->shpool, len);
+    if (ctx->shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(ctx->shpool->log_ctx, " in chat presence zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_presence_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
+    ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t  **p;
+
+    for ( ;; ) {
+        p = (node->key < temp->key) ? &temp->left : &temp->right;
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+ngx_int_t
+ngx_chat_presence_init_worker(ngx_cycle_t *cycle, ngx_shm_zone_t *zone)
+{
+    ngx_chat_presence = zone->data;
+
+    ngx_rbtree_init(&ngx_chat_typing_tree, &ngx_chat_typing_sentinel,
+                    ngx_rbtree_insert_value);
+
+    ngx_chat_presence_claim_slot(ngx_chat_presence);
+
+    ngx_chat_presence_timer.handler = ngx_chat_presence_tick;
+    ngx_chat_presence_timer.data = ngx_chat_presence;
+    ngx_chat_presence_timer.log = cycle->log;
+    ngx_chat_presence_timer.cancelable = 1;
+    ngx_add_timer(&ngx_chat_presence_timer, NGX_CHAT_PRESENCE_TICK);
+
+    return NGX_OK;
+}
+
+
+/*
+ * A worker takes a slot that is free or whose owner is dead: the counts
+ * a dead worker left there go (its users are announced if they are gone).
+ */
+
+static void
+ngx_chat_presence_claim_slot(ngx_chat_presence_ctx_t *ctx)
+{
+    ngx_uint_t                 i, slot;
+    ngx_queue_t               *q;
+    ngx_chat_presence_node_t  *node;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    slot = NGX_CHAT_PRESENCE_SLOTS;
+
+    for (i = 0; i < NGX_CHAT_PRESENCE_SLOTS; i++) {
+        if (ctx->sh->slots[i] == 0
+            || (kill(ctx->sh->slots[i], 0) == -1 && ngx_errno == NGX_ESRCH))
+        {
+            slot = i;
+            break;
+        }
+    }
+
+    if (slot == NGX_CHAT_PRESENCE_SLOTS) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "chat: presence zone \"%V\" has no free worker slot; "
+                      "this worker does not count its connections",
+                      &ctx->name);
+        return;
+    }
+
+    ctx->sh->slots[slot] = ngx_pid;
+
+    for (q = ngx_queue_head(&ctx->sh->lru);
+         q != ngx_queue_sentinel(&ctx->sh->lru);
+         q = ngx_queue_next(q))
+    {
+        node = ngx_queue_data(q, ngx_chat_presence_node_t, lru);
+
+        if (node->counts[slot]) {
+            ngx_chat_presence_count(ctx, node, slot, -node->counts[slot]);
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    ngx_chat_presence_slot = slot;
+}
+
+
+void
+ngx_chat_presence_done(void)
+{
+    ngx_chat_presence_ctx_t  *ctx = ngx_chat_presence;
+
+    if (ctx == NULL) {
+        return;
+    }
+
+    if (ngx_chat_presence_timer.timer_set) {
+        ngx_del_timer(&ngx_chat_presence_timer);
+    }
+
+    if (ngx_chat_presence_slot >= 0) {
+        ngx_shmtx_lock(&ctx->shpool->mutex);
+
+        if (ctx->sh->slots[ngx_chat_presence_slot] == ngx_pid) {
+            ctx->sh->slots[ngx_chat_presence_slot] = 0;
+        }
+
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+    }
+
+    while (ngx_chat_typing_tree.root != ngx_chat_typing_tree.sentinel) {
+        ngx_chat_typing_free((ngx_chat_typing_t *) ngx_chat_typing_tree.root);
+    }
+}
+
+
+static uint32_t
+ngx_chat_presence_hash(ngx_str_t *tenant, ngx_str_t *user)
+{
+    uint32_t  crc;
+
+    ngx_crc32_init(crc);
+    ngx_crc32_update(&crc, tenant->data, tenant->len);
+    ngx_crc32_update(&crc, (u_char *) "\n", 1);
+    ngx_crc32_update(&crc, user->data, user->len);
+    ngx_crc32_final(crc);
+
+    return crc;
+}
+
+
+static ngx_chat_presence_node_t *
+ngx_chat_presence_find(ngx_chat_presence_ctx_t *ctx, ngx_str_t *tenant,
+    ngx_str_t *user, uint32_t hash)
+{
+    ngx_rbtree_node_t         *node, *sentinel;
+    ngx_chat_presence_node_t  *pn;
+
+    node = ctx->sh->rbtree.root;
+    sentinel = ctx->sh->rbtree.sentinel;
+
+    while (node != sentinel) {
+
+        if (hash != node->key) {
+            node = (hash < node->key) ? node->left : node->right;
+            continue;
+        }
+
+        pn = (ngx_chat_presence_node_t *) node;
+
+        if (pn->tenant_len == tenant->len && pn->user_len == user->len
+            && ngx_memcmp(pn->data, tenant->data, tenant->len) == 0
+            && ngx_memcmp(pn->data + tenant->len, user->data, user->len) == 0)
+        {
+            return pn;
+        }
+
+        /* equal hashes: the insert put the later one to the right */
+        node = node->right;
+    }
+
+    return NULL;
+}
+
+
+/* under the lock; when the zone is full the oldest offline users go */
+
+static ngx_chat_presence_node_t *
+ngx_chat_presence_create(ngx_chat_presence_ctx_t *ctx, ngx_str_t *tenant,
+    ngx_str_t *user, uint32_t hash)
+{
+    size_t                     size;
+    ngx_uint_t                 i;
+    ngx_queue_t               *q, *next;
+    ngx_chat_presence_node_t  *pn;
+
+    size = offsetof(ngx_chat_presence_node_t, data) + tenant->len + user->len;
+
+    pn = ngx_slab_alloc_locked(ctx->shpool, size);
+
+    if (pn == NULL) {
+        for (q = ngx_queue_head(&ctx->sh->lru), i = 0;
+             q != ngx_queue_sentinel(&ctx->sh->lru) && i < 64;
+             q = next, i++)
+        {
+            next = ngx_queue_next(q);
+            pn = ngx_queue_data(q, ngx_chat_presence_node_t, lru);
+
+            if (pn->total == 0 && !pn->in_dirty) {
+                ngx_queue_remove(&pn->lru);
+                ngx_rbtree_delete(&ctx->sh->rbtree, &pn->node);
+                ngx_slab_free_locked(ctx->shpool, pn);
+            }
+        }
+
+        pn = ngx_slab_alloc_locked(ctx->shpool, size);
+        if (pn == NULL) {
+            return NULL;
+        }
+    }
+
+    ngx_memzero(pn, offsetof(ngx_chat_presence_node_t, data));
+
+    pn->node.key = hash;
+    pn->tenant_len = (u_char) tenant->len;
+    pn->user_len = (u_char) user->len;
+    ngx_memcpy(pn->data, tenant->data, tenant->len);
+    ngx_memcpy(pn->data + tenant->len, user->data, user->len);
+
+    ngx_rbtree_insert(&ctx->sh->rbtree, &pn->node);
+    ngx_queue_insert_tail(&ctx->sh->lru, &pn->lru);
+
+    return pn;
+}
+
+
+/* under the lock: a user that comes to or leaves this host is announced */
+
+static void
+ngx_chat_presence_count(ngx_chat_presence_ctx_t *ctx,
+    ngx_chat_presence_node_t *pn, ngx_uint_t slot, ngx_int_t n)
+{
+    uint32_t  before;
+
+    before = pn->total;
+
+    pn->counts[slot] = (uint16_t) (pn->counts[slot] + n);
+    pn->total += n;
+
+    if ((before == 0) == (pn->total == 0)) {
+        return;
+    }
+
+    pn->changed = ngx_current_msec;
+
+    if (!pn->in_dirty) {
+        pn->in_dirty = 1;
+        ngx_queue_insert_tail(&ctx->sh->dirty, &pn->dirty);
+    }
+
+    ngx_queue_remove(&pn->lru);
+    ngx_queue_insert_tail(&ctx->sh->lru, &pn->lru);
+}
+
+
+/*
+ * A connection of the user opens (n = 1) or closes (n = -1) on this
+ * worker.  NGX_DECLINED: the zone is full, the user is not counted.
+ */
+
+ngx_int_t
+ngx_chat_presence_connection(ngx_chat_identity_t *id, ngx_int_t n)
+{
+    uint32_t                   hash, before;
+    ngx_chat_presence_ctx_t   *ctx = ngx_chat_presence;
+    ngx_chat_presence_node_t  *pn;
+
+    if (ctx == NULL || ngx_chat_presence_slot < 0
+        || id->tenant.len > 255 || id->user.len > 255)
+    {
+        return NGX_DECLINED;
+    }
+
+    hash = ngx_chat_presence_hash(&id->tenant, &id->user);
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    pn = ngx_chat_presence_find(ctx, &id->tenant, &id->user, hash);
+
+    if (pn == NULL && n > 0) {
+        pn = ngx_chat_presence_create(ctx, &id->tenant, &id->user, hash);
+    }
+
+    if (pn == NULL || (n < 0 && pn->counts[ngx_chat_presence_slot] == 0)) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+        if (n > 0 && ngx_current_msec - ngx_chat_presence_full_logged > 10000)
+        {
+            ngx_chat_presence_full_logged = ngx_current_msec;
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "chat: presence zone \"%V\" is full; users who "
+                          "connect now show offline until there is room "
+                          "(make the zone bigger)", &ctx->name);
+        }
+
+        return NGX_DECLINED;
+    }
+
+    before = pn->total;
+    ngx_chat_presence_count(ctx, pn, ngx_chat_presence_slot, n);
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    if ((before == 0) != (pn->total == 0)) {
+        ngx_chat_presence_mirror(&id->tenant, &id->user, before == 0);
+    }
+
+    return NGX_OK;
+}
+
+
+/* connected to this host, as far as the zone knows */
+
+ngx_uint_t
+ngx_chat_presence_local(ngx_str_t *tenant, ngx_str_t *user)
+{
+    uint32_t                   total;
+    ngx_chat_presence_ctx_t   *ctx = ngx_chat_presence;
+    ngx_chat_presence_node_t  *pn;
+
+    if (ctx == NULL) {
+        return 0;
+    }
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    pn = ngx_chat_presence_find(ctx, tenant, user,
+                                ngx_chat_presence_hash(tenant, user));
+    total = pn ? pn->total : 0;
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return total > 0;
+}
+
+
+/* at most NGX_CHAT_TYPING_RATE typing signals a second from one user */
+
+ngx_int_t
+ngx_chat_presence_may_type(ngx_chat_identity_t *id)
+{
+    ngx_int_t                  rc;
+    uint32_t                   hash;
+    ngx_chat_presence_ctx_t   *ctx = ngx_chat_presence;
+    ngx_chat_presence_node_t  *pn;
+
+    if (ctx == NULL || id->tenant.len > 255 || id->user.len > 255) {
+        return NGX_OK;
+    }
+
+    hash = ngx_chat_presence_hash(&id->tenant, &id->user);
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    pn = ngx_chat_presence_find(ctx, &id->tenant, &id->user, hash);
+    if (pn == NULL) {
+        pn = ngx_chat_presence_create(ctx, &id->tenant, &id->user, hash);
+    }
+
+    rc = NGX_OK;
+
+    if (pn) {
+        if (ngx_current_msec - pn->typing_since >= 1000) {
+            pn->typing_since = ngx_current_msec;
+            pn->typing = 0;
+        }
+
+        if (pn->typing >= NGX_CHAT_TYPING_RATE) {
+            rc = NGX_BUSY;
+
+        } else {
+            pn->typing++;
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return rc;
+}
+
+
+/* this host vouches for the user until a while from now, or no more */
+
+static void
+ngx_chat_presence_mirror(ngx_str_t *tenant, ngx_str_t *user,
+    ngx_uint_t online)
+{
+    u_char       key[600], until[NGX_TIME_T_LEN];
+    size_t       lens[4];
+    const char  *argv[4];
+
+    if (!ngx_chat_redis_up() && !online) {
+        return;
+    }
+
+    lens[1] = ngx_chat_presence_key(key, tenant, user) - key;
+    argv[1] = (char *) key;
+    argv[2] = (char *) ngx_chat_presence->sh->host;
+    lens[2] = 16;
+
+    if (online) {
+        argv[0] = "HSET";
+        lens[0] = 4;
+        argv[3] = (char *) until;
+        lens[3] = ngx_sprintf(until, "%T",
+                              ngx_time() + NGX_CHAT_PRESENCE_TTL) - until;
+
+        (void) ngx_chat_redis_command(4, argv, lens, NULL, NULL);
+
+        argv[0] = "EXPIRE";
+        lens[0] = 6;
+        argv[2] = ngx_value(NGX_CHAT_PRESENCE_TTL) "0";
+        lens[2] = ngx_strlen(argv[2]);
+
+        (void) ngx_chat_redis_command(3, argv, lens, NULL, NULL);
+        return;
+    }
+
+    argv[0] = "HDEL";
+    lens[0] = 4;
+
+    (void) ngx_chat_redis_command(3, argv, lens, NULL, NULL);
+}
+
+
+/* "p:<tenant length>:<tenant>:<user>" below the Redis prefix */
+
+static u_char *
+ngx_chat_presence_key(u_char *p, ngx_str_t *tenant, ngx_str_t *user)
+{
+    ngx_str_t  *prefix;
+
+    prefix = &ngx_chat_worker.conf->redis.prefix;
+
+    return ngx_sprintf(p, "%Vp:%uz:%V:%V", prefix, tenant->len, tenant, user);
+}
+
+
+static void
+ngx_chat_presence_tick(ngx_event_t *ev)
+{
+    ngx_chat_presence_ctx_t  *ctx = ev->data;
+
+    if (ngx_exiting || ngx_terminate) {
+        return;
+    }
+
+    ngx_chat_presence_refresh(ctx);
+    ngx_chat_presence_announce_due(ctx);
+
+    ngx_add_timer(ev, NGX_CHAT_PRESENCE_TICK);
+}
+
+
+/* one worker of the host renews the host's word for all its users */
+
+static void
+ngx_chat_presence_refresh(ngx_chat_presence_ctx_t *ctx)
+{
+    u_char                    *p, *buf, *last;
+    size_t                     size;
+    ngx_str_t                  tenant, user;
+    ngx_queue_t               *q;
+    ngx_chat_presence_node_t  *pn;
+
+    if (!ngx_chat_redis_up()
+        || ngx_current_msec - ctx->sh->refreshed < NGX_CHAT_PRESENCE_REFRESH)
+    {
+        return;
+    }
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    if (ngx_current_msec - ctx->sh->refreshed < NGX_CHAT_PRESENCE_REFRESH) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        return;
+    }
+
+    ctx->sh->refreshed = ngx_current_msec;
+
+    /* the users are copied out: Redis is not written under the lock */
+
+    size = 0;
+
+    for (q = ngx_queue_head(&ctx->sh->lru);
+         q != ngx_queue_sentinel(&ctx->sh->lru);
+         q = ngx_queue_next(q))
+    {
+        pn = ngx_queue_data(q, ngx_chat_presence_node_t, lru);
+
+        if (pn->total) {
+            size += 2 + pn->tenant_len + pn->user_len;
+        }
+    }
+
+    buf = size ? ngx_alloc(size, ngx_cycle->log) : NULL;
+    p = buf;
+
+    for (q = ngx_queue_head(&ctx->sh->lru);
+         buf && q != ngx_queue_sentinel(&ctx->sh->lru);
+         q = ngx_queue_next(q))
+    {
+        pn = ngx_queue_data(q, ngx_chat_presence_node_t, lru);
+
+        if (pn->total) {
+            *p++ = pn->tenant_len;
+            *p++ = pn->user_len;
+            p = ngx_cpymem(p, pn->data, pn->tenant_len + pn->user_len);
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    if (buf == NULL) {
+        return;
+    }
+
+    last = p;
+
+    for (p = buf; p < last; p += tenant.len + user.len) {
+        tenant.len = *p++;
+        user.len = *p++;
+        tenant.data = p;
+        user.data = p + tenant.len;
+
+        ngx_chat_presence_mirror(&tenant, &user, 1);
+    }
+
+    ngx_free(buf);
+}
+
+
+/* users whose coming or going has settled are announced */
+
+static void
+ngx_chat_presence_announce_due(ngx_chat_presence_ctx_t *ctx)
+{
+    u_char                    *p, buf[NGX_CHAT_PRESENCE_BATCH * 512];
+    ngx_str_t                  tenant, user;
+    ngx_uint_t                 n;
+    ngx_queue_t               *q;
+    ngx_chat_presence_node_t  *pn;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    p = buf;
+
+    for (n = 0; n < NGX_CHAT_PRESENCE_BATCH
+                && !ngx_queue_empty(&ctx->sh->dirty); n++)
+    {
+        q = ngx_queue_head(&ctx->sh->dirty);
+        pn = ngx_queue_data(q, ngx_chat_presence_node_t, dirty);
+
+        if (ngx_current_msec - pn->changed < NGX_CHAT_PRESENCE_DEBOUNCE) {
+            break;
+        }
+
+        ngx_queue_remove(q);
+        pn->in_dirty = 0;
+
+        *p++ = pn->tenant_len;
+        *p++ = pn->user_len;
+        p = ngx_cpymem(p, pn->data, pn->tenant_len + pn->user_len);
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    while (n--) {
+        p = buf;
+        tenant.len = *p++;
+        user.len = *p++;
+        tenant.data = p;
+        user.data = p + tenant.len;
+
+        ngx_chat_presence_announce(&tenant, &user);
+
+        ngx_memmove(buf, p + tenant.len + user.len,
+                    sizeof(buf) - (p + tenant.len + user.len - buf));
+    }
+}
+
+
+/*
+ * The announcement is an action in Postgres with no one waiting for it:
+ * it runs on a pool of its own, after the lookup of where the user is.
+ */
+
+static void
+ngx_chat_presence_announce(ngx_str_t *tenant, ngx_str_t *user)
+{
+    json_t           *users;
+    ngx_int_t         rc;
+    ngx_pool_t       *pool;
+    ngx_chat_call_t  *call;
+
+    pool = ngx_create_pool(1024, ngx_cycle->log);
+    if (pool == NULL) {
+        return;
+    }
+
+    call = ngx_pcalloc(pool, sizeof(ngx_chat_call_t));
+
+    if (call == NULL
+        || ngx_chat_copy(pool, &call->id.tenant, tenant->data, tenant->len)
+           != NGX_OK
+        || ngx_chat_copy(pool, &call->id.user, user->data, user->len)
+           != NGX_OK
+        || ngx_chat_copy(pool, &call->id.name, NULL, 0) != NGX_OK)
+    {
+        ngx_destroy_pool(pool);
+        return;
+    }
+
+    call->stmt = NGX_CHAT_SQL_PRESENCE_CHANGED;
+    call->pool = pool;
+    call->log = ngx_cycle->log;
+    call->done = ngx_chat_presence_announced;
+
+    users = json_array();
+    json_array_append_new(users, json_stringn((char *) user->data,
+                                              user->len));
+
+    rc = ngx_chat_presence_lookup(call, users, ngx_chat_presence_decide);
+    json_decref(users);
+
+    if (rc == NGX_DONE) {
+        ngx_chat_presence_decide(call);
+
+    } else if (rc == NGX_ERROR) {
+        ngx_destroy_pool(pool);
+    }
+}
+
+
+/* where the user is, is known: announce it if the world sees a change */
+
+static void
+ngx_chat_presence_decide(ngx_chat_call_t *call)
+{
+    uint32_t                   hash;
+    ngx_uint_t                 online, changed;
+    ngx_chat_presence_ctx_t   *ctx = ngx_chat_presence;
+    ngx_chat_presence_node_t  *pn;
+
+    online = json_array_size(json_object_get(call->args, "online")) > 0;
+    changed = 1;
+
+    hash = ngx_chat_presence_hash(&call->id.tenant, &call->id.user);
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    pn = ngx_chat_presence_find(ctx, &call->id.tenant, &call->id.user, hash);
+
+    if (pn) {
+        changed = (pn->announced != (online ? 2 : 1));
+        pn->announced = online ? 2 : 1;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    if (!changed || ngx_chat_call_send(call) != NGX_OK) {
+        ngx_destroy_pool(call->pool);
+    }
+}
+
+
+static void
+ngx_chat_presence_announced(ngx_chat_call_t *call)
+{
+    if (call->status >= 300) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "chat: announcing the presence of \"%V\" failed: %V",
+                      &call->id.user, &call->error);
+    }
+
+    ngx_destroy_pool(call->pool);
+}
+
+
+/*
+ * Which of users (a JSON array of user ids of the caller's tenant) are
+ * online anywhere: here by the zone, elsewhere by Redis.  The answer goes
+ * to call->args as "online".  NGX_DONE: it is there now.  NGX_OK: done()
+ * is called with it later, unless the call's pool went first.
+ */
+
+ngx_int_t
+ngx_chat_presence_lookup(ngx_chat_call_t *call, json_t *users,
+    ngx_chat_presence_done_pt done)
+{
+    u_char              key[600];
+    size_t              i, lens[2];
+    json_t             *u;
+    ngx_str_t           user;
+    const char         *argv[2];
+    ngx_chat_lookup_t  *lk;
+
+    if (call->args == NULL) {
+        call->args = json_object();
+        if (call->args == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (ngx_chat_json_on_pool(call->pool, call->args) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    lk = ngx_calloc(sizeof(ngx_chat_lookup_t), ngx_cycle->log);
+    if (lk == NULL) {
+        return NGX_ERROR;
+    }
+
+    lk->call = call;
+    lk->done = done;
+    lk->online = json_array();
+    lk->asked = json_array();
+    lk->pending = 1;
+
+    json_array_foreach(users, i, u) {
+        user.data = (u_char *) json_string_value(u);
+        user.len = json_string_length(u);
+
+        if (ngx_chat_presence_local(&call->id.tenant, &user)) {
+            json_array_append(lk->online, u);
+            continue;
+        }
+
+        if (ngx_chat_presence == NULL) {
+            continue;
+        }
+
+        argv[0] = "HGETALL";
+        lens[0] = 7;
+        argv[1] = (char *) key;
+        lens[1] = ngx_chat_presence_key(key, &call->id.tenant, &user) - key;
+
+        if (ngx_chat_redis_command(2, argv, lens, ngx_chat_lookup_reply, lk)
+            == NGX_OK)
+        {
+            json_array_append(lk->asked, u);
+            lk->pending++;
+        }
+    }
+
+    if (lk->pending == 1) {
+        /* nothing went to Redis: the answer is here */
+        ngx_chat_lookup_answer(lk);
+        return NGX_DONE;
+    }
+
+    /* the pool's cleanup tells the lookup that its call went away */
+    lk->cleanup = ngx_pool_cleanup_add(call->pool, 0);
+    if (lk->cleanup == NULL) {
+        lk->call = NULL;
+        ngx_chat_lookup_finish(lk);
+        return NGX_ERROR;
+    }
+
+    lk->cleanup->handler = ngx_chat_lookup_cleanup;
+    lk->cleanup->data = lk;
+
+    ngx_chat_lookup_finish(lk);
+
+    return NGX_OK;
+}
+
+
+/* the hash of a user: a field per host, and until when it vouches */
+
+static void
+ngx_chat_lookup_reply(void *r, void *data)
+{
+    size_t              i;
+    time_t              until;
+    json_t             *user;
+    redisReply         *reply = r;
+    ngx_chat_lookup_t  *lk = data;
+
+    user = json_array_get(lk->asked, lk->answered++);
+
+    if (reply && reply->type == REDIS_REPLY_ARRAY && user) {
+
+        for (i = 0; i + 1 < reply->elements; i += 2) {
+
+            if (reply->element[i]->len == 16
+                && ngx_strncmp(reply->element[i]->str,
+                               ngx_chat_presence->sh->host, 16) == 0)
+            {
+                /* this host answers for itself, from the zone */
+                continue;
+            }
+
+            until = ngx_atotm((u_char *) reply->element[i + 1]->str,
+                              reply->element[i + 1]->len);
+
+            if (until > ngx_time()) {
+                json_array_append(lk->online, user);
+                break;
+            }
+        }
+    }
+
+    ngx_chat_lookup_finish(lk);
+}
+
+
+static void
+ngx_chat_lookup_finish(ngx_chat_lookup_t *lk)
+{
+    ngx_chat_call_t            *call;
+    ngx_chat_presence_done_pt   done;
+
+    if (--lk->pending) {
+        return;
+    }
+
+    call = lk->call;
+    done = lk->done;
+
+    if (call) {
+        lk->cleanup->handler = NULL;
+        ngx_chat_lookup_answer(lk);
+        done(call);
+        return;
+    }
+
+    json_decref(lk->asked);
+    json_decref(lk->online);
+    ngx_free(lk);
+}
+
+
+static void
+ngx_chat_lookup_answer(ngx_chat_lookup_t *lk)
+{
+    json_object_set_new(lk->call->args, "online", lk->online);
+    json_decref(lk->asked);
+    ngx_free(lk);
+}
+
+
+static void
+ngx_chat_lookup_cleanup(void *data)
+{
+    ngx_chat_lookup_t  *lk = data;
+
+    /* the replies still to come find no call to answer */
+    lk->call = NULL;
+}
+
+
+/*
+ * Typing: the signal goes to the conversation's channel, marked so that
+ * the typist's own connections skip it; "typing" that is not repeated
+ * within NGX_CHAT_TYPING_EXPIRE ends by itself.
+ */
+
+void
+ngx_chat_typing_set(ngx_chat_identity_t *id, int64_t conversation,
+    ngx_uint_t on)
+{
+    uint32_t            hash;
+    ngx_chat_typing_t  *t;
+
+    ngx_crc32_init(hash);
+    ngx_crc32_update(&hash, (u_char *) &conversation, sizeof(int64_t));
+    ngx_crc32_update(&hash, id->tenant.data, id->tenant.len);
+    ngx_crc32_update(&hash, id->user.data, id->user.len);
+    ngx_crc32_final(hash);
+
+    t = ngx_chat_typing_find(hash, conversation, &id->tenant, &id->user);
+
+    if (!on) {
+        if (t) {
+            ngx_chat_typing_free(t);
+        }
+
+        ngx_chat_typing_publish(&id->tenant, &id->user, conversation, 0);
+        return;
+    }
+
+    if (t == NULL) {
+        t = ngx_calloc(sizeof(ngx_chat_typing_t) + id->tenant.len
+                       + id->user.len, ngx_cycle->log);
+        if (t == NULL) {
+            return;
+        }
+
+        t->node.key = hash;
+        t->conversation = conversation;
+        t->tenant.data = (u_char *) (t + 1);
+        t->tenant.len = id->tenant.len;
+        t->user.data = t->tenant.data + id->tenant.len;
+        t->user.len = id->user.len;
+        ngx_memcpy(t->tenant.data, id->tenant.data, id->tenant.len);
+        ngx_memcpy(t->user.data, id->user.data, id->user.len);
+
+        t->expire.handler = ngx_chat_typing_expire;
+        t->expire.data = t;
+        t->expire.log = ngx_cycle->log;
+        t->expire.cancelable = 1;
+
+        ngx_rbtree_insert(&ngx_chat_typing_tree, &t->node);
+
+        t->sent = ngx_current_msec - NGX_CHAT_TYPING_REPEAT;
+    }
+
+    /* those who came in late learn it when it is repeated */
+    if (ngx_current_msec - t->sent >= NGX_CHAT_TYPING_REPEAT) {
+        t->sent = ngx_current_msec;
+        ngx_chat_typing_publish(&t->tenant, &t->user, conversation, 1);
+    }
+
+    ngx_add_timer(&t->expire, NGX_CHAT_TYPING_EXPIRE);
+}
+
+
+static ngx_chat_typing_t *
+ngx_chat_typing_find(uint32_t hash, int64_t conversation, ngx_str_t *tenant,
+    ngx_str_t *user)
+{
+    ngx_rbtree_node_t  *node, *sentinel;
+    ngx_chat_typing_t  *t;
+
+    node = ngx_chat_typing_tree.root;
+    sentinel = ngx_chat_typing_tree.sentinel;
+
+    while (node != sentinel) {
+
+        if (hash != node->key) {
+            node = (hash < node->key) ? node->left : node->right;
+            continue;
+        }
+
+        t = (ngx_chat_typing_t *) node;
+
+        if (t->conversation == conversation
+            && t->tenant.len == tenant->len && t->user.len == user->len
+            && ngx_memcmp(t->tenant.data, tenant->data, tenant->len) == 0
+            && ngx_memcmp(t->user.data, user->data, user->len) == 0)
+        {
+            return t;
+        }
+
+        node = node->right;
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_chat_typing_expire(ngx_event_t *ev)
+{
+    ngx_chat_typing_t  *t = ev->data;
+
+    ngx_chat_typing_publish(&t->tenant, &t->user, t->conversation, 0);
+    ngx_chat_typing_free(t);
+}
+
+
+static void
+ngx_chat_typing_free(ngx_chat_typing_t *t)
+{
+    if (t->expire.timer_set) {
+        ngx_del_timer(&t->expire);
+    }
+
+    ngx_rbtree_delete(&ngx_chat_typing_tree, &t->node);
+    ngx_free(t);
+}
+
+
+/* "0 !<user>\n{typing}": no seq, not for the typist's own connections */
+
+static void
+ngx_chat_typing_publish(ngx_str_t *tenant, ngx_str_t *user,
+    int64_t conversation, ngx_uint_t on)
+{
+    u_char  *p, *msg, channel[NGX_INT64_LEN + 3];
+    size_t   len;
+
+    len = sizeof("0 !\n{\"type\":\"typing\",\"conversation_id\":,"
+                 "\"user_id\":\"\",\"is_typing\":false}")
+          + user->len + NGX_INT64_LEN
+          + ngx_chat_json_escape_len(user->data, user->len);
+
+    msg = ngx_alloc(len, ngx_cycle->log);
+    if (msg == NULL) {
+        return;
+    }
+
+    p = ngx_sprintf(msg, "0 !%V\n{\"type\":\"typing\",\"conversation_id\":%L,"
+                         "\"user_id\":\"", user, conversation);
+    p = ngx_chat_json_escape(p, user->data, user->len);
+    p = ngx_sprintf(p, "\",\"is_typing\":%s}", on ? "true" : "false");
+
+    ngx_chat_redis_publish(channel,
+                           ngx_sprintf(channel, "c:%L", conversation)
+                           - channel,
+                           msg, p - msg);
+    ngx_free(msg);
+}
