@@ -67,15 +67,16 @@ LANGUAGE sql IMMUTABLE AS $$
     SELECT coalesce(a->'online', '[]') ? p_user
 $$;
 
--- GET presence?user_ids=: any user of the tenant
+-- GET presence?user_ids=: any user of the tenant, the caller too, as
+-- others see them (PUT presence/me answers with what the user chose)
 CREATE FUNCTION chat.api_presence_get(p_tenant text, p_user text,
                                       p_name text, a jsonb)
 RETURNS SETOF chat.reply LANGUAGE plpgsql STABLE AS $$
 BEGIN
     RETURN NEXT chat.answer(200, (
         SELECT '[' || coalesce(string_agg(
-                   chat.presence_json(p_tenant, u, chat.online(a, u),
-                                      u = p_user), ',' ORDER BY n), '')
+                   chat.presence_json(p_tenant, u, chat.online(a, u), false),
+                   ',' ORDER BY n), '')
                || ']'
           FROM jsonb_array_elements_text(a->'user_ids')
                WITH ORDINALITY AS t(u, n)));
