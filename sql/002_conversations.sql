@@ -424,8 +424,12 @@ BEGIN
         v_id := v_cursor[3]::bigint;
     END IF;
 
+    -- sorted on the keys alone; the rows of the page are read after
     WITH page AS (
-        SELECT c, m
+        SELECT m.conversation_id AS id, m.pinned, c.last_activity_at,
+               row_number() OVER (ORDER BY m.pinned DESC,
+                                  c.last_activity_at DESC,
+                                  m.conversation_id DESC) AS n
           FROM chat.members m
           JOIN chat.conversations c ON c.id = m.conversation_id
          WHERE m.tenant_id = p_tenant AND m.user_id = p_user
@@ -434,23 +438,20 @@ BEGIN
                < (v_pinned, v_activity, v_id)
          ORDER BY m.pinned DESC, c.last_activity_at DESC, c.id DESC
          LIMIT v_limit + 1
-    ), numbered AS (
-        SELECT c, m, row_number() OVER (ORDER BY (m).pinned DESC,
-                                        (c).last_activity_at DESC,
-                                        (c).id DESC) AS n
-          FROM page
     )
     SELECT string_agg(chat.conversation_json(c, m)::text, ','
-                          ORDER BY n)
-               FILTER (WHERE n <= v_limit),
+                      ORDER BY p.n) FILTER (WHERE p.n <= v_limit),
            count(*),
-           max(CASE WHEN n = v_limit THEN
-                   CASE WHEN (m).pinned THEN '1' ELSE '0' END || '.'
-                   || (extract(epoch FROM (c).last_activity_at) * 1e6)::bigint
-                   || '.' || (c).id
+           max(CASE WHEN p.n = v_limit THEN
+                   CASE WHEN p.pinned THEN '1' ELSE '0' END || '.'
+                   || (extract(epoch FROM p.last_activity_at) * 1e6)::bigint
+                   || '.' || p.id
                END)
       INTO v_items, v_count, v_next
-      FROM numbered;
+      FROM page p
+      JOIN chat.conversations c ON c.id = p.id
+      JOIN chat.members m ON m.conversation_id = p.id
+                         AND m.user_id = p_user;
 
     IF v_count <= v_limit THEN
         v_next := NULL;

@@ -737,25 +737,39 @@ LANGUAGE sql STABLE AS $$
        AND x.seq > m.last_read_seq
 $$;
 
+-- Counts, not scans: unread messages are a difference of counters; unread
+-- mentions are read from the user's mentions after its positions.
 CREATE FUNCTION chat.api_unread(p_tenant text, p_user text,
                                 p_name text, a jsonb)
 RETURNS SETOF chat.reply LANGUAGE plpgsql STABLE AS $$
 DECLARE
     v_body text;
 BEGIN
-    WITH counts AS (
-        SELECT c.id, c.message_count - m.read_message_count AS unread_count,
-               chat.unread_mentions(m) AS unread_mentions
+    WITH mine AS (
+        SELECT m.conversation_id, m.last_read_seq,
+               c.message_count - m.read_message_count AS unread_count
           FROM chat.members m
           JOIN chat.conversations c ON c.id = m.conversation_id
          WHERE m.tenant_id = p_tenant AND m.user_id = p_user
+    ), mentioned AS (
+        SELECT x.conversation_id, count(*) AS unread_mentions
+          FROM chat.mentions x
+          JOIN mine ON mine.conversation_id = x.conversation_id
+                   AND x.seq > mine.last_read_seq
+         WHERE x.tenant_id = p_tenant AND x.user_id = p_user
+         GROUP BY x.conversation_id
+    ), counts AS (
+        SELECT mine.conversation_id AS id, mine.unread_count,
+               coalesce(mentioned.unread_mentions, 0) AS unread_mentions
+          FROM mine
+          LEFT JOIN mentioned USING (conversation_id)
     )
     SELECT '{"total":' || coalesce(sum(unread_count), 0)
-           || ',"conversations":'
-           || '[' || coalesce(string_agg(row_to_json(counts)::text, ','
-                                         ORDER BY id)
-                              FILTER (WHERE unread_count > 0
-                                      OR unread_mentions > 0), '')
+           || ',"conversations":['
+           || coalesce(string_agg(row_to_json(counts)::text, ','
+                                  ORDER BY id)
+                       FILTER (WHERE unread_count > 0
+                               OR unread_mentions > 0), '')
            || ']}'
       INTO v_body
       FROM counts;
