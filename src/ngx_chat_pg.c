@@ -417,6 +417,7 @@ ngx_chat_pg_prepare(ngx_chat_pg_conn_t *pc)
 static void
 ngx_chat_pg_read_prepared(ngx_chat_pg_conn_t *pc)
 {
+    char            *msg;
     PGresult        *res;
     ExecStatusType   st;
 
@@ -436,10 +437,10 @@ ngx_chat_pg_read_prepared(ngx_chat_pg_conn_t *pc)
         st = PQresultStatus(res);
 
         if (st == PGRES_FATAL_ERROR) {
+            msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
             ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
                           "chat: postgres prepare failed (is the schema of "
-                          "sql/ applied?): %s",
-                          PQresultErrorMessage(res));
+                          "sql/ applied?): %s", msg ? msg : "no message");
             pc->failed = 1;
         }
 

@@ -65,7 +65,7 @@ typedef enum {
 
 typedef struct {
     const char                  *name;     /* as the client spells it */
-    const char                  *arg;      /* in the action's args; NULL: name */
+    const char                  *arg;      /* in the args; NULL: name */
     ngx_uint_t                   type;
     ngx_uint_t                   flags;
     size_t                       max;

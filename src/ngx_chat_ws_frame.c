@@ -127,7 +127,8 @@ ngx_chat_ws_unmask(u_char *p, size_t len, u_char *mask, size_t offset)
  * surrogates).
  */
 
-#define ngx_chat_utf8_state(n, lo, hi)  ((uint32_t) (n) << 16 | (lo) << 8 | (hi))
+#define ngx_chat_utf8_state(n, lo, hi)                                        \
+    ((uint32_t) (n) << 16 | (lo) << 8 | (hi))
 
 ngx_int_t
 ngx_chat_utf8_step(uint32_t *state, u_char *p, size_t len)
