@@ -7,6 +7,7 @@ SHELL := /bin/bash
 #   make test       everything CI runs (see README.md)
 #   make run        a local server with Postgres and Redis; make stop
 #   make bench      the benchmark (bench/README.md)
+#   make fuzz       each fuzz target for 20 s (fuzz/README.md)
 
 KIT        ?= /usr/share/nginx/src
 BUILD      := build
@@ -22,7 +23,8 @@ ASAN_LD    := -fPIC -fsanitize=address,undefined
 
 .PRECIOUS: $(BUILD)/%/nginx/objs/Makefile
 
-.PHONY: all module asan deps test unit lint integration run stop bench clean
+.PHONY: all module asan deps test unit lint fuzz integration run stop bench \
+        clean
 
 all: module
 
@@ -59,6 +61,9 @@ unit: module
 
 lint:
 	scripts/lint
+
+fuzz: module
+	$(MAKE) -C fuzz fuzz
 
 run: deps module
 	scripts/dev up
