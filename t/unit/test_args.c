@@ -898,6 +898,26 @@ test_query_enum_time_and_user_are_checked_as_in_a_body(void)
 
 
 static void
+test_query_user_list_is_split_at_commas(void)
+{
+    query_ok(every_type, "users=a,b", "{\"users\": [\"a\", \"b\"]}");
+    query_ok(every_type, "users=a", "{\"users\": [\"a\"]}");
+    query_ok(every_type, "users=", "{\"users\": []}");
+    query_ok(every_type, "users=%C3%BC,b%2Cc",
+             "{\"users\": [\"\u00fc\", \"b\", \"c\"]}");
+
+    query_refused(every_type, "users=a,,b", 400,
+                  "\"users\": must hold user ids");
+    query_refused(every_type, "users=a,", 400,
+                  "\"users\": must hold user ids");
+    query_refused(every_type, "users=a,b,c,d", 400,
+                  "\"users\": has more than 3 items");
+    query_refused(every_type, "users=a,%ff", 400,
+                  "\"users\": must be valid UTF-8");
+}
+
+
+static void
 test_query_ids_and_seqmaps_cannot_come_from_a_query(void)
 {
     query_refused(every_type, "ids=1", 400, "\"ids\": must be an array");
@@ -1194,6 +1214,7 @@ ngx_chat_test_t  ngx_chat_tests[] = {
     ngx_chat_test(test_query_str_of_201_characters_is_400),
     ngx_chat_test(test_query_text_over_max_bytes_is_413),
     ngx_chat_test(test_query_enum_time_and_user_are_checked_as_in_a_body),
+    ngx_chat_test(test_query_user_list_is_split_at_commas),
     ngx_chat_test(test_query_ids_and_seqmaps_cannot_come_from_a_query),
     ngx_chat_test(test_query_field_with_arg_is_stored_under_the_arg_name),
     ngx_chat_test(test_query_first_bad_parameter_stops_and_is_named),
