@@ -23,7 +23,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
 
-    for (l = ngx_chat_fuzz_bodies; l->name; l++) {
+    for (l = ngx_chat_fuzz_bodies(); l->name; l++) {
 
         out = json_object();
         ngx_chat_fuzz_assert(out != NULL);

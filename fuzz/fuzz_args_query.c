@@ -21,7 +21,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_chat_error_t             err;
     const ngx_chat_fuzz_list_t  *l;
 
-    for (l = ngx_chat_fuzz_queries; l->name; l++) {
+    for (l = ngx_chat_fuzz_queries(); l->name; l++) {
 
         out = json_object();
         ngx_chat_fuzz_assert(out != NULL);

@@ -43,7 +43,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     data++;
     size--;
 
-    ngx_chat_fuzz_route(ngx_chat_fuzz_routes, ngx_chat_fuzz_nroutes, method,
+    ngx_chat_fuzz_route(ngx_chat_api_routes, ngx_chat_api_nroutes, method,
                         (u_char *) data, size);
 
     nl = memchr(data, '\n', size);

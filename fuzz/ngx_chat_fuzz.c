@@ -1,138 +1,23 @@
 
 /*
- * ngx_chat: the field lists, the route table and the checks of results
- * that the fuzz targets share.
+ * ngx_chat: the field lists and the checks of results that the fuzz
+ * targets share.
  */
 
 
 #include "ngx_chat_fuzz.h"
+#include "ngx_chat.h"
 
 
 #define NGX_CHAT_FUZZ_PAGE_MAX   100
 #define NGX_CHAT_FUZZ_USER_MAX   128
 
 
-/* as src/ngx_chat_api.c has them */
-
-static const char *const  conversation_types[] = {
-    "direct", "group", "channel", NULL
-};
+/* a list with a field of every type, small maxima to reach the bounds */
 
 static const char *const  roles[] = {
     "owner", "admin", "moderator", "member", NULL
 };
-
-static const char *const  added_roles[] = {
-    "admin", "moderator", "member", NULL
-};
-
-static const char *const  message_types[] = {
-    "text", "emoji", "file", "image", "video", "audio", "system", "call",
-    "location", NULL
-};
-
-static const ngx_chat_field_t  page_query[] = {
-    { "limit", NULL, NGX_CHAT_T_LIMIT, 0, 0, NULL },
-    { "cursor", NULL, NGX_CHAT_T_STR, 0, 200, NULL },
-    ngx_chat_null_field
-};
-
-static const ngx_chat_field_t  conversation_list_query[] = {
-    { "archived", NULL, NGX_CHAT_T_BOOL, 0, 0, NULL },
-    { "limit", NULL, NGX_CHAT_T_LIMIT, 0, 0, NULL },
-    { "cursor", NULL, NGX_CHAT_T_STR, 0, 200, NULL },
-    ngx_chat_null_field
-};
-
-static const ngx_chat_field_t  conversation_create_body[] = {
-    { "type", NULL, NGX_CHAT_T_ENUM, NGX_CHAT_REQUIRED, 0,
-      conversation_types },
-    { "title", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 200, NULL },
-    { "description", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 2000, NULL },
-    { "avatar_url", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 2048, NULL },
-    { "member_ids", NULL, NGX_CHAT_T_USERS, 0, 1000, NULL },
-    ngx_chat_null_field
-};
-
-static const ngx_chat_field_t  conversation_update_body[] = {
-    { "title", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 200, NULL },
-    { "description", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 2000, NULL },
-    { "avatar_url", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 2048, NULL },
-    ngx_chat_null_field
-};
-
-static const ngx_chat_field_t  conversation_settings_body[] = {
-    { "pinned", NULL, NGX_CHAT_T_BOOL, 0, 0, NULL },
-    { "archived", NULL, NGX_CHAT_T_BOOL, 0, 0, NULL },
-    { "muted_until", NULL, NGX_CHAT_T_TIME, NGX_CHAT_NULLABLE, 0, NULL },
-    ngx_chat_null_field
-};
-
-static const ngx_chat_field_t  member_add_body[] = {
-    { "user_ids", NULL, NGX_CHAT_T_USERS, NGX_CHAT_REQUIRED, 500, NULL },
-    { "role", NULL, NGX_CHAT_T_ENUM, 0, 0, added_roles },
-    ngx_chat_null_field
-};
-
-static const ngx_chat_field_t  member_update_body[] = {
-    { "role", NULL, NGX_CHAT_T_ENUM, NGX_CHAT_REQUIRED, 0, roles },
-    ngx_chat_null_field
-};
-
-static const ngx_chat_field_t  read_body[] = {
-    { "seq", NULL, NGX_CHAT_T_SEQ, 0, 0, NULL },
-    ngx_chat_null_field
-};
-
-static const ngx_chat_field_t  message_send_body[] = {
-    { "type", NULL, NGX_CHAT_T_ENUM, 0, 0, message_types },
-    { "content", NULL, NGX_CHAT_T_TEXT, NGX_CHAT_NULLABLE, 0, NULL },
-    { "reply_to", NULL, NGX_CHAT_T_ID, NGX_CHAT_NULLABLE, 0, NULL },
-    { "mentions", NULL, NGX_CHAT_T_USERS, 0, 50, NULL },
-    { "attachments", NULL, NGX_CHAT_T_IDS, 0, 10, NULL },
-    { "client_id", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 128, NULL },
-    ngx_chat_null_field
-};
-
-static const ngx_chat_field_t  message_list_query[] = {
-    { "before", NULL, NGX_CHAT_T_SEQ, 0, 0, NULL },
-    { "after", NULL, NGX_CHAT_T_SEQ, 0, 0, NULL },
-    { "thread", NULL, NGX_CHAT_T_ID, 0, 0, NULL },
-    { "limit", NULL, NGX_CHAT_T_LIMIT, 0, 0, NULL },
-    { "cursor", NULL, NGX_CHAT_T_STR, 0, 40, NULL },
-    ngx_chat_null_field
-};
-
-static const ngx_chat_field_t  message_edit_body[] = {
-    { "content", NULL, NGX_CHAT_T_TEXT, NGX_CHAT_REQUIRED, 0, NULL },
-    ngx_chat_null_field
-};
-
-static const ngx_chat_field_t  reaction_body[] = {
-    { "emoji", NULL, NGX_CHAT_T_STR, NGX_CHAT_REQUIRED, 64, NULL },
-    ngx_chat_null_field
-};
-
-static const ngx_chat_field_t  forward_body[] = {
-    { "conversation_id", "target_id", NGX_CHAT_T_ID, NGX_CHAT_REQUIRED, 0,
-      NULL },
-    ngx_chat_null_field
-};
-
-static const ngx_chat_field_t  search_query[] = {
-    { "q", NULL, NGX_CHAT_T_STR, NGX_CHAT_REQUIRED, 256, NULL },
-    { "conversation_id", NULL, NGX_CHAT_T_ID, 0, 0, NULL },
-    { "sender_id", NULL, NGX_CHAT_T_USER, 0, 0, NULL },
-    { "type", NULL, NGX_CHAT_T_ENUM, 0, 0, message_types },
-    { "from", NULL, NGX_CHAT_T_TIME, 0, 0, NULL },
-    { "to", NULL, NGX_CHAT_T_TIME, 0, 0, NULL },
-    { "limit", NULL, NGX_CHAT_T_LIMIT, 0, 0, NULL },
-    { "cursor", NULL, NGX_CHAT_T_STR, 0, 40, NULL },
-    ngx_chat_null_field
-};
-
-
-/* one field of each type, with small maxima that inputs can reach */
 
 static const ngx_chat_field_t  every_type[] = {
     { "id", NULL, NGX_CHAT_T_ID, 0, 0, NULL },
@@ -152,75 +37,86 @@ static const ngx_chat_field_t  every_type[] = {
 };
 
 
-const ngx_chat_fuzz_list_t  ngx_chat_fuzz_bodies[] = {
-    { "conversation_create", conversation_create_body },
-    { "conversation_update", conversation_update_body },
-    { "conversation_settings", conversation_settings_body },
-    { "member_add", member_add_body },
-    { "member_update", member_update_body },
-    { "read", read_body },
-    { "message_send", message_send_body },
-    { "message_edit", message_edit_body },
-    { "reaction", reaction_body },
-    { "forward", forward_body },
-    { "every_type", every_type },
-    { NULL, NULL }
-};
+/*
+ * The lists the module checks requests against (src/ngx_chat_routes.c):
+ * the bodies and queries of its routes, the fields of its WebSocket
+ * messages, and the list above.
+ */
 
-const ngx_chat_fuzz_list_t  ngx_chat_fuzz_queries[] = {
-    { "page", page_query },
-    { "conversation_list", conversation_list_query },
-    { "message_list", message_list_query },
-    { "search", search_query },
-    { "every_type", every_type },
-    { NULL, NULL }
-};
+#define NGX_CHAT_FUZZ_LISTS  128
+
+static ngx_chat_fuzz_list_t  ngx_chat_fuzz_body_lists[NGX_CHAT_FUZZ_LISTS];
+static ngx_chat_fuzz_list_t  ngx_chat_fuzz_query_lists[NGX_CHAT_FUZZ_LISTS];
 
 
-const ngx_chat_route_t  ngx_chat_fuzz_routes[] = {
-    { NGX_CHAT_GET, "health", NULL },
-    { NGX_CHAT_POST, "conversations", NULL },
-    { NGX_CHAT_GET, "conversations", NULL },
-    { NGX_CHAT_GET, "conversations/#conversation_id", NULL },
-    { NGX_CHAT_PATCH, "conversations/#conversation_id", NULL },
-    { NGX_CHAT_DELETE, "conversations/#conversation_id", NULL },
-    { NGX_CHAT_PATCH, "conversations/#conversation_id/me", NULL },
-    { NGX_CHAT_GET, "conversations/#conversation_id/members", NULL },
-    { NGX_CHAT_POST, "conversations/#conversation_id/members", NULL },
-    { NGX_CHAT_PATCH, "conversations/#conversation_id/members/:user_id",
-      NULL },
-    { NGX_CHAT_DELETE, "conversations/#conversation_id/members/:user_id",
-      NULL },
-    { NGX_CHAT_POST, "conversations/#conversation_id/read", NULL },
-    { NGX_CHAT_GET, "unread", NULL },
-    { NGX_CHAT_POST, "conversations/#conversation_id/messages", NULL },
-    { NGX_CHAT_GET, "conversations/#conversation_id/messages", NULL },
-    { NGX_CHAT_GET, "conversations/#conversation_id/messages/#message_id",
-      NULL },
-    { NGX_CHAT_PATCH, "conversations/#conversation_id/messages/#message_id",
-      NULL },
-    { NGX_CHAT_DELETE, "conversations/#conversation_id/messages/#message_id",
-      NULL },
-    { NGX_CHAT_POST,
-      "conversations/#conversation_id/messages/#message_id/pin", NULL },
-    { NGX_CHAT_DELETE,
-      "conversations/#conversation_id/messages/#message_id/pin", NULL },
-    { NGX_CHAT_GET, "conversations/#conversation_id/pins", NULL },
-    { NGX_CHAT_POST,
-      "conversations/#conversation_id/messages/#message_id/reactions",
-      NULL },
-    { NGX_CHAT_DELETE,
-      "conversations/#conversation_id/messages/#message_id/reactions/:emoji",
-      NULL },
-    { NGX_CHAT_GET,
-      "conversations/#conversation_id/messages/#message_id/receipts", NULL },
-    { NGX_CHAT_POST,
-      "conversations/#conversation_id/messages/#message_id/forward", NULL },
-    { NGX_CHAT_GET, "search", NULL },
-};
+static void
+ngx_chat_fuzz_add(ngx_chat_fuzz_list_t *lists, const char *name,
+    const ngx_chat_field_t *fields)
+{
+    ngx_uint_t  i;
 
-const ngx_uint_t  ngx_chat_fuzz_nroutes =
-    sizeof(ngx_chat_fuzz_routes) / sizeof(ngx_chat_route_t);
+    for (i = 0; lists[i].name; i++) {
+        if (lists[i].fields == fields) {
+            return;
+        }
+    }
+
+    ngx_chat_fuzz_assert(i + 1 < NGX_CHAT_FUZZ_LISTS);
+
+    lists[i].name = name;
+    lists[i].fields = fields;
+}
+
+
+static void
+ngx_chat_fuzz_collect(void)
+{
+    ngx_uint_t                   i;
+    const ngx_chat_api_route_t  *route;
+
+    if (ngx_chat_fuzz_body_lists[0].name) {
+        return;
+    }
+
+    for (i = 0; i < ngx_chat_api_nroutes; i++) {
+        route = ngx_chat_api_routes[i].data;
+
+        if (route->body) {
+            ngx_chat_fuzz_add(ngx_chat_fuzz_body_lists,
+                              ngx_chat_api_routes[i].pattern, route->body);
+        }
+
+        if (route->query) {
+            ngx_chat_fuzz_add(ngx_chat_fuzz_query_lists,
+                              ngx_chat_api_routes[i].pattern, route->query);
+        }
+    }
+
+    for (i = 0; i < ngx_chat_ws_ntypes; i++) {
+        ngx_chat_fuzz_add(ngx_chat_fuzz_body_lists,
+                          (const char *) ngx_chat_ws_types[i].type.data,
+                          ngx_chat_ws_types[i].fields);
+    }
+
+    ngx_chat_fuzz_add(ngx_chat_fuzz_body_lists, "every_type", every_type);
+    ngx_chat_fuzz_add(ngx_chat_fuzz_query_lists, "every_type", every_type);
+}
+
+
+const ngx_chat_fuzz_list_t *
+ngx_chat_fuzz_bodies(void)
+{
+    ngx_chat_fuzz_collect();
+    return ngx_chat_fuzz_body_lists;
+}
+
+
+const ngx_chat_fuzz_list_t *
+ngx_chat_fuzz_queries(void)
+{
+    ngx_chat_fuzz_collect();
+    return ngx_chat_fuzz_query_lists;
+}
 
 
 /* small, so that inputs reach the 413 */
@@ -252,9 +148,7 @@ ngx_chat_fuzz_check_args(json_t *out, const ngx_chat_field_t *fields,
     json_t                  *v;
     const char              *key;
     const ngx_chat_field_t  *f;
-#if (NGX_CHAT_FUZZ_STRICT)
     json_t                  *back;
-#endif
 
     ngx_chat_fuzz_assert(json_is_object(out));
 
@@ -276,12 +170,10 @@ ngx_chat_fuzz_check_args(json_t *out, const ngx_chat_field_t *fields,
     dump = json_dumps(out, JSON_COMPACT);
     ngx_chat_fuzz_assert(dump != NULL);
 
-#if (NGX_CHAT_FUZZ_STRICT)
     /* jsonb refuses "\u0000" (SQLSTATE 22P05), and so does jansson */
     back = json_loads(dump, 0, NULL);
     ngx_chat_fuzz_assert(back != NULL);
     json_decref(back);
-#endif
 
     free(dump);
 }
@@ -300,11 +192,9 @@ ngx_chat_fuzz_check_error(ngx_int_t rc, ngx_chat_error_t *err)
     ngx_chat_fuzz_assert(len < sizeof(err->text));
     ngx_chat_fuzz_assert(len > 2 && err->text[0] == '"');
 
-#if (NGX_CHAT_FUZZ_STRICT)
     /* the message goes to the client inside a JSON string */
     ngx_chat_fuzz_assert(ngx_chat_fuzz_utf8_valid((u_char *) err->text, len)
                          == NGX_OK);
-#endif
 }
 
 

@@ -1,13 +1,11 @@
 
 /*
  * ngx_chat: what the fuzz targets share.  The field lists and the route
- * table are those of src/ngx_chat_api.c (static there, so copied here:
- * keep them in step), plus one list with a field of every type.
+ * table are the module's own (src/ngx_chat_routes.c), plus one list with a
+ * field of every type.
  *
  * A target checks the invariants of a result with ngx_chat_fuzz_assert(),
- * which aborts, so that libFuzzer keeps the input as a crash.  Built with
- * -DNGX_CHAT_FUZZ_STRICT, the targets also check properties that src/ does
- * not have yet (see fuzz/README.md).
+ * which aborts, so that libFuzzer keeps the input as a crash.
  */
 
 
@@ -28,12 +26,13 @@ typedef struct {
 } ngx_chat_fuzz_list_t;
 
 
-/* NULL-ended */
-extern const ngx_chat_fuzz_list_t  ngx_chat_fuzz_bodies[];
-extern const ngx_chat_fuzz_list_t  ngx_chat_fuzz_queries[];
+/* the module's lists (src/ngx_chat_routes.c), NULL-ended */
+const ngx_chat_fuzz_list_t *ngx_chat_fuzz_bodies(void);
+const ngx_chat_fuzz_list_t *ngx_chat_fuzz_queries(void);
 
-extern const ngx_chat_route_t      ngx_chat_fuzz_routes[];
-extern const ngx_uint_t            ngx_chat_fuzz_nroutes;
+/* the module's route table */
+extern const ngx_chat_route_t      ngx_chat_api_routes[];
+extern const ngx_uint_t            ngx_chat_api_nroutes;
 
 extern const ngx_chat_limits_t     ngx_chat_fuzz_limits;
 

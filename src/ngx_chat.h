@@ -231,6 +231,44 @@ ngx_chat_refuse(ngx_chat_error_t *err, ngx_uint_t status, const char *text)
 }
 
 
+/* what clients may send: src/ngx_chat_routes.c */
+
+typedef struct {
+    ngx_uint_t                   stmt;
+    ngx_uint_t                   flags;
+    const ngx_chat_field_t      *query;
+    const ngx_chat_field_t      *body;
+} ngx_chat_api_route_t;
+
+#define NGX_CHAT_R_PUBLIC        0x100  /* no token needed */
+#define NGX_CHAT_R_HEALTH        0x200
+
+extern const ngx_chat_route_t  ngx_chat_api_routes[];
+extern const ngx_uint_t        ngx_chat_api_nroutes;
+
+typedef enum {
+    NGX_CHAT_MSG_ACTION = 0,
+    NGX_CHAT_MSG_RESUME,
+    NGX_CHAT_MSG_PING,
+    NGX_CHAT_MSG_JOIN,
+    NGX_CHAT_MSG_LEAVE
+} ngx_chat_msg_kind_e;
+
+
+typedef struct {
+    ngx_str_t                    type;
+    ngx_uint_t                   kind;
+    ngx_uint_t                   stmt;
+    ngx_uint_t                   flags;
+    const ngx_chat_field_t      *fields;
+    /* the answer in the ack: NULL none, "" its members, or under a name */
+    const char                  *ack;
+} ngx_chat_ws_type_t;
+
+extern const ngx_chat_ws_type_t  ngx_chat_ws_types[];
+extern const ngx_uint_t          ngx_chat_ws_ntypes;
+
+
 /* REST */
 
 ngx_int_t ngx_chat_api_handler(ngx_http_request_t *r);

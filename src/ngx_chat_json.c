@@ -28,6 +28,8 @@ static ngx_int_t ngx_chat_is_user(json_t *v);
 static ngx_int_t ngx_chat_is_int(json_t *v, json_int_t min, json_int_t max);
 static json_t *ngx_chat_from_string(const ngx_chat_field_t *f, u_char *p,
     size_t len, ngx_chat_error_t *err);
+static void ngx_chat_utf8_trim(u_char *text);
+static ngx_int_t ngx_chat_hex(u_char c);
 static json_t *ngx_chat_from_list(const ngx_chat_field_t *f, u_char *p,
     size_t len, ngx_chat_error_t *err);
 static const ngx_chat_field_t *ngx_chat_field(const ngx_chat_field_t *fields,
@@ -111,7 +113,7 @@ ngx_chat_args_from_query(u_char *p, size_t len, const ngx_chat_field_t *fields,
         val = key + klen;
         vlen = (eq < amp) ? ngx_chat_unescape(val, eq + 1, amp - eq - 1) : 0;
 
-        p = amp + 1;
+        p = (amp < last) ? amp + 1 : last;
 
         f = ngx_chat_field(fields, (char *) key, klen);
         if (f == NULL) {
@@ -293,6 +295,11 @@ ngx_chat_check_string(const ngx_chat_field_t *f, json_t *v,
 
     p = (u_char *) json_string_value(v);
     len = json_string_length(v);
+
+    /* a %00 of a query string: Postgres text cannot hold it */
+    if (ngx_strlchr(p, p + len, '\0') != NULL) {
+        return ngx_chat_fail(err, 400, f->name, "must not contain NUL");
+    }
 
     switch (f->type) {
 
@@ -514,7 +521,9 @@ ngx_chat_from_list(const ngx_chat_field_t *f, u_char *p, size_t len,
         return NULL;
     }
 
-    for (last = p + len; len && p <= last; p = comma + 1) {
+    last = p + len;
+
+    while (len) {
         comma = ngx_strlchr(p, last, ',');
         if (comma == NULL) {
             comma = last;
@@ -528,6 +537,12 @@ ngx_chat_from_list(const ngx_chat_field_t *f, u_char *p, size_t len,
         }
 
         json_array_append_new(list, item);
+
+        if (comma == last) {
+            break;
+        }
+
+        p = comma + 1;
     }
 
     return list;
@@ -554,20 +569,52 @@ ngx_chat_fail(ngx_chat_error_t *err, ngx_uint_t status, const char *name,
     const char *fmt, ...)
 {
     int      n;
+    size_t   len;
     va_list  args;
 
     err->status = status;
 
-    n = snprintf(err->text, sizeof(err->text), "\"%s\": ", name);
+    /* a name the client made up is shown in part, a message stays short */
+    len = ngx_min(strlen(name), 64);
+
+    n = snprintf(err->text, sizeof(err->text), "\"%.*s\": ", (int) len,
+                 name);
     if (n < 0 || n >= (int) sizeof(err->text)) {
+        err->text[0] = '\0';
         return NGX_ERROR;
     }
 
     va_start(args, fmt);
-    vsnprintf(err->text + n, sizeof(err->text) - n, fmt, args);
+    (void) vsnprintf(err->text + n, sizeof(err->text) - n, fmt, args);
     va_end(args);
 
+    ngx_chat_utf8_trim((u_char *) err->text);
+
     return NGX_ERROR;
+}
+
+
+/* cuts a NUL-terminated text after its last whole UTF-8 character */
+
+static void
+ngx_chat_utf8_trim(u_char *text)
+{
+    size_t  len, start;
+
+    len = strlen((char *) text);
+
+    while (len && ngx_chat_utf8_valid(text, len) != NGX_OK) {
+        /* drop the bytes of the last, incomplete character */
+        start = len - 1;
+
+        while (start && (text[start] & 0xc0) == 0x80) {
+            start--;
+        }
+
+        len = start;
+    }
+
+    text[len] = '\0';
 }
 
 
@@ -660,12 +707,17 @@ ngx_chat_digits(u_char *p, ngx_uint_t n, ngx_uint_t min, ngx_uint_t max)
 }
 
 
-/* YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM) */
+/* YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM), a day the month has */
 
 ngx_int_t
 ngx_chat_rfc3339_valid(u_char *p, size_t len)
 {
-    u_char  *last;
+    u_char      *last;
+    ngx_uint_t   year, month, day, days;
+
+    static ngx_uint_t  month_days[] = {
+        31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31
+    };
 
     last = p + len;
 
@@ -678,6 +730,23 @@ ngx_chat_rfc3339_valid(u_char *p, size_t len)
         || ngx_chat_digits(p + 14, 2, 0, 59) != NGX_OK || p[16] != ':'
         || ngx_chat_digits(p + 17, 2, 0, 60) != NGX_OK)
     {
+        return NGX_ERROR;
+    }
+
+    year = (p[0] - '0') * 1000 + (p[1] - '0') * 100 + (p[2] - '0') * 10
+           + (p[3] - '0');
+    month = (p[5] - '0') * 10 + (p[6] - '0');
+    day = (p[8] - '0') * 10 + (p[9] - '0');
+
+    days = month_days[month - 1];
+
+    if (month == 2
+        && !((year % 4 == 0 && year % 100 != 0) || year % 400 == 0))
+    {
+        days = 28;
+    }
+
+    if (day > days) {
         return NGX_ERROR;
     }
 
@@ -741,6 +810,25 @@ ngx_chat_parse_id(u_char *p, size_t len, int64_t *id)
 }
 
 
+static ngx_int_t
+ngx_chat_hex(u_char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+
+    return -1;
+}
+
+
 /* percent-decoding of a query component; "+" is a space there */
 
 size_t
@@ -758,19 +846,14 @@ ngx_chat_unescape(u_char *dst, u_char *src, size_t len)
             continue;
         }
 
-        if (c == '%' && last - src >= 3) {
-            h = (u_char) (src[1] | 0x20);
-            l = (u_char) (src[2] | 0x20);
-
-            if (((h >= '0' && h <= '9') || (h >= 'a' && h <= 'f'))
-                && ((l >= '0' && l <= '9') || (l >= 'a' && l <= 'f')))
-            {
-                h = (h <= '9') ? h - '0' : h - 'a' + 10;
-                l = (l <= '9') ? l - '0' : l - 'a' + 10;
-                *d++ = (u_char) (h << 4 | l);
-                src += 2;
-                continue;
-            }
+        if (c == '%' && last - src >= 3
+            && ngx_chat_hex(src[1]) >= 0 && ngx_chat_hex(src[2]) >= 0)
+        {
+            h = (u_char) ngx_chat_hex(src[1]);
+            l = (u_char) ngx_chat_hex(src[2]);
+            *d++ = (u_char) (h << 4 | l);
+            src += 2;
+            continue;
         }
 
         *d++ = c;

@@ -124,8 +124,8 @@ typedef struct {
     void                        *data;
 } ngx_chat_route_t;
 
-#define NGX_CHAT_NO_ROUTE        -1
-#define NGX_CHAT_NO_METHOD       -2
+#define NGX_CHAT_NO_ROUTE        (-1)
+#define NGX_CHAT_NO_METHOD       (-2)
 
 ngx_int_t ngx_chat_route_find(const ngx_chat_route_t *routes, ngx_uint_t n,
     ngx_uint_t method, u_char *path, size_t len, ngx_chat_match_t *m);

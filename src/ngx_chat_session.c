@@ -27,24 +27,6 @@
 #define NGX_CHAT_RETRY           1000
 
 
-typedef enum {
-    NGX_CHAT_MSG_ACTION = 0,
-    NGX_CHAT_MSG_RESUME,
-    NGX_CHAT_MSG_PING,
-    NGX_CHAT_MSG_JOIN,
-    NGX_CHAT_MSG_LEAVE
-} ngx_chat_msg_kind_e;
-
-
-typedef struct {
-    ngx_str_t                    type;
-    ngx_uint_t                   kind;
-    ngx_uint_t                   stmt;
-    ngx_uint_t                   flags;
-    const ngx_chat_field_t      *fields;
-    /* the answer in the ack: NULL none, "" its members, or under a name */
-    const char                  *ack;
-} ngx_chat_ws_type_t;
 
 
 typedef struct {
@@ -104,121 +86,6 @@ static void ngx_chat_session_wake(ngx_chat_session_t *s, ngx_msec_t after);
 static u_char *ngx_chat_pg_array_string(u_char *p, ngx_str_t *s);
 
 
-static const char *const  ngx_chat_ws_message_types[] = {
-    "text", "emoji", "file", "image", "video", "audio", "system", "call",
-    "location", NULL
-};
-
-static const ngx_chat_field_t  ngx_chat_ws_send_fields[] = {
-    { "conversation_id", NULL, NGX_CHAT_T_ID, NGX_CHAT_REQUIRED, 0, NULL },
-    { "content", NULL, NGX_CHAT_T_TEXT, NGX_CHAT_NULLABLE, 0, NULL },
-    { "message_type", "type", NGX_CHAT_T_ENUM, 0, 0,
-      ngx_chat_ws_message_types },
-    { "reply_to", NULL, NGX_CHAT_T_ID, NGX_CHAT_NULLABLE, 0, NULL },
-    { "mentions", NULL, NGX_CHAT_T_USERS, 0, 50, NULL },
-    { "attachments", NULL, NGX_CHAT_T_IDS, 0, 10, NULL },
-    { "client_id", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 128, NULL },
-    ngx_chat_null_field
-};
-
-static const ngx_chat_field_t  ngx_chat_ws_edit_fields[] = {
-    { "message_id", NULL, NGX_CHAT_T_ID, NGX_CHAT_REQUIRED, 0, NULL },
-    { "conversation_id", NULL, NGX_CHAT_T_ID, 0, 0, NULL },
-    { "content", NULL, NGX_CHAT_T_TEXT, NGX_CHAT_REQUIRED, 0, NULL },
-    ngx_chat_null_field
-};
-
-static const ngx_chat_field_t  ngx_chat_ws_message_fields[] = {
-    { "message_id", NULL, NGX_CHAT_T_ID, NGX_CHAT_REQUIRED, 0, NULL },
-    { "conversation_id", NULL, NGX_CHAT_T_ID, 0, 0, NULL },
-    ngx_chat_null_field
-};
-
-static const ngx_chat_field_t  ngx_chat_ws_reaction_fields[] = {
-    { "message_id", NULL, NGX_CHAT_T_ID, NGX_CHAT_REQUIRED, 0, NULL },
-    { "conversation_id", NULL, NGX_CHAT_T_ID, 0, 0, NULL },
-    { "emoji", NULL, NGX_CHAT_T_STR, NGX_CHAT_REQUIRED, 64, NULL },
-    ngx_chat_null_field
-};
-
-static const ngx_chat_field_t  ngx_chat_ws_read_fields[] = {
-    { "conversation_id", NULL, NGX_CHAT_T_ID, NGX_CHAT_REQUIRED, 0, NULL },
-    { "seq", NULL, NGX_CHAT_T_SEQ, 0, 0, NULL },
-    ngx_chat_null_field
-};
-
-static const ngx_chat_field_t  ngx_chat_ws_conversation_fields[] = {
-    { "conversation_id", NULL, NGX_CHAT_T_ID, NGX_CHAT_REQUIRED, 0, NULL },
-    ngx_chat_null_field
-};
-
-static const char *const  ngx_chat_ws_statuses[] = {
-    "online", "away", "busy", "offline", "invisible", NULL
-};
-
-static const ngx_chat_field_t  ngx_chat_ws_presence_fields[] = {
-    { "status", NULL, NGX_CHAT_T_ENUM, 0, 0, ngx_chat_ws_statuses },
-    { "custom_status", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 140, NULL },
-    { "status_emoji", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 16, NULL },
-    ngx_chat_null_field
-};
-
-static const ngx_chat_field_t  ngx_chat_ws_resume_fields[] = {
-    { "conversations", NULL, NGX_CHAT_T_SEQMAP, NGX_CHAT_REQUIRED, 100000,
-      NULL },
-    ngx_chat_null_field
-};
-
-static const ngx_chat_field_t  ngx_chat_ws_no_fields[] = {
-    ngx_chat_null_field
-};
-
-
-static const ngx_chat_ws_type_t  ngx_chat_ws_types[] = {
-
-    { ngx_string("send_message"), NGX_CHAT_MSG_ACTION,
-      NGX_CHAT_SQL_MESSAGE_SEND, 0, ngx_chat_ws_send_fields, "message" },
-
-    { ngx_string("edit_message"), NGX_CHAT_MSG_ACTION,
-      NGX_CHAT_SQL_MESSAGE_EDIT, NGX_CHAT_A_EDIT_WINDOW,
-      ngx_chat_ws_edit_fields, "message" },
-
-    { ngx_string("delete_message"), NGX_CHAT_MSG_ACTION,
-      NGX_CHAT_SQL_MESSAGE_DELETE, 0, ngx_chat_ws_message_fields, NULL },
-
-    { ngx_string("add_reaction"), NGX_CHAT_MSG_ACTION,
-      NGX_CHAT_SQL_REACTION_ADD, 0, ngx_chat_ws_reaction_fields,
-      "message" },
-
-    { ngx_string("remove_reaction"), NGX_CHAT_MSG_ACTION,
-      NGX_CHAT_SQL_REACTION_REMOVE, 0, ngx_chat_ws_reaction_fields,
-      "message" },
-
-    { ngx_string("mark_read"), NGX_CHAT_MSG_ACTION,
-      NGX_CHAT_SQL_CONVERSATION_READ, 0, ngx_chat_ws_read_fields, "" },
-
-    { ngx_string("typing_start"), NGX_CHAT_MSG_ACTION, NGX_CHAT_SQL_TYPING,
-      NGX_CHAT_A_TYPING, ngx_chat_ws_conversation_fields, NULL },
-
-    { ngx_string("typing_stop"), NGX_CHAT_MSG_ACTION, NGX_CHAT_SQL_TYPING,
-      NGX_CHAT_A_TYPING, ngx_chat_ws_conversation_fields, NULL },
-
-    { ngx_string("update_presence"), NGX_CHAT_MSG_ACTION,
-      NGX_CHAT_SQL_PRESENCE_SET, NGX_CHAT_A_SELF_LIVENESS,
-      ngx_chat_ws_presence_fields, "presence" },
-
-    { ngx_string("join"), NGX_CHAT_MSG_JOIN, 0, 0,
-      ngx_chat_ws_conversation_fields, NULL },
-
-    { ngx_string("leave"), NGX_CHAT_MSG_LEAVE, 0, 0,
-      ngx_chat_ws_conversation_fields, NULL },
-
-    { ngx_string("resume"), NGX_CHAT_MSG_RESUME, 0, 0,
-      ngx_chat_ws_resume_fields, NULL },
-
-    { ngx_string("ping"), NGX_CHAT_MSG_PING, 0, 0, ngx_chat_ws_no_fields,
-      NULL },
-};
 
 
 ngx_int_t
@@ -939,9 +806,7 @@ ngx_chat_session_type(json_t *type)
     name = json_string_value(type);
     len = json_string_length(type);
 
-    for (i = 0; i < sizeof(ngx_chat_ws_types) / sizeof(ngx_chat_ws_types[0]);
-         i++)
-    {
+    for (i = 0; i < ngx_chat_ws_ntypes; i++) {
         if (ngx_chat_ws_types[i].type.len == len
             && ngx_strncmp(ngx_chat_ws_types[i].type.data, name, len) == 0)
         {
@@ -1362,7 +1227,7 @@ ngx_chat_session_report(void)
 
     for (i = 0; i < 4; i++) {
         /* the last comma closes the array */
-        p[i][-1] = '}';
+        *(p[i] - 1) = '}';
         *p[i] = '\0';
         rd->query.params[i] = (char *) start[i];
     }

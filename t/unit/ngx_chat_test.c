@@ -7,6 +7,7 @@
 
 
 #include "ngx_chat_test.h"
+#include "ngx_chat.h"
 
 
 #define NGX_CHAT_TEST_KEEP       256
@@ -278,4 +279,25 @@ ngx_chat_test_release(void)
     while (ngx_chat_test_nblocks) {
         free(ngx_chat_test_blocks[--ngx_chat_test_nblocks]);
     }
+}
+
+
+const ngx_chat_field_t *
+ngx_chat_test_fields(ngx_uint_t method, const char *pattern,
+    ngx_uint_t body)
+{
+    ngx_uint_t                   i;
+    const ngx_chat_api_route_t  *route;
+
+    for (i = 0; i < ngx_chat_api_nroutes; i++) {
+        if (ngx_chat_api_routes[i].method == method
+            && strcmp(ngx_chat_api_routes[i].pattern, pattern) == 0)
+        {
+            route = ngx_chat_api_routes[i].data;
+            return body ? route->body : route->query;
+        }
+    }
+
+    fprintf(stderr, "no route %s in src/ngx_chat_routes.c\n", pattern);
+    abort();
 }

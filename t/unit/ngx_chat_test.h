@@ -85,5 +85,16 @@ u_char *ngx_chat_test_bytes(const void *p, size_t len);
 /* a string literal as such a copy, without its NUL */
 #define ngx_chat_test_literal(s)  ngx_chat_test_bytes(s, sizeof(s) - 1)
 
+/*
+ * The query (body = 0) or body (body = 1) fields of a route of the module,
+ * by its method and pattern: the tests check the lists the module uses.
+ */
+const ngx_chat_field_t *ngx_chat_test_fields(ngx_uint_t method,
+    const char *pattern, ngx_uint_t body);
+
+/* the module's route table */
+extern const ngx_chat_route_t  ngx_chat_api_routes[];
+extern const ngx_uint_t        ngx_chat_api_nroutes;
+
 
 #endif /* _NGX_CHAT_TEST_H_INCLUDED_ */

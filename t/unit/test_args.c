@@ -38,67 +38,23 @@ static const ngx_chat_field_t  required[] = {
 };
 
 
-/* as src/ngx_chat_api.c has them */
+/* the lists of the real routes (src/ngx_chat_routes.c) */
 
-static const char *const  conversation_types[] = {
-    "direct", "group", "channel", NULL
-};
-
-static const ngx_chat_field_t  conversation_create_body[] = {
-    { "type", NULL, NGX_CHAT_T_ENUM, NGX_CHAT_REQUIRED, 0,
-      conversation_types },
-    { "title", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 200, NULL },
-    { "description", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 2000, NULL },
-    { "avatar_url", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 2048, NULL },
-    { "member_ids", NULL, NGX_CHAT_T_USERS, 0, 1000, NULL },
-    ngx_chat_null_field
-};
-
-static const ngx_chat_field_t  conversation_list_query[] = {
-    { "archived", NULL, NGX_CHAT_T_BOOL, 0, 0, NULL },
-    { "limit", NULL, NGX_CHAT_T_LIMIT, 0, 0, NULL },
-    { "cursor", NULL, NGX_CHAT_T_STR, 0, 200, NULL },
-    ngx_chat_null_field
-};
-
-static const char *const  message_types[] = {
-    "text", "emoji", "file", "image", "video", "audio", "system", "call",
-    "location", NULL
-};
-
-static const ngx_chat_field_t  message_send_body[] = {
-    { "type", NULL, NGX_CHAT_T_ENUM, 0, 0, message_types },
-    { "content", NULL, NGX_CHAT_T_TEXT, NGX_CHAT_NULLABLE, 0, NULL },
-    { "reply_to", NULL, NGX_CHAT_T_ID, NGX_CHAT_NULLABLE, 0, NULL },
-    { "mentions", NULL, NGX_CHAT_T_USERS, 0, 50, NULL },
-    { "attachments", NULL, NGX_CHAT_T_IDS, 0, 10, NULL },
-    { "client_id", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 128, NULL },
-    ngx_chat_null_field
-};
-
-static const ngx_chat_field_t  forward_body[] = {
-    { "conversation_id", "target_id", NGX_CHAT_T_ID, NGX_CHAT_REQUIRED, 0,
-      NULL },
-    ngx_chat_null_field
-};
-
-static const ngx_chat_field_t  search_query[] = {
-    { "q", NULL, NGX_CHAT_T_STR, NGX_CHAT_REQUIRED, 256, NULL },
-    { "conversation_id", NULL, NGX_CHAT_T_ID, 0, 0, NULL },
-    { "sender_id", NULL, NGX_CHAT_T_USER, 0, 0, NULL },
-    { "type", NULL, NGX_CHAT_T_ENUM, 0, 0, message_types },
-    { "from", NULL, NGX_CHAT_T_TIME, 0, 0, NULL },
-    { "to", NULL, NGX_CHAT_T_TIME, 0, 0, NULL },
-    { "limit", NULL, NGX_CHAT_T_LIMIT, 0, 0, NULL },
-    { "cursor", NULL, NGX_CHAT_T_STR, 0, 40, NULL },
-    ngx_chat_null_field
-};
-
-static const ngx_chat_field_t  member_add_body[] = {
-    { "user_ids", NULL, NGX_CHAT_T_USERS, NGX_CHAT_REQUIRED, 500, NULL },
-    { "role", NULL, NGX_CHAT_T_ENUM, 0, 0, conversation_types },
-    ngx_chat_null_field
-};
+#define conversation_create_body                                              \
+    ngx_chat_test_fields(NGX_CHAT_POST, "conversations", 1)
+#define conversation_list_query                                               \
+    ngx_chat_test_fields(NGX_CHAT_GET, "conversations", 0)
+#define message_send_body                                                     \
+    ngx_chat_test_fields(NGX_CHAT_POST,                                       \
+                         "conversations/#conversation_id/messages", 1)
+#define forward_body                                                          \
+    ngx_chat_test_fields(NGX_CHAT_POST,                                       \
+        "conversations/#conversation_id/messages/#message_id/forward", 1)
+#define search_query                                                          \
+    ngx_chat_test_fields(NGX_CHAT_GET, "search", 0)
+#define member_add_body                                                       \
+    ngx_chat_test_fields(NGX_CHAT_POST,                                       \
+                         "conversations/#conversation_id/members", 1)
 
 
 static const ngx_chat_limits_t  limits = { 16 };
@@ -221,9 +177,32 @@ test_json_error_for_an_overlong_field_name_is_truncated(void)
 
     ngx_chat_expect_int(rc, NGX_ERROR);
     ngx_chat_expect_int(err.status, 400);
-    ngx_chat_expect_int(strnlen(err.text, sizeof(err.text)),
-                        NGX_CHAT_ERR_LEN - 1);
+
+    /* the name is shown by its first 64 bytes, the message in full */
     ngx_chat_expect(strncmp(err.text, "\"kkkk", 5) == 0);
+    ngx_chat_expect(strstr(err.text, ngx_chat_test_repeat("k", 65)) == NULL);
+    ngx_chat_expect(strstr(err.text, "is not a known field") != NULL);
+}
+
+
+static void
+test_json_error_is_cut_between_characters(void)
+{
+    json_t            *out;
+    ngx_int_t          rc;
+    ngx_chat_error_t   err;
+
+    /* "x" and 2-byte characters: a 64-byte cut would split one */
+    rc = args_run(every_type,
+                  ngx_chat_test_sprintf("{\"x%s\": 1}",
+                                        ngx_chat_test_repeat("\xc3\xa9",
+                                                             150)),
+                  0, &out, &err);
+
+    ngx_chat_expect_int(rc, NGX_ERROR);
+    ngx_chat_expect(ngx_chat_utf8_valid((u_char *) err.text,
+                                        strlen(err.text))
+                    == NGX_OK);
 }
 
 
@@ -1166,6 +1145,7 @@ ngx_chat_test_t  ngx_chat_tests[] = {
     ngx_chat_test(test_json_empty_object_gives_empty_args),
     ngx_chat_test(test_json_unknown_field_is_400_naming_it),
     ngx_chat_test(test_json_error_for_an_overlong_field_name_is_truncated),
+    ngx_chat_test(test_json_error_is_cut_between_characters),
     ngx_chat_test(test_json_known_fields_are_copied_typed),
     ngx_chat_test(test_json_field_with_arg_is_stored_under_the_arg_name),
     ngx_chat_test(test_json_id_takes_1_to_2_pow_53_minus_1),

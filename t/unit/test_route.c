@@ -15,51 +15,10 @@
 
 /* as src/ngx_chat_api.c has them */
 
-static const ngx_chat_route_t  api[] = {
-    { NGX_CHAT_GET, "health", NULL },                                    /* 0 */
-    { NGX_CHAT_POST, "conversations", NULL },                            /* 1 */
-    { NGX_CHAT_GET, "conversations", NULL },                             /* 2 */
-    { NGX_CHAT_GET, "conversations/#conversation_id", NULL },            /* 3 */
-    { NGX_CHAT_PATCH, "conversations/#conversation_id", NULL },          /* 4 */
-    { NGX_CHAT_DELETE, "conversations/#conversation_id", NULL },         /* 5 */
-    { NGX_CHAT_PATCH, "conversations/#conversation_id/me", NULL },       /* 6 */
-    { NGX_CHAT_GET, "conversations/#conversation_id/members", NULL },    /* 7 */
-    { NGX_CHAT_POST, "conversations/#conversation_id/members", NULL },   /* 8 */
-    { NGX_CHAT_PATCH, "conversations/#conversation_id/members/:user_id",
-      NULL },                                                            /* 9 */
-    { NGX_CHAT_DELETE, "conversations/#conversation_id/members/:user_id",
-      NULL },                                                           /* 10 */
-    { NGX_CHAT_POST, "conversations/#conversation_id/read", NULL },     /* 11 */
-    { NGX_CHAT_GET, "unread", NULL },                                   /* 12 */
-    { NGX_CHAT_POST, "conversations/#conversation_id/messages", NULL }, /* 13 */
-    { NGX_CHAT_GET, "conversations/#conversation_id/messages", NULL },  /* 14 */
-    { NGX_CHAT_GET, "conversations/#conversation_id/messages/#message_id",
-      NULL },                                                           /* 15 */
-    { NGX_CHAT_PATCH, "conversations/#conversation_id/messages/#message_id",
-      NULL },                                                           /* 16 */
-    { NGX_CHAT_DELETE, "conversations/#conversation_id/messages/#message_id",
-      NULL },                                                           /* 17 */
-    { NGX_CHAT_POST,
-      "conversations/#conversation_id/messages/#message_id/pin", NULL },/* 18 */
-    { NGX_CHAT_DELETE,
-      "conversations/#conversation_id/messages/#message_id/pin", NULL },/* 19 */
-    { NGX_CHAT_GET, "conversations/#conversation_id/pins", NULL },      /* 20 */
-    { NGX_CHAT_POST,
-      "conversations/#conversation_id/messages/#message_id/reactions",
-      NULL },                                                           /* 21 */
-    { NGX_CHAT_DELETE,
-      "conversations/#conversation_id/messages/#message_id/reactions/:emoji",
-      NULL },                                                           /* 22 */
-    { NGX_CHAT_GET,
-      "conversations/#conversation_id/messages/#message_id/receipts",
-      NULL },                                                           /* 23 */
-    { NGX_CHAT_POST,
-      "conversations/#conversation_id/messages/#message_id/forward",
-      NULL },                                                           /* 24 */
-    { NGX_CHAT_GET, "search", NULL },                                   /* 25 */
-};
+/* the module's own table (src/ngx_chat_routes.c) */
 
-#define NAPI  (sizeof(api) / sizeof(ngx_chat_route_t))
+#define api   ngx_chat_api_routes
+#define NAPI  ngx_chat_api_nroutes
 
 
 static ngx_chat_match_t  m;
