@@ -667,7 +667,7 @@ ngx_chat_fuzz_ws_close_code(u_char *p, size_t len, ngx_uint_t *bad)
         ref = p[0] * 256 + p[1];
 
         valid = (ref >= 1000 && ref <= 1003)
-                || (ref >= 1007 && ref <= 1011)
+                || (ref >= 1007 && ref <= 1014)
                 || (ref >= 3000 && ref <= 4999);
 
         if (!valid) {

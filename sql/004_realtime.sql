@@ -2,11 +2,12 @@
 -- the news; these queries make a connection whole when it starts, resumes,
 -- or notices a gap in a conversation's seqs.
 
--- the conversations a user follows, and where each stands now
+-- the conversations a user follows, where each stands now, and since when
+-- the user is in it (0: since it was made)
 CREATE FUNCTION chat.ws_memberships(p_tenant text, p_user text)
-RETURNS TABLE (conversation_id bigint, last_seq bigint)
+RETURNS TABLE (conversation_id bigint, last_seq bigint, joined_seq bigint)
 LANGUAGE sql STABLE AS $$
-    SELECT m.conversation_id, c.last_seq
+    SELECT m.conversation_id, c.last_seq, m.joined_seq
       FROM chat.members m
       JOIN chat.conversations c ON c.id = m.conversation_id
      WHERE m.tenant_id = p_tenant AND m.user_id = p_user

@@ -125,9 +125,10 @@ BEGIN
 END
 $$;
 
--- A host saw the user come or go everywhere: others learn it, when what
--- they see changes (an invisible user comes and goes unseen).  Its
--- last_seen does not move either, it would tell on it.
+-- A host saw the user come or go everywhere.  Others learn it when the
+-- host says to announce it and what they see changes (an invisible user
+-- comes and goes unseen).  last_seen moves each time, but for an invisible
+-- user: it would tell on it.
 CREATE FUNCTION chat.api_presence_changed(p_tenant text, p_user text,
                                           p_name text, a jsonb)
 RETURNS SETOF chat.reply LANGUAGE plpgsql AS $$
@@ -147,8 +148,9 @@ BEGIN
 
     RETURN NEXT chat.answer(204, NULL);
 
-    IF chat.presence_json(p_tenant, p_user, v_online, false)
-       IS DISTINCT FROM v_before
+    IF (a->>'announce')::boolean
+       AND chat.presence_json(p_tenant, p_user, v_online, false)
+           IS DISTINCT FROM v_before
     THEN
         RETURN QUERY SELECT * FROM chat.presence_events(p_tenant, p_user,
                                                         v_online);

@@ -180,6 +180,7 @@ extern ngx_uint_t       ngx_chat_nstmts;
 #define NGX_CHAT_A_LIVENESS      0x02   /* who of args.user_ids is online */
 #define NGX_CHAT_A_SELF_LIVENESS 0x04   /* whether the caller is online */
 #define NGX_CHAT_A_TYPING        0x08   /* a typing signal follows */
+#define NGX_CHAT_A_ELSEWHERE     0x10   /* liveness on other hosts only */
 
 typedef struct ngx_chat_call_s  ngx_chat_call_t;
 
@@ -396,7 +397,7 @@ struct ngx_chat_session_s {
     ngx_queue_t                  held;       /* events before the start */
     ngx_uint_t                   nheld;
     json_t                      *resume;     /* waits for the memberships */
-    json_t                      *resume_req;
+    json_t                      *resume_reqs;  /* answered by "resumed" */
     void                        *reading;    /* its Postgres read running */
     ngx_event_t                  timer;
     ngx_msec_t                   start_by;
@@ -408,7 +409,11 @@ struct ngx_chat_session_s {
     unsigned                     resuming:1;
     unsigned                     closing:1;
     unsigned                     close_received:1;
+    unsigned                     failed:1;   /* broke the protocol */
     unsigned                     counted:1;  /* in the presence zone */
+    unsigned                     fresh:1;    /* partial is not parsed yet */
+    unsigned                     paused:1;   /* catch-up waits for writes */
+    unsigned                     resync:1;   /* memberships to read again */
 };
 
 ngx_int_t ngx_chat_ws_init(ngx_cycle_t *cycle);
@@ -432,6 +437,8 @@ void ngx_chat_session_follow(ngx_chat_session_t *s, int64_t conversation,
 void ngx_chat_session_timer(ngx_chat_session_t *s);
 void ngx_chat_session_close(ngx_chat_session_t *s);
 void ngx_chat_session_report(void);
+void ngx_chat_session_resync(ngx_chat_session_t *s);
+void ngx_chat_session_drained(ngx_chat_session_t *s);
 void ngx_chat_session_reply(ngx_chat_session_t *s, json_t *req,
     const char *type, ngx_str_t *fields);
 void ngx_chat_session_error(ngx_chat_session_t *s, json_t *req,
@@ -453,6 +460,8 @@ ngx_uint_t ngx_chat_presence_local(ngx_str_t *tenant, ngx_str_t *user);
 ngx_int_t ngx_chat_presence_lookup(ngx_chat_call_t *call, json_t *users,
     ngx_chat_presence_done_pt done);
 ngx_int_t ngx_chat_presence_may_type(ngx_chat_identity_t *id);
+void ngx_chat_typing_init(void);
+void ngx_chat_typing_done(void);
 void ngx_chat_typing_set(ngx_chat_identity_t *id, int64_t conversation,
     ngx_uint_t on);
 

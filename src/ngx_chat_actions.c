@@ -165,6 +165,7 @@ ngx_chat_error_code(ngx_uint_t status)
     case 410: return "gone";
     case 413: return "payload_too_large";
     case 415: return "unsupported_media_type";
+    case 426: return "upgrade_required";
     case 429: return "rate_limited";
     case 503: return "unavailable";
     default:  return "internal";

@@ -120,6 +120,7 @@ static void ngx_chat_user_message(u_char *name, size_t len, u_char *msg,
 static ngx_chat_user_t *ngx_chat_user_find(ngx_str_t *name,
     uint32_t hash);
 static void ngx_chat_user_destroy(ngx_chat_user_t *u);
+static void ngx_chat_user_resync(ngx_chat_user_t *u);
 static void ngx_chat_topic_acquire(ngx_chat_topic_t *t);
 static void ngx_chat_topic_release(ngx_chat_topic_t *t);
 static void ngx_chat_topic_subscribe(ngx_chat_topic_t *t);
@@ -210,7 +211,11 @@ ngx_chat_event_create(u_char *json, size_t len, size_t subject_len)
     ev->frame = ev->subject.data + subject_len;
 
     p = ngx_chat_ws_frame_header(ev->frame, NGX_CHAT_WS_TEXT, len);
-    p = ngx_cpymem(p, json, len);
+
+    if (len) {
+        p = ngx_cpymem(p, json, len);
+    }
+
     ev->len = p - ev->frame;
 
     return ev;
@@ -550,8 +555,9 @@ ngx_chat_channel_advance(ngx_chat_channel_t *ch, ngx_chat_event_t *ev)
 
 
 /*
- * Typing and read receipts: no seq, no order, only to who has started;
- * a "!" event never goes to the connections of the user it names.
+ * Typing and read receipts: no seq, no order; a connection that has not
+ * started holds them; a "!" event never goes to the connections of the
+ * user it names.
  */
 
 static void
@@ -571,12 +577,10 @@ ngx_chat_channel_signal(ngx_chat_channel_t *ch, ngx_chat_event_t *ev)
         {
             sub = ngx_queue_data(q, ngx_chat_sub_t, in_channel);
 
-            if (sub->state == NGX_CHAT_SUB_WAITING
-                || (ev->op == '!'
-                    && ev->subject.len == sub->session->id.user.len
-                    && ngx_strncmp(ev->subject.data,
-                                   sub->session->id.user.data,
-                                   ev->subject.len) == 0))
+            if (ev->op == '!'
+                && ev->subject.len == sub->session->id.user.len
+                && ngx_strncmp(ev->subject.data, sub->session->id.user.data,
+                               ev->subject.len) == 0)
             {
                 continue;
             }
@@ -943,6 +947,27 @@ ngx_chat_user_find(ngx_str_t *name, uint32_t hash)
 }
 
 
+/*
+ * A "follow" published while this worker was not listening is lost: the
+ * user's connections read their memberships again and follow what they
+ * missed.
+ */
+
+static void
+ngx_chat_user_resync(ngx_chat_user_t *u)
+{
+    ngx_queue_t  *q;
+
+    for (q = ngx_queue_head(&u->sessions);
+         q != ngx_queue_sentinel(&u->sessions);
+         q = ngx_queue_next(q))
+    {
+        ngx_chat_session_resync(ngx_queue_data(q, ngx_chat_session_t,
+                                               in_user));
+    }
+}
+
+
 static void
 ngx_chat_user_destroy(ngx_chat_user_t *u)
 {
@@ -1133,7 +1158,11 @@ ngx_chat_fanout_confirmed(u_char *name, size_t len, ngx_uint_t subscribed)
         }
 
         /* what was published before the subscription is in Postgres */
-        if (!t->is_user) {
+
+        if (t->is_user) {
+            ngx_chat_user_resync(ngx_queue_data(t, ngx_chat_user_t, topic));
+
+        } else {
             ngx_chat_channel_need_sync(ngx_queue_data(t, ngx_chat_channel_t,
                                                       topic));
         }

@@ -894,6 +894,8 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    ngx_chat_typing_init();
+
     if (mcf->presence
         && ngx_chat_presence_init_worker(cycle, mcf->presence) != NGX_OK)
     {
@@ -913,6 +915,7 @@ ngx_chat_exit_process(ngx_cycle_t *cycle)
 
     if (ngx_chat_worker.conf->redis.host.data) {
         ngx_chat_ws_done();
+        ngx_chat_typing_done();
         ngx_chat_presence_done();
         ngx_chat_fanout_done();
         ngx_chat_redis_done();

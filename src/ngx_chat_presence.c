@@ -39,6 +39,10 @@
 #define NGX_CHAT_TYPING_REPEAT       3000
 #define NGX_CHAT_TYPING_RATE         5       /* a second, per user */
 
+#define NGX_CHAT_TYPING_START        0
+#define NGX_CHAT_TYPING_STOP         1
+#define NGX_CHAT_TYPING_END          2
+
 
 typedef struct {
     ngx_rbtree_node_t            node;       /* key: crc32 of the key */
@@ -46,6 +50,9 @@ typedef struct {
     ngx_queue_t                  dirty;      /* waits to be announced */
     ngx_msec_t                   changed;
     ngx_msec_t                   typing_since;
+    ngx_msec_t                   typing_at;  /* its last typing; 0: ended */
+    ngx_msec_t                   typing_sent;
+    int64_t                      typing_in;  /* the conversation */
     uint32_t                     total;
     uint16_t                     counts[NGX_CHAT_PRESENCE_SLOTS];
     u_char                       typing;     /* signals in this second */
@@ -128,10 +135,19 @@ static void ngx_chat_lookup_answer(ngx_chat_lookup_t *lk);
 static void ngx_chat_lookup_cleanup(void *data);
 static void ngx_chat_typing_publish(ngx_str_t *tenant, ngx_str_t *user,
     int64_t conversation, ngx_uint_t on);
+static void ngx_chat_typing_insert(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static ngx_chat_typing_t *ngx_chat_typing_find(uint32_t hash,
     int64_t conversation, ngx_str_t *tenant, ngx_str_t *user);
 static void ngx_chat_typing_expire(ngx_event_t *ev);
 static void ngx_chat_typing_free(ngx_chat_typing_t *t);
+static ngx_int_t ngx_chat_typing_state(ngx_str_t *tenant, ngx_str_t *user,
+    int64_t conversation, ngx_uint_t what, ngx_msec_t *left);
+
+
+/* workers cache the time apart: a difference of their clocks is signed */
+#define ngx_chat_elapsed(since)                                               \
+    ((ngx_msec_int_t) (ngx_current_msec - (since)))
 
 
 static ngx_chat_presence_ctx_t  *ngx_chat_presence;
@@ -140,6 +156,7 @@ static ngx_event_t               ngx_chat_presence_timer;
 static ngx_rbtree_t              ngx_chat_typing_tree;
 static ngx_rbtree_node_t         ngx_chat_typing_sentinel;
 static ngx_msec_t                ngx_chat_presence_full_logged;
+static ngx_uint_t                ngx_chat_typing_ready;
 
 
 /* chat_presence_zone name size; */
@@ -257,14 +274,46 @@ ngx_chat_presence_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 }
 
 
+/* equal hashes are ordered by the bytes of tenant and user */
+
+static ngx_int_t
+ngx_chat_presence_cmp(u_char *data, size_t tenant_len, size_t user_len,
+    ngx_chat_presence_node_t *pn)
+{
+    ngx_int_t  rc;
+
+    if (tenant_len != pn->tenant_len || user_len != pn->user_len) {
+        return (tenant_len != pn->tenant_len)
+               ? (ngx_int_t) tenant_len - pn->tenant_len
+               : (ngx_int_t) user_len - pn->user_len;
+    }
+
+    rc = ngx_memcmp(data, pn->data, tenant_len + user_len);
+
+    return rc;
+}
+
+
 static void
 ngx_chat_presence_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
     ngx_rbtree_node_t *sentinel)
 {
-    ngx_rbtree_node_t  **p;
+    ngx_rbtree_node_t         **p;
+    ngx_chat_presence_node_t   *pn;
+
+    pn = (ngx_chat_presence_node_t *) node;
 
     for ( ;; ) {
-        p = (node->key < temp->key) ? &temp->left : &temp->right;
+
+        if (node->key != temp->key) {
+            p = (node->key < temp->key) ? &temp->left : &temp->right;
+
+        } else {
+            p = (ngx_chat_presence_cmp(pn->data, pn->tenant_len,
+                                       pn->user_len,
+                                       (ngx_chat_presence_node_t *) temp)
+                 < 0) ? &temp->left : &temp->right;
+        }
 
         if (*p == sentinel) {
             break;
@@ -281,13 +330,21 @@ ngx_chat_presence_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
 }
 
 
+/* typing goes through Redis: it works with or without a presence zone */
+
+void
+ngx_chat_typing_init(void)
+{
+    ngx_rbtree_init(&ngx_chat_typing_tree, &ngx_chat_typing_sentinel,
+                    ngx_chat_typing_insert);
+    ngx_chat_typing_ready = 1;
+}
+
+
 ngx_int_t
 ngx_chat_presence_init_worker(ngx_cycle_t *cycle, ngx_shm_zone_t *zone)
 {
     ngx_chat_presence = zone->data;
-
-    ngx_rbtree_init(&ngx_chat_typing_tree, &ngx_chat_typing_sentinel,
-                    ngx_rbtree_insert_value);
 
     ngx_chat_presence_claim_slot(ngx_chat_presence);
 
@@ -310,7 +367,7 @@ static void
 ngx_chat_presence_claim_slot(ngx_chat_presence_ctx_t *ctx)
 {
     ngx_uint_t                 i, slot;
-    ngx_queue_t               *q;
+    ngx_queue_t               *q, *next;
     ngx_chat_presence_node_t  *node;
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
@@ -337,10 +394,13 @@ ngx_chat_presence_claim_slot(ngx_chat_presence_ctx_t *ctx)
 
     ctx->sh->slots[slot] = ngx_pid;
 
+    /* a node whose count changes moves to the tail: its next is kept */
+
     for (q = ngx_queue_head(&ctx->sh->lru);
          q != ngx_queue_sentinel(&ctx->sh->lru);
-         q = ngx_queue_next(q))
+         q = next)
     {
+        next = ngx_queue_next(q);
         node = ngx_queue_data(q, ngx_chat_presence_node_t, lru);
 
         if (node->counts[slot]) {
@@ -377,6 +437,16 @@ ngx_chat_presence_done(void)
         ngx_shmtx_unlock(&ctx->shpool->mutex);
     }
 
+}
+
+
+void
+ngx_chat_typing_done(void)
+{
+    if (!ngx_chat_typing_ready) {
+        return;
+    }
+
     while (ngx_chat_typing_tree.root != ngx_chat_typing_tree.sentinel) {
         ngx_chat_typing_free((ngx_chat_typing_t *) ngx_chat_typing_tree.root);
     }
@@ -402,8 +472,13 @@ static ngx_chat_presence_node_t *
 ngx_chat_presence_find(ngx_chat_presence_ctx_t *ctx, ngx_str_t *tenant,
     ngx_str_t *user, uint32_t hash)
 {
+    u_char                     key[512];
+    ngx_int_t                  rc;
     ngx_rbtree_node_t         *node, *sentinel;
     ngx_chat_presence_node_t  *pn;
+
+    ngx_memcpy(ngx_cpymem(key, tenant->data, tenant->len), user->data,
+               user->len);
 
     node = ctx->sh->rbtree.root;
     sentinel = ctx->sh->rbtree.sentinel;
@@ -416,16 +491,13 @@ ngx_chat_presence_find(ngx_chat_presence_ctx_t *ctx, ngx_str_t *tenant,
         }
 
         pn = (ngx_chat_presence_node_t *) node;
+        rc = ngx_chat_presence_cmp(key, tenant->len, user->len, pn);
 
-        if (pn->tenant_len == tenant->len && pn->user_len == user->len
-            && ngx_memcmp(pn->data, tenant->data, tenant->len) == 0
-            && ngx_memcmp(pn->data + tenant->len, user->data, user->len) == 0)
-        {
+        if (rc == 0) {
             return pn;
         }
 
-        /* equal hashes: the insert put the later one to the right */
-        node = node->right;
+        node = (rc < 0) ? node->left : node->right;
     }
 
     return NULL;
@@ -470,6 +542,8 @@ ngx_chat_presence_create(ngx_chat_presence_ctx_t *ctx, ngx_str_t *tenant,
 
     ngx_memzero(pn, offsetof(ngx_chat_presence_node_t, data));
 
+    /* no one has seen the user yet: a coming and going says nothing */
+    pn->announced = 1;
     pn->node.key = hash;
     pn->tenant_len = (u_char) tenant->len;
     pn->user_len = (u_char) user->len;
@@ -500,12 +574,16 @@ ngx_chat_presence_count(ngx_chat_presence_ctx_t *ctx,
         return;
     }
 
+    /* the dirty queue stays in the order of the last change */
+
     pn->changed = ngx_current_msec;
 
-    if (!pn->in_dirty) {
-        pn->in_dirty = 1;
-        ngx_queue_insert_tail(&ctx->sh->dirty, &pn->dirty);
+    if (pn->in_dirty) {
+        ngx_queue_remove(&pn->dirty);
     }
+
+    pn->in_dirty = 1;
+    ngx_queue_insert_tail(&ctx->sh->dirty, &pn->dirty);
 
     ngx_queue_remove(&pn->lru);
     ngx_queue_insert_tail(&ctx->sh->lru, &pn->lru);
@@ -619,7 +697,7 @@ ngx_chat_presence_may_type(ngx_chat_identity_t *id)
     rc = NGX_OK;
 
     if (pn) {
-        if (ngx_current_msec - pn->typing_since >= 1000) {
+        if (ngx_chat_elapsed(pn->typing_since) >= 1000) {
             pn->typing_since = ngx_current_msec;
             pn->typing = 0;
         }
@@ -723,14 +801,14 @@ ngx_chat_presence_refresh(ngx_chat_presence_ctx_t *ctx)
     ngx_chat_presence_node_t  *pn;
 
     if (!ngx_chat_redis_up()
-        || ngx_current_msec - ctx->sh->refreshed < NGX_CHAT_PRESENCE_REFRESH)
+        || ngx_chat_elapsed(ctx->sh->refreshed) < NGX_CHAT_PRESENCE_REFRESH)
     {
         return;
     }
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    if (ngx_current_msec - ctx->sh->refreshed < NGX_CHAT_PRESENCE_REFRESH) {
+    if (ngx_chat_elapsed(ctx->sh->refreshed) < NGX_CHAT_PRESENCE_REFRESH) {
         ngx_shmtx_unlock(&ctx->shpool->mutex);
         return;
     }
@@ -794,7 +872,8 @@ ngx_chat_presence_refresh(ngx_chat_presence_ctx_t *ctx)
 static void
 ngx_chat_presence_announce_due(ngx_chat_presence_ctx_t *ctx)
 {
-    u_char                    *p, buf[NGX_CHAT_PRESENCE_BATCH * 512];
+    u_char                    *p, *last, here;
+    u_char                     buf[NGX_CHAT_PRESENCE_BATCH * 516];
     ngx_str_t                  tenant, user;
     ngx_uint_t                 n;
     ngx_queue_t               *q;
@@ -810,13 +889,14 @@ ngx_chat_presence_announce_due(ngx_chat_presence_ctx_t *ctx)
         q = ngx_queue_head(&ctx->sh->dirty);
         pn = ngx_queue_data(q, ngx_chat_presence_node_t, dirty);
 
-        if (ngx_current_msec - pn->changed < NGX_CHAT_PRESENCE_DEBOUNCE) {
+        if (ngx_chat_elapsed(pn->changed) < NGX_CHAT_PRESENCE_DEBOUNCE) {
             break;
         }
 
         ngx_queue_remove(q);
         pn->in_dirty = 0;
 
+        *p++ = (pn->total > 0);
         *p++ = pn->tenant_len;
         *p++ = pn->user_len;
         p = ngx_cpymem(p, pn->data, pn->tenant_len + pn->user_len);
@@ -824,17 +904,19 @@ ngx_chat_presence_announce_due(ngx_chat_presence_ctx_t *ctx)
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
-    while (n--) {
-        p = buf;
+    last = p;
+
+    for (p = buf; p < last; p += tenant.len + user.len) {
+        here = *p++;
         tenant.len = *p++;
         user.len = *p++;
         tenant.data = p;
         user.data = p + tenant.len;
 
-        ngx_chat_presence_announce(&tenant, &user);
+        /* Redis learns this host's word first: also what a dead worker left */
+        ngx_chat_presence_mirror(&tenant, &user, here);
 
-        ngx_memmove(buf, p + tenant.len + user.len,
-                    sizeof(buf) - (p + tenant.len + user.len - buf));
+        ngx_chat_presence_announce(&tenant, &user);
     }
 }
 
@@ -879,6 +961,9 @@ ngx_chat_presence_announce(ngx_str_t *tenant, ngx_str_t *user)
     json_array_append_new(users, json_stringn((char *) user->data,
                                               user->len));
 
+    /* whether another host has the user: only then nothing changes */
+    call->flags = NGX_CHAT_A_ELSEWHERE;
+
     rc = ngx_chat_presence_lookup(call, users, ngx_chat_presence_decide);
     json_decref(users);
 
@@ -891,18 +976,23 @@ ngx_chat_presence_announce(ngx_str_t *tenant, ngx_str_t *user)
 }
 
 
-/* where the user is, is known: announce it if the world sees a change */
+/*
+ * Where the user is, is known.  While another host has the user, nothing
+ * changes.  Otherwise Postgres keeps when the user was last seen, and the
+ * world hears of it when this host's word differs from what it last said.
+ */
 
 static void
 ngx_chat_presence_decide(ngx_chat_call_t *call)
 {
     uint32_t                   hash;
-    ngx_uint_t                 online, changed;
+    ngx_uint_t                 here, elsewhere, changed;
     ngx_chat_presence_ctx_t   *ctx = ngx_chat_presence;
     ngx_chat_presence_node_t  *pn;
 
-    online = json_array_size(json_object_get(call->args, "online")) > 0;
-    changed = 1;
+    elsewhere = json_array_size(json_object_get(call->args, "online")) > 0;
+    here = 0;
+    changed = 0;
 
     hash = ngx_chat_presence_hash(&call->id.tenant, &call->id.user);
 
@@ -910,14 +1000,28 @@ ngx_chat_presence_decide(ngx_chat_call_t *call)
 
     pn = ngx_chat_presence_find(ctx, &call->id.tenant, &call->id.user, hash);
 
-    if (pn) {
-        changed = (pn->announced != (online ? 2 : 1));
-        pn->announced = online ? 2 : 1;
+    if (pn && !elsewhere) {
+        here = (pn->total > 0);
+        changed = (pn->announced != (here ? 2 : 1));
+        pn->announced = here ? 2 : 1;
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
-    if (!changed || ngx_chat_call_send(call) != NGX_OK) {
+    if (pn == NULL || elsewhere) {
+        ngx_destroy_pool(call->pool);
+        return;
+    }
+
+    json_object_set_new(call->args, "announce", json_boolean(changed));
+    json_object_set_new(call->args, "online", json_array());
+
+    if (here) {
+        json_array_append_new(json_object_get(call->args, "online"),
+                              json_string((char *) call->id.user.data));
+    }
+
+    if (ngx_chat_call_send(call) != NGX_OK) {
         ngx_destroy_pool(call->pool);
     }
 }
@@ -980,7 +1084,9 @@ ngx_chat_presence_lookup(ngx_chat_call_t *call, json_t *users,
         user.data = (u_char *) json_string_value(u);
         user.len = json_string_length(u);
 
-        if (ngx_chat_presence_local(&call->id.tenant, &user)) {
+        if (!(call->flags & NGX_CHAT_A_ELSEWHERE)
+            && ngx_chat_presence_local(&call->id.tenant, &user))
+        {
             json_array_append(lk->online, u);
             continue;
         }
@@ -1120,6 +1226,7 @@ ngx_chat_typing_set(ngx_chat_identity_t *id, int64_t conversation,
     ngx_uint_t on)
 {
     uint32_t            hash;
+    ngx_msec_t          left;
     ngx_chat_typing_t  *t;
 
     ngx_crc32_init(hash);
@@ -1128,6 +1235,11 @@ ngx_chat_typing_set(ngx_chat_identity_t *id, int64_t conversation,
     ngx_crc32_update(&hash, id->user.data, id->user.len);
     ngx_crc32_final(hash);
 
+    if (!ngx_chat_typing_ready) {
+        /* no chat_redis: no one to tell */
+        return;
+    }
+
     t = ngx_chat_typing_find(hash, conversation, &id->tenant, &id->user);
 
     if (!on) {
@@ -1135,6 +1247,8 @@ ngx_chat_typing_set(ngx_chat_identity_t *id, int64_t conversation,
             ngx_chat_typing_free(t);
         }
 
+        (void) ngx_chat_typing_state(&id->tenant, &id->user, conversation,
+                                     NGX_CHAT_TYPING_STOP, &left);
         ngx_chat_typing_publish(&id->tenant, &id->user, conversation, 0);
         return;
     }
@@ -1161,13 +1275,13 @@ ngx_chat_typing_set(ngx_chat_identity_t *id, int64_t conversation,
         t->expire.cancelable = 1;
 
         ngx_rbtree_insert(&ngx_chat_typing_tree, &t->node);
-
-        t->sent = ngx_current_msec - NGX_CHAT_TYPING_REPEAT;
     }
 
     /* those who came in late learn it when it is repeated */
-    if (ngx_current_msec - t->sent >= NGX_CHAT_TYPING_REPEAT) {
-        t->sent = ngx_current_msec;
+    if (ngx_chat_typing_state(&t->tenant, &t->user, conversation,
+                              NGX_CHAT_TYPING_START, &left)
+        == NGX_OK)
+    {
         ngx_chat_typing_publish(&t->tenant, &t->user, conversation, 1);
     }
 
@@ -1175,12 +1289,161 @@ ngx_chat_typing_set(ngx_chat_identity_t *id, int64_t conversation,
 }
 
 
+/*
+ * The user's typing, as every worker of the host knows it: started (NGX_OK
+ * when "true" is due again), stopped, or checked when a worker's timer
+ * ends (NGX_OK when "false" is due; NGX_AGAIN with *left when another
+ * worker heard it since).  Without a zone a worker knows only its own.
+ */
+
+static ngx_int_t
+ngx_chat_typing_state(ngx_str_t *tenant, ngx_str_t *user,
+    int64_t conversation, ngx_uint_t what, ngx_msec_t *left)
+{
+    uint32_t                   hash;
+    ngx_int_t                  rc;
+    ngx_msec_int_t             elapsed;
+    ngx_chat_presence_ctx_t   *ctx = ngx_chat_presence;
+    ngx_chat_presence_node_t  *pn;
+
+    if (ctx == NULL || tenant->len > 255 || user->len > 255) {
+        return NGX_OK;
+    }
+
+    hash = ngx_chat_presence_hash(tenant, user);
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    pn = ngx_chat_presence_find(ctx, tenant, user, hash);
+
+    if (pn == NULL && what == NGX_CHAT_TYPING_START) {
+        pn = ngx_chat_presence_create(ctx, tenant, user, hash);
+    }
+
+    rc = NGX_OK;
+
+    if (pn == NULL) {
+        goto done;
+    }
+
+    switch (what) {
+
+    case NGX_CHAT_TYPING_START:
+        if (pn->typing_in == conversation && pn->typing_at
+            && ngx_chat_elapsed(pn->typing_sent) < NGX_CHAT_TYPING_REPEAT)
+        {
+            rc = NGX_DECLINED;
+
+        } else {
+            pn->typing_sent = ngx_current_msec;
+        }
+
+        pn->typing_in = conversation;
+        pn->typing_at = ngx_current_msec ? ngx_current_msec : 1;
+        break;
+
+    case NGX_CHAT_TYPING_STOP:
+        if (pn->typing_in == conversation) {
+            pn->typing_at = 0;
+        }
+        break;
+
+    default: /* NGX_CHAT_TYPING_END */
+        if (pn->typing_in != conversation) {
+            /* it moved on to another conversation: this one ends here */
+            break;
+        }
+
+        if (pn->typing_at == 0) {
+            /* ended by another worker, which said so */
+            rc = NGX_DECLINED;
+            break;
+        }
+
+        elapsed = ngx_chat_elapsed(pn->typing_at);
+
+        if (elapsed < NGX_CHAT_TYPING_EXPIRE) {
+            *left = NGX_CHAT_TYPING_EXPIRE - elapsed;
+            rc = NGX_AGAIN;
+            break;
+        }
+
+        pn->typing_at = 0;
+    }
+
+done:
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return rc;
+}
+
+
+/* equal hashes are ordered by conversation, then tenant and user bytes */
+
+static ngx_int_t
+ngx_chat_typing_cmp(int64_t conversation, ngx_str_t *tenant,
+    ngx_str_t *user, ngx_chat_typing_t *t)
+{
+    ngx_int_t  rc;
+
+    if (conversation != t->conversation) {
+        return (conversation < t->conversation) ? -1 : 1;
+    }
+
+    if (tenant->len != t->tenant.len || user->len != t->user.len) {
+        return (tenant->len != t->tenant.len)
+               ? (ngx_int_t) tenant->len - (ngx_int_t) t->tenant.len
+               : (ngx_int_t) user->len - (ngx_int_t) t->user.len;
+    }
+
+    rc = ngx_memcmp(tenant->data, t->tenant.data, tenant->len);
+
+    return rc ? rc : ngx_memcmp(user->data, t->user.data, user->len);
+}
+
+
+static void
+ngx_chat_typing_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
+    ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t  **p;
+    ngx_chat_typing_t   *t;
+
+    t = (ngx_chat_typing_t *) node;
+
+    for ( ;; ) {
+
+        if (node->key != temp->key) {
+            p = (node->key < temp->key) ? &temp->left : &temp->right;
+
+        } else {
+            p = (ngx_chat_typing_cmp(t->conversation, &t->tenant, &t->user,
+                                     (ngx_chat_typing_t *) temp)
+                 < 0) ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
 static ngx_chat_typing_t *
 ngx_chat_typing_find(uint32_t hash, int64_t conversation, ngx_str_t *tenant,
     ngx_str_t *user)
 {
+    ngx_int_t           rc;
     ngx_rbtree_node_t  *node, *sentinel;
-    ngx_chat_typing_t  *t;
 
     node = ngx_chat_typing_tree.root;
     sentinel = ngx_chat_typing_tree.sentinel;
@@ -1192,17 +1455,14 @@ ngx_chat_typing_find(uint32_t hash, int64_t conversation, ngx_str_t *tenant,
             continue;
         }
 
-        t = (ngx_chat_typing_t *) node;
+        rc = ngx_chat_typing_cmp(conversation, tenant, user,
+                                 (ngx_chat_typing_t *) node);
 
-        if (t->conversation == conversation
-            && t->tenant.len == tenant->len && t->user.len == user->len
-            && ngx_memcmp(t->tenant.data, tenant->data, tenant->len) == 0
-            && ngx_memcmp(t->user.data, user->data, user->len) == 0)
-        {
-            return t;
+        if (rc == 0) {
+            return (ngx_chat_typing_t *) node;
         }
 
-        node = node->right;
+        node = (rc < 0) ? node->left : node->right;
     }
 
     return NULL;
@@ -1212,9 +1472,23 @@ ngx_chat_typing_find(uint32_t hash, int64_t conversation, ngx_str_t *tenant,
 static void
 ngx_chat_typing_expire(ngx_event_t *ev)
 {
+    ngx_int_t           rc;
+    ngx_msec_t          left;
     ngx_chat_typing_t  *t = ev->data;
 
-    ngx_chat_typing_publish(&t->tenant, &t->user, t->conversation, 0);
+    rc = ngx_chat_typing_state(&t->tenant, &t->user, t->conversation,
+                               NGX_CHAT_TYPING_END, &left);
+
+    if (rc == NGX_AGAIN) {
+        /* typed again through another worker */
+        ngx_add_timer(&t->expire, left);
+        return;
+    }
+
+    if (rc == NGX_OK) {
+        ngx_chat_typing_publish(&t->tenant, &t->user, t->conversation, 0);
+    }
+
     ngx_chat_typing_free(t);
 }
 

@@ -60,6 +60,7 @@ static void ngx_chat_reading_cleanup(void *data);
 static void ngx_chat_session_start(ngx_chat_session_t *s);
 static void ngx_chat_session_resume(ngx_chat_session_t *s, json_t *map,
     json_t *req);
+static void ngx_chat_session_rewind(ngx_chat_session_t *s, json_t *map);
 static void ngx_chat_session_catch_up(ngx_chat_session_t *s);
 static void ngx_chat_session_caught(ngx_chat_pg_query_t *q, PGresult *res);
 static void ngx_chat_session_replay(ngx_chat_reading_t *rd, PGresult *res);
@@ -81,8 +82,13 @@ static void ngx_chat_session_view(ngx_chat_session_t *s,
 static ngx_chat_sub_t *ngx_chat_session_sub(ngx_chat_session_t *s,
     int64_t conversation);
 static void ngx_chat_json_cleanup(void *data);
-static u_char *ngx_chat_session_req(u_char *p, u_char *last, json_t *req);
 static void ngx_chat_session_wake(ngx_chat_session_t *s, ngx_msec_t after);
+static void ngx_chat_session_resynced(ngx_chat_pg_query_t *q,
+    PGresult *res);
+
+#define ngx_chat_session_error_text(s, req, status, text)                     \
+    ngx_chat_session_error(s, req, status, (u_char *) (text),                 \
+                           sizeof(text) - 1)
 static u_char *ngx_chat_pg_array_string(u_char *p, ngx_str_t *s);
 
 
@@ -144,8 +150,11 @@ ngx_chat_session_load(ngx_chat_session_t *s)
 {
     ngx_chat_reading_t  *rd;
 
+    s->resync = 0;
+
     rd = ngx_chat_reading_create(s, NGX_CHAT_SQL_WS_MEMBERSHIPS,
-                                 ngx_chat_session_loaded);
+                                 s->loaded ? ngx_chat_session_resynced
+                                           : ngx_chat_session_loaded);
     if (rd == NULL) {
         ngx_chat_session_wake(s, NGX_CHAT_RETRY);
         return;
@@ -166,7 +175,7 @@ static void
 ngx_chat_session_loaded(ngx_chat_pg_query_t *q, PGresult *res)
 {
     int                  i, n;
-    json_t              *map, *req;
+    json_t              *map;
     int64_t              id, seq;
     ngx_chat_reading_t  *rd;
     ngx_chat_session_t  *s;
@@ -199,15 +208,12 @@ ngx_chat_session_loaded(ngx_chat_pg_query_t *q, PGresult *res)
     s->loaded = 1;
 
     if (s->resume) {
+        /* resumed as one: the reqs of the resumes that came wait in place */
         map = s->resume;
-        req = s->resume_req;
         s->resume = NULL;
-        s->resume_req = NULL;
 
-        ngx_chat_session_resume(s, map, req);
-
+        ngx_chat_session_rewind(s, map);
         json_decref(map);
-        json_decref(req);
 
     } else if (s->started || ngx_current_msec >= s->start_by) {
         s->started = 0;
@@ -323,21 +329,39 @@ ngx_chat_session_start(ngx_chat_session_t *s)
 static void
 ngx_chat_session_resume(ngx_chat_session_t *s, json_t *map, json_t *req)
 {
+    /* each resume is answered by its own "resumed", when the replay ends */
+
+    if (s->resume_reqs == NULL) {
+        s->resume_reqs = json_array();
+    }
+
+    json_array_append_new(s->resume_reqs, req ? json_incref(req)
+                                              : json_null());
+
+    if (!s->loaded) {
+        /* the memberships are not there yet: the positions wait too */
+        if (s->resume == NULL) {
+            s->resume = json_object();
+        }
+
+        json_object_update(s->resume, map);
+        s->started = 1;
+        return;
+    }
+
+    ngx_chat_session_rewind(s, map);
+}
+
+
+/* the named conversations restart after the given seqs */
+
+static void
+ngx_chat_session_rewind(ngx_chat_session_t *s, json_t *map)
+{
     u_char           key[NGX_INT64_LEN + 1];
     json_t          *seq;
     ngx_queue_t     *q;
     ngx_chat_sub_t  *sub;
-
-    if (!s->loaded) {
-        json_incref(map);
-        json_incref(req);
-        json_decref(s->resume);
-        json_decref(s->resume_req);
-        s->resume = map;
-        s->resume_req = req;
-        s->started = 1;
-        return;
-    }
 
     for (q = ngx_queue_head(&s->subs);
          q != ngx_queue_sentinel(&s->subs);
@@ -359,9 +383,6 @@ ngx_chat_session_resume(ngx_chat_session_t *s, json_t *map, json_t *req)
         }
     }
 
-    json_incref(req);
-    json_decref(s->resume_req);
-    s->resume_req = req;
     s->resuming = 1;
 
     s->started = 0;
@@ -385,7 +406,12 @@ ngx_chat_session_catch_up(ngx_chat_session_t *s)
     ngx_chat_sub_t      *sub;
     ngx_chat_reading_t  *rd;
 
-    if (s->reading || !s->started || !s->loaded || s->closing) {
+    if (s->reading || !s->started || !s->loaded || s->closing || s->paused) {
+        return;
+    }
+
+    if (s->resync) {
+        ngx_chat_session_load(s);
         return;
     }
 
@@ -545,7 +571,11 @@ ngx_chat_session_replay(ngx_chat_reading_t *rd, PGresult *res)
 }
 
 
-/* NGX_DONE: it was the follower's own removal, it follows no more */
+/*
+ * NGX_DONE: it was the follower's own removal, it follows no more.
+ * NGX_BUSY: the connection's queue is full enough, the rest waits for it
+ * to drain (a catch-up must not make its client "too slow").
+ */
 
 static ngx_int_t
 ngx_chat_session_replay_one(ngx_chat_session_t *s, ngx_chat_sub_t *sub,
@@ -553,6 +583,13 @@ ngx_chat_session_replay_one(ngx_chat_session_t *s, ngx_chat_sub_t *sub,
 {
     ngx_int_t          rc;
     ngx_chat_event_t  *ev;
+
+    if (s->paused
+        || s->out_bytes + len > ngx_chat_worker.conf->ws.send_queue / 4 * 3)
+    {
+        s->paused = 1;
+        return NGX_BUSY;
+    }
 
     ev = ngx_chat_event_from_wire(id, wire, len);
     if (ev == NULL) {
@@ -583,20 +620,37 @@ static void
 ngx_chat_session_read_all(ngx_chat_reading_t *rd, ngx_uint_t k,
     ngx_uint_t rows)
 {
-    if (rd->subs[k] && rows < NGX_CHAT_CATCH_LIMIT) {
+    if (rd->subs[k] && rows < NGX_CHAT_CATCH_LIMIT && !rd->session->paused) {
         ngx_chat_fanout_place(rd->subs[k]);
     }
+}
+
+
+/* the connection wrote enough of what waited: the catch-up goes on */
+
+void
+ngx_chat_session_drained(ngx_chat_session_t *s)
+{
+    s->paused = 0;
+    ngx_chat_session_catch_up(s);
 }
 
 
 static void
 ngx_chat_session_resumed(ngx_chat_session_t *s)
 {
-    s->resuming = 0;
-    ngx_chat_session_reply(s, s->resume_req, "resumed", NULL);
+    size_t   i;
+    json_t  *req;
 
-    json_decref(s->resume_req);
-    s->resume_req = NULL;
+    s->resuming = 0;
+
+    json_array_foreach(s->resume_reqs, i, req) {
+        ngx_chat_session_reply(s, json_is_null(req) ? NULL : req, "resumed",
+                               NULL);
+    }
+
+    json_decref(s->resume_reqs);
+    s->resume_reqs = NULL;
 }
 
 
@@ -654,6 +708,63 @@ ngx_chat_session_follow(ngx_chat_session_t *s, int64_t conversation,
 }
 
 
+/*
+ * A "follow" may have been lost while Redis was away: the memberships are
+ * read again, and a conversation not followed yet is followed from the seq
+ * at which the user joined it.
+ */
+
+void
+ngx_chat_session_resync(ngx_chat_session_t *s)
+{
+    if (!s->loaded || s->closing) {
+        return;
+    }
+
+    s->resync = 1;
+
+    if (s->reading == NULL) {
+        ngx_chat_session_load(s);
+    }
+}
+
+
+static void
+ngx_chat_session_resynced(ngx_chat_pg_query_t *q, PGresult *res)
+{
+    int                  i, n;
+    int64_t              id, joined;
+    ngx_chat_reading_t  *rd;
+    ngx_chat_session_t  *s;
+
+    rd = q->data;
+    s = rd->session;
+
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_chat_reading_done(rd);
+        s->resync = 1;
+        ngx_chat_session_wake(s, NGX_CHAT_RETRY);
+        return;
+    }
+
+    n = PQntuples(res);
+
+    for (i = 0; i < n; i++) {
+        id = ngx_atoof((u_char *) PQgetvalue(res, i, 0),
+                       PQgetlength(res, i, 0));
+        joined = ngx_atoof((u_char *) PQgetvalue(res, i, 2),
+                           PQgetlength(res, i, 2));
+
+        if (ngx_chat_session_sub(s, id) == NULL) {
+            ngx_chat_session_follow(s, id, ngx_max(joined, 1));
+        }
+    }
+
+    ngx_chat_reading_done(rd);
+    ngx_chat_session_catch_up(s);
+}
+
+
 /* the connection's timer: the start, and reads that failed before */
 
 void
@@ -663,7 +774,7 @@ ngx_chat_session_timer(ngx_chat_session_t *s)
         return;
     }
 
-    if (!s->loaded) {
+    if (!s->loaded || s->resync) {
         ngx_chat_session_load(s);
         return;
     }
@@ -716,9 +827,9 @@ ngx_chat_session_close(ngx_chat_session_t *s)
     }
 
     json_decref(s->resume);
-    json_decref(s->resume_req);
+    json_decref(s->resume_reqs);
     s->resume = NULL;
-    s->resume_req = NULL;
+    s->resume_reqs = NULL;
 }
 
 
@@ -734,8 +845,12 @@ ngx_chat_session_message(ngx_chat_session_t *s, u_char *p, size_t len)
     msg = json_loadb((char *) p, len, JSON_REJECT_DUPLICATES, &jerr);
 
     if (msg == NULL || !json_is_object(msg)) {
-        ngx_chat_session_error(s, NULL, 400, (u_char *) "the message is not "
-                               "a JSON object", 32);
+        if (!s->started) {
+            ngx_chat_session_start(s);
+        }
+
+        ngx_chat_session_error_text(s, NULL, 400,
+                                    "the message is not a JSON object");
         json_decref(msg);
         return;
     }
@@ -743,29 +858,36 @@ ngx_chat_session_message(ngx_chat_session_t *s, u_char *p, size_t len)
     req = json_incref(json_object_get(msg, "req"));
     json_object_del(msg, "req");
 
-    if (req && !json_is_string(req) && !json_is_integer(req)) {
-        ngx_chat_session_error(s, NULL, 400, (u_char *) "\"req\": must be a "
-                               "string or an integer", 38);
-        goto done;
-    }
-
-    if (req && json_is_string(req) && json_string_length(req) > 128) {
-        ngx_chat_session_error(s, NULL, 400, (u_char *) "\"req\": is longer "
-                               "than 128 characters", 37);
-        goto done;
-    }
-
     t = ngx_chat_session_type(json_object_get(msg, "type"));
     json_object_del(msg, "type");
 
-    if (t == NULL) {
-        ngx_chat_session_error(s, req, 400, (u_char *) "\"type\": is not a "
-                               "message type of this protocol", 46);
+    /* any first message but a resume starts delivery, even a bad one */
+    if ((t == NULL || t->kind != NGX_CHAT_MSG_RESUME) && !s->started) {
+        ngx_chat_session_start(s);
+    }
+
+    if (req && !json_is_string(req) && !json_is_integer(req)) {
+        ngx_chat_session_error_text(s, NULL, 400,
+                                    "\"req\": must be a string or an "
+                                    "integer");
         goto done;
     }
 
-    if (t->kind != NGX_CHAT_MSG_RESUME && !s->started) {
-        ngx_chat_session_start(s);
+    if (req && json_is_string(req)
+        && ngx_chat_utf8_chars((u_char *) json_string_value(req),
+                               json_string_length(req)) > 128)
+    {
+        ngx_chat_session_error_text(s, NULL, 400,
+                                    "\"req\": is longer than 128 "
+                                    "characters");
+        goto done;
+    }
+
+    if (t == NULL) {
+        ngx_chat_session_error_text(s, req, 400,
+                                    "\"type\": is not a message type of "
+                                    "this protocol");
+        goto done;
     }
 
     switch (t->kind) {
@@ -855,8 +977,7 @@ ngx_chat_session_view(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
     json_decref(args);
 
     if (ngx_chat_session_sub(s, id) == NULL) {
-        ngx_chat_session_error(s, req, 404, (u_char *) "conversation not "
-                               "found", 22);
+        ngx_chat_session_error_text(s, req, 404, "conversation not found");
         return;
     }
 
@@ -882,8 +1003,8 @@ ngx_chat_session_action(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
     ngx_chat_ws_call_t  *wc;
 
     if (s->ncalls >= NGX_CHAT_SESSION_CALLS) {
-        ngx_chat_session_error(s, req, 429, (u_char *) "too many requests "
-                               "wait for an answer", 36);
+        ngx_chat_session_error_text(s, req, 429,
+                                    "too many requests wait for an answer");
         return;
     }
 
@@ -1013,20 +1134,27 @@ void
 ngx_chat_session_reply(ngx_chat_session_t *s, json_t *req, const char *type,
     ngx_str_t *fields)
 {
-    u_char  *buf, *p, *last;
+    u_char  *buf, *p;
+    char    *text;
     size_t   len;
 
-    len = 64 + ngx_strlen(type) + 256 + (fields ? fields->len : 0);
+    text = req ? json_dumps(req, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+
+    len = sizeof("{\"type\":\"\",\"req\":,}") + ngx_strlen(type)
+          + (text ? ngx_strlen(text) : 0) + (fields ? fields->len : 0);
 
     buf = ngx_alloc(len, s->connection->log);
     if (buf == NULL) {
+        free(text);
         return;
     }
 
-    last = buf + len;
-
     p = ngx_sprintf(buf, "{\"type\":\"%s\"", type);
-    p = ngx_chat_session_req(p, last, req);
+
+    if (text) {
+        p = ngx_sprintf(p, ",\"req\":%s", text);
+        free(text);
+    }
 
     if (fields && fields->len) {
         p = ngx_sprintf(p, ",%V", fields);
@@ -1064,36 +1192,6 @@ ngx_chat_session_error(ngx_chat_session_t *s, json_t *req, ngx_uint_t status,
 
     ngx_chat_session_reply(s, req, "error", &fields);
     ngx_free(buf);
-}
-
-
-/* ,"req":<the client's value>, when it sent one */
-
-static u_char *
-ngx_chat_session_req(u_char *p, u_char *last, json_t *req)
-{
-    char    *text;
-    size_t   len;
-
-    if (req == NULL) {
-        return p;
-    }
-
-    text = json_dumps(req, JSON_ENCODE_ANY | JSON_COMPACT);
-    if (text == NULL) {
-        return p;
-    }
-
-    len = ngx_strlen(text);
-
-    if ((size_t) (last - p) > len + 8) {
-        p = ngx_cpymem(p, ",\"req\":", 7);
-        p = ngx_cpymem(p, text, len);
-    }
-
-    free(text);
-
-    return p;
 }
 
 

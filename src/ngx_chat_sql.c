@@ -84,7 +84,7 @@ ngx_chat_stmt_t  ngx_chat_stmts[] = {
 
     [NGX_CHAT_SQL_WS_MEMBERSHIPS] =
         { "chat_ws_memberships",
-          "SELECT conversation_id, last_seq "
+          "SELECT conversation_id, last_seq, joined_seq "
           "FROM chat.ws_memberships($1, $2)" },
 
     [NGX_CHAT_SQL_WS_EVENTS] =

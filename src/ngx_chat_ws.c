@@ -50,6 +50,8 @@ static void ngx_chat_ws_data(ngx_chat_session_t *s, ngx_chat_ws_frame_t *f,
     u_char *payload);
 static void ngx_chat_ws_control(ngx_chat_session_t *s, ngx_uint_t opcode,
     u_char *data, size_t len);
+static void ngx_chat_ws_fail(ngx_chat_session_t *s, ngx_uint_t code,
+    const char *reason);
 static void ngx_chat_ws_write_handler(ngx_event_t *wev);
 static ngx_int_t ngx_chat_ws_flush(ngx_chat_session_t *s);
 static ssize_t ngx_chat_ws_send_ssl(ngx_chat_session_t *s);
@@ -497,7 +499,9 @@ ngx_chat_ws_takeover(ngx_event_t *ev)
     rc = NGX_OK;
 
     if (b && b->pos < b->last) {
+        /* frames the client sent with its handshake, parsed on first read */
         rc = ngx_chat_ws_keep_partial(s, b->pos, b->last - b->pos);
+        s->fresh = 1;
     }
 
     ngx_http_free_request(r, 0);
@@ -594,6 +598,21 @@ ngx_chat_ws_read_handler(ngx_event_t *rev)
 
     size = ngx_chat_ws_rbuf_size;
 
+    if (s->fresh) {
+        s->fresh = 0;
+        have = s->partial_len;
+        ngx_memcpy(ngx_chat_ws_rbuf, s->partial, have);
+
+        used = ngx_chat_ws_frames(s, ngx_chat_ws_rbuf, have);
+
+        if (ngx_chat_ws_keep_partial(s, ngx_chat_ws_rbuf + used, have - used)
+            != NGX_OK)
+        {
+            ngx_chat_ws_destroy(s);
+            return;
+        }
+    }
+
     for (reads = 0; reads < NGX_CHAT_WS_READS; reads++) {
 
         have = s->partial_len;
@@ -678,6 +697,11 @@ ngx_chat_ws_frames(ngx_chat_session_t *s, u_char *buf, size_t len)
     ngx_uint_t            code;
     ngx_chat_ws_frame_t   f;
 
+    /* a failed connection reads on only to let the socket drain */
+    if (s->failed) {
+        return len;
+    }
+
     p = buf;
     last = buf + len;
 
@@ -691,7 +715,7 @@ ngx_chat_ws_frames(ngx_chat_session_t *s, u_char *buf, size_t len)
         }
 
         if (rc == NGX_ERROR) {
-            ngx_chat_ws_close(s, code, "bad frame");
+            ngx_chat_ws_fail(s, code, "bad frame");
             return len;
         }
 
@@ -735,7 +759,7 @@ ngx_chat_ws_frame(ngx_chat_session_t *s, ngx_chat_ws_frame_t *f,
         code = ngx_chat_ws_close_code(payload, f->len, &bad);
 
         if (code == 0) {
-            ngx_chat_ws_close(s, bad, "bad close frame");
+            ngx_chat_ws_fail(s, bad, "bad close frame");
 
         } else if (!s->closing) {
             /* the answer echoes the code */
@@ -771,15 +795,15 @@ ngx_chat_ws_data(ngx_chat_session_t *s, ngx_chat_ws_frame_t *f,
     max = ngx_chat_worker.conf->ws.message_max;
 
     if (f->opcode == NGX_CHAT_WS_BINARY) {
-        ngx_chat_ws_close(s, NGX_CHAT_WS_UNSUPPORTED,
-                          "only text messages are accepted");
+        ngx_chat_ws_fail(s, NGX_CHAT_WS_UNSUPPORTED,
+                         "only text messages are accepted");
         return;
     }
 
     if ((f->opcode == NGX_CHAT_WS_TEXT) == s->in_message) {
-        ngx_chat_ws_close(s, NGX_CHAT_WS_PROTOCOL_ERROR,
-                          s->in_message ? "a message is unfinished"
-                                        : "nothing to continue");
+        ngx_chat_ws_fail(s, NGX_CHAT_WS_PROTOCOL_ERROR,
+                         s->in_message ? "a message is unfinished"
+                                       : "nothing to continue");
         return;
     }
 
@@ -790,7 +814,7 @@ ngx_chat_ws_data(ngx_chat_session_t *s, ngx_chat_ws_frame_t *f,
     if (ngx_chat_utf8_step(&s->utf8, payload, f->len) != NGX_OK
         || (f->fin && s->utf8 != 0))
     {
-        ngx_chat_ws_close(s, NGX_CHAT_WS_BAD_DATA, "invalid UTF-8");
+        ngx_chat_ws_fail(s, NGX_CHAT_WS_BAD_DATA, "invalid UTF-8");
         return;
     }
 
@@ -800,7 +824,7 @@ ngx_chat_ws_data(ngx_chat_session_t *s, ngx_chat_ws_frame_t *f,
     }
 
     if (s->message_len + f->len > max) {
-        ngx_chat_ws_close(s, NGX_CHAT_WS_TOO_BIG, "message too big");
+        ngx_chat_ws_fail(s, NGX_CHAT_WS_TOO_BIG, "message too big");
         return;
     }
 
@@ -938,6 +962,19 @@ ngx_chat_ws_close(ngx_chat_session_t *s, ngx_uint_t code, const char *reason)
 }
 
 
+/*
+ * The client broke the protocol: what it sends after that is not frames
+ * to trust (RFC 6455 7.1.7), only the close handshake's end is waited for.
+ */
+
+static void
+ngx_chat_ws_fail(ngx_chat_session_t *s, ngx_uint_t code, const char *reason)
+{
+    ngx_chat_ws_close(s, code, reason);
+    s->failed = 1;
+}
+
+
 void
 ngx_chat_ws_close_all(ngx_uint_t code)
 {
@@ -969,6 +1006,13 @@ ngx_chat_ws_write_handler(ngx_event_t *wev)
     if (rc == NGX_ERROR) {
         ngx_chat_ws_destroy(s);
         return;
+    }
+
+    if (s->paused
+        && s->out_bytes < ngx_chat_worker.conf->ws.send_queue / 4)
+    {
+        /* a catch-up that waited for room goes on */
+        ngx_chat_session_drained(s);
     }
 
     if (rc == NGX_AGAIN) {
@@ -1159,6 +1203,12 @@ ngx_chat_ws_timer_handler(ngx_event_t *ev)
         return;
     }
 
+    if (ngx_time() > s->id.exp + ngx_chat_worker.conf->jwt.leeway) {
+        /* a connection lasts no longer than the token it came with */
+        ngx_chat_ws_close(s, NGX_CHAT_WS_POLICY, "token expired");
+        return;
+    }
+
     if (now - s->last_ping >= conf->ping) {
         ngx_chat_ws_control(s, NGX_CHAT_WS_PING, NULL, 0);
         s->last_ping = now;
@@ -1170,6 +1220,13 @@ ngx_chat_ws_timer_handler(ngx_event_t *ev)
 
     if (!s->started && s->start_by > now) {
         next = ngx_min(next, s->start_by - now);
+    }
+
+    if (s->id.exp + ngx_chat_worker.conf->jwt.leeway - ngx_time()
+        < (time_t) (next / 1000))
+    {
+        next = (s->id.exp + ngx_chat_worker.conf->jwt.leeway - ngx_time()
+                + 1) * 1000;
     }
 
     ngx_add_timer(&s->timer, ngx_max(next, 1));

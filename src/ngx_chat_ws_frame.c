@@ -213,9 +213,12 @@ ngx_chat_ws_close_code(u_char *p, size_t len, ngx_uint_t *bad)
 
     code = (ngx_uint_t) p[0] << 8 | p[1];
 
-    /* 1004-1006 and 1015 are never sent; 1012-2999 are reserved */
+    /*
+     * 1004-1006 and 1015 are never sent; 1012-1014 (restart, try again,
+     * bad gateway) are registered; the rest below 3000 is reserved
+     */
     if (code < 1000 || code == 1004 || code == 1005 || code == 1006
-        || (code > 1011 && code < 3000) || code > 4999)
+        || (code > 1014 && code < 3000) || code > 4999)
     {
         *bad = NGX_CHAT_WS_PROTOCOL_ERROR;
         return 0;
@@ -237,6 +240,8 @@ ngx_chat_ws_close_code(u_char *p, size_t len, ngx_uint_t *bad)
 u_char *
 ngx_chat_ws_frame_header(u_char *p, ngx_uint_t opcode, size_t len)
 {
+    int  i;
+
     *p++ = (u_char) (0x80 | opcode);
 
     if (len < 126) {
@@ -249,14 +254,10 @@ ngx_chat_ws_frame_header(u_char *p, ngx_uint_t opcode, size_t len)
 
     } else {
         *p++ = 127;
-        *p++ = 0;
-        *p++ = 0;
-        *p++ = 0;
-        *p++ = 0;
-        *p++ = (u_char) (len >> 24);
-        *p++ = (u_char) (len >> 16);
-        *p++ = (u_char) (len >> 8);
-        *p++ = (u_char) len;
+
+        for (i = 56; i >= 0; i -= 8) {
+            *p++ = (u_char) ((uint64_t) len >> i);
+        }
     }
 
     return p;

@@ -245,12 +245,6 @@ def test_a_flapping_connection_announces_at_most_one_pair(tenant):
     hangup(zed)
 
 
-@pytest.mark.xfail(strict=True, raises=ServerBug,
-                   reason='server bug: a user who keeps '
-                   'flapping stays at the head of the shared dirty queue '
-                   'and holds back every later announcement of the host '
-                   '(ngx_chat_presence_announce_due stops at the first '
-                   'unsettled node)')
 def test_a_flapping_connection_does_not_hold_back_others(tenant):
     group(tenant.client('alice'), 'bob', 'zed')
     bob = connect(tenant, 'bob')
@@ -487,12 +481,6 @@ def test_two_instances_agree(tenant, hosts):
     await_event(bob, 'alice', 'offline')
 
 
-@pytest.mark.xfail(strict=True, raises=ServerBug,
-                   reason='server bug: a user already online '
-                   'on one host who opens a connection on another is '
-                   'announced online again (ngx_chat_presence_decide only '
-                   'compares with what this host announced, and '
-                   'chat.api_presence_changed assumes a change)')
 def test_a_second_host_does_not_announce_a_user_already_online(tenant,
                                                                hosts):
     a, b = hosts
@@ -563,13 +551,6 @@ def kill_worker(nginx, pid):
                        'the master did not respawn the worker')
 
 
-@pytest.mark.xfail(strict=True, raises=ServerBug,
-                   reason='server bug: the counts a killed '
-                   'worker left are cleared in the zone but not in Redis: '
-                   'other hosts see the user online until the host\'s '
-                   'entry runs out (30 s); ngx_chat_presence_claim_slot does '
-                   'not call ngx_chat_presence_mirror for users it takes '
-                   'offline')
 def test_kill9_of_a_worker_leaves_no_ghost_on_other_hosts(tenant, killable):
     there = tenant.client('observer', nginx=killable)
     elsewhere = tenant.client('observer')             # the shared nginx
@@ -592,12 +573,6 @@ def test_kill9_of_a_worker_leaves_no_ghost_on_other_hosts(tenant, killable):
         hangup(c)
 
 
-@pytest.mark.xfail(strict=True, raises=ServerBug,
-                   reason='server bug: after a kill -9 only one '
-                   'of the users held by the dead worker goes offline; the '
-                   'others stay online for good (ngx_chat_presence_claim_'
-                   'slot walks the LRU queue while ngx_chat_presence_count '
-                   'moves the cleared node to its tail, which ends the walk)')
 def test_kill9_of_a_worker_leaves_no_ghost_online(tenant, killable):
     observer = tenant.client('observer', nginx=killable)
     by = place(tenant, killable, [f'u{i}' for i in range(60)], (4, 1))
@@ -687,13 +662,6 @@ def colliding_users(tenant):
         seen[k] = user
 
 
-@pytest.mark.xfail(strict=True, raises=ServerBug,
-                   reason='server bug: of two users whose keys collide, the '
-                   'first can no longer be found once a rotation puts the '
-                   'second above it (ngx_chat_presence_insert sends equal '
-                   'keys right, ngx_chat_presence_find looks right only): '
-                   'the user shows offline while connected, and its count '
-                   'is never taken back')
 def test_users_whose_keys_collide_are_both_counted(new_tenant, stack):
     ng = stack.nginx(name='collide')                  # an empty zone
     tenant = new_tenant(nginx=ng)

@@ -289,12 +289,6 @@ class Pinned:
         return json.loads(body)['pid']
 
 
-@pytest.mark.xfail(strict=True, raises=ServerBug,
-                   reason='server bug: typing lives in the '
-                   'worker that heard it; a refresh heard by another worker '
-                   'does not reach the first one, whose timer ends typing '
-                   '(is_typing false) while the user goes on typing '
-                   '(ngx_chat_typing_set keeps its tree per worker)')
 def test_typing_refreshed_through_another_worker_goes_on(tenant, stack):
     cid = group(tenant.client('alice'), 'bob')
     bob = connect(tenant, 'bob')

@@ -157,11 +157,6 @@ def test_req_is_echoed_as_sent(tenant, req):
     c.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'server bug: ngx_chat_session_reply() sizes its buffer as 64 + type + '
-    '256 + fields; a req of 128 characters escaped by json_dumps (\\u0001 '
-    'is 6 bytes) does not fit, and ngx_chat_session_req() silently leaves '
-    'the req out of the answer'))
 def test_req_of_control_characters_is_echoed(tenant):
     c = connect(tenant, 'alice', start=False)
     req = '\x01' * 100
@@ -171,10 +166,6 @@ def test_req_of_control_characters_is_echoed(tenant):
     assert m.get('req') == req, m
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'server bug: ngx_chat_session_message() measures the req with '
-    'json_string_length(), in bytes: 65 two-byte characters are refused '
-    'as "longer than 128 characters"'))
 def test_req_limit_counts_characters(tenant):
     c = connect(tenant, 'alice', start=False)
     req = '\u00e9' * 100
@@ -256,11 +247,6 @@ def test_error_messages_are_clean_text(tenant):
     c.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'server bug: ngx_chat_session_message() passes lengths 38 and 37 for '
-    'the 37- and 36-byte texts \'"req": must be a string or an integer\' '
-    'and \'"req": is longer than 128 characters\': the error message ends '
-    'in a NUL character'))
 @pytest.mark.parametrize('req', [[1], 'x' * 129])
 def test_req_error_messages_are_clean_text(tenant, req):
     c = connect(tenant, 'alice')
@@ -484,11 +470,6 @@ def test_a_first_message_of_another_type_starts_delivery(tenant):
         c.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'server bug: ngx_chat_session_message() starts delivery only after the '
-    'type is recognized: a first message of an unknown type is answered '
-    'with an error but starts nothing until the grace period ends (API.md '
-    'section 5: a first message of any other type starts delivery)'))
 def test_a_first_message_of_an_unknown_type_starts_delivery(tenant):
     alice = tenant.client('alice')
     cid = conv(alice, ['bob'])
@@ -542,12 +523,6 @@ def test_events_that_arrive_before_the_start_are_held_in_order(tenant):
     c.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'server bug: a read_receipt (no seq) that comes before the client '
-    'starts is dropped: ngx_chat_channel_signal() skips subscriptions in '
-    'NGX_CHAT_SUB_WAITING, while events on the user channel (mention) are '
-    'held in s->held; API.md section 5 says events that arrive meanwhile '
-    'are held, not lost'))
 def test_read_receipt_before_the_start_is_held(tenant):
     alice = tenant.client('alice')
     cid = conv(alice, ['bob', 'carol'])
@@ -624,13 +599,6 @@ def test_resume_meets_live_events_without_gap_or_repeat(tenant):
     close_all(conns)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'server bug: a catch-up queues each batch it reads from Postgres (up to '
-    '200 events per conversation) with no regard to the send queue: '
-    'ngx_chat_session_replay() -> ngx_chat_ws_send() passes '
-    'chat_ws_send_queue (1m by default) and closes the client with 1013 '
-    'before it could read anything; every later resume meets the same, so '
-    'a client that missed ~70 large messages can never catch up'))
 def test_resume_of_a_long_history_is_paced_not_closed(tenant):
     alice = tenant.client('alice')
     cid = conv(alice, ['bob'])
@@ -716,11 +684,6 @@ def test_resume_after_the_start_rewinds(tenant):
     c.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'server bug: a resume that comes while another is still reading '
-    'Postgres (or before the memberships are loaded) replaces '
-    's->resume_req (and s->resume) in ngx_chat_session_resume(): the '
-    'first resume is never answered'))
 def test_two_resumes_in_a_row_are_each_answered(tenant):
     alice = tenant.client('alice')
     cid = conv(alice, ['bob'])

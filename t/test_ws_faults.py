@@ -445,15 +445,6 @@ def test_killed_worker_clients_reconnect_others_keep_receiving(stack,
     assert not bad, bad[:10]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'server bug: the "follow" notice of an added member (and of a new '
-    'conversation) goes on the user\'s Redis channel only; published while '
-    'Redis is down it waits in the publisher\'s queue, which is flushed as '
-    'soon as the publishing link is back, often before the other workers '
-    'have subscribed again; nothing reads it back (ngx_chat_fanout_'
-    'confirmed() syncs conversation channels only): open connections never '
-    'follow that conversation (lost in most restarts; the test tries '
-    '6 times)'))
 def test_membership_made_while_redis_is_down_is_followed_after(stack,
                                                                tenant):
     redis = chatstack.Redis(stack.root / 'ws-redis-member')

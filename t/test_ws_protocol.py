@@ -23,8 +23,6 @@ import time
 
 import pytest
 
-import chatstack
-from conftest import ASAN, BAD_LOG
 from wsclient import (BINARY, CLOSE, CONT, PING, PONG, TEXT, ChatWS,
                       HandshakeRefused, close_payload, frame_bytes)
 
@@ -41,32 +39,11 @@ def tuned(stack):
                        WS_EXTRA='chat_ws_origins ' + ' '.join(ORIGINS) + ';')
 
 
-# UBSan's report of the heartbeat bug that the xfail tests below show: the
-# one fault the heartbeat nginx's log may hold (remove it with the marks)
-HEARTBEAT_FAULT = re.compile(r'ngx_chat_fanout\.c:\d+:\d+: runtime error: '
-                             r'null pointer passed as argument 2')
-
-
 @pytest.fixture(scope='module')
 def heartbeat(stack):
-    """An nginx that pings every 300 ms and drops a client silent for 1 s.
-
-    Started apart from the stack, so that the end of the run does not
-    count the known fault of its log; any other fault fails here."""
-    ng = chatstack.Nginx(stack.root, name='ws-heartbeat', asan=ASAN,
-                         PG_CONNINFO=stack.pg.conninfo,
-                         REDIS=stack.redis.address,
-                         JWT_KEY=f'secret_file={stack.secret_file} alg=HS256',
-                         EXTRA='chat_ws_ping 300ms; chat_ws_timeout 1s;')
-    ng.start()
-    try:
-        ng.wait_ready()
-        yield ng
-    finally:
-        ng.stop()
-    bad = [line for line in ng.log_text().splitlines()
-           if BAD_LOG.search(line) and not HEARTBEAT_FAULT.search(line)]
-    assert not bad, bad[:10]
+    """An nginx that pings every 300 ms and drops a client silent for 1 s."""
+    return stack.nginx(name='ws-heartbeat',
+                       EXTRA='chat_ws_ping 300ms; chat_ws_timeout 1s;')
 
 
 @pytest.fixture(autouse=True)
@@ -605,7 +582,9 @@ def test_unsolicited_pong_is_ignored(stack, tenant):
 
 
 @pytest.mark.parametrize('code,reason', [(1000, b'bye'), (1001, b''),
-                                         (1011, b''), (3000, b'app'),
+                                         (1011, b''), (1012, b'restart'),
+                                         (1013, b''), (1014, b''),
+                                         (3000, b'app'),
                                          (4999, '\u00e9t\u00e9'.encode())])
 def test_close_is_echoed_with_its_code_then_tcp_is_closed(stack, tenant,
                                                           code, reason):
@@ -672,11 +651,6 @@ def test_server_close_frames_are_well_formed(stack, tenant):
     payload[2:].decode('utf-8')   # the reason is UTF-8
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'server bug: frames that arrive with the handshake are kept by '
-    'ngx_chat_ws_takeover() in s->partial, but ngx_chat_ws_read_handler() '
-    'parses them only after a recv() that returns new bytes: when the '
-    'client waits for the answer, nothing is answered'))
 def test_bytes_behind_the_handshake_in_the_same_packet_are_processed(
         stack, tenant):
     tail = (frame_bytes(PING, b'early') +
@@ -740,13 +714,6 @@ def test_the_server_sends_unmasked_unfragmented_text(stack, tenant):
 
 # heartbeat and idle timeout
 
-@pytest.mark.xfail(ASAN, strict=True, reason=(
-    'server bug: the heartbeat ping has no payload: ngx_chat_ws_timer_handler'
-    '() calls ngx_chat_ws_control(s, PING, NULL, 0), and '
-    'ngx_chat_event_create() does ngx_cpymem(p, NULL, 0): undefined '
-    'behaviour that UBSan (halt_on_error) reports at ngx_chat_fanout.c:213, '
-    'killing the worker at the first heartbeat (the release build runs it '
-    'by luck)'))
 def test_server_pings_and_a_client_that_answers_stays(heartbeat, tenant):
     c = ws(heartbeat, tenant).connect()
     pings = 0
@@ -766,13 +733,6 @@ def test_server_pings_and_a_client_that_answers_stays(heartbeat, tenant):
     c.close()
 
 
-@pytest.mark.xfail(ASAN, strict=True, reason=(
-    'server bug: the heartbeat ping has no payload: ngx_chat_ws_timer_handler'
-    '() calls ngx_chat_ws_control(s, PING, NULL, 0), and '
-    'ngx_chat_event_create() does ngx_cpymem(p, NULL, 0): undefined '
-    'behaviour that UBSan (halt_on_error) reports at ngx_chat_fanout.c:213, '
-    'killing the worker at the first heartbeat (the release build runs it '
-    'by luck)'))
 def test_silent_client_is_pinged_then_closed_1001_as_idle(heartbeat,
                                                          tenant):
     c = ws(heartbeat, tenant).connect()
@@ -791,13 +751,6 @@ def test_silent_client_is_pinged_then_closed_1001_as_idle(heartbeat,
     assert c.tcp_closed(5)
 
 
-@pytest.mark.xfail(ASAN, strict=True, reason=(
-    'server bug: the heartbeat ping has no payload: ngx_chat_ws_timer_handler'
-    '() calls ngx_chat_ws_control(s, PING, NULL, 0), and '
-    'ngx_chat_event_create() does ngx_cpymem(p, NULL, 0): undefined '
-    'behaviour that UBSan (halt_on_error) reports at ngx_chat_fanout.c:213, '
-    'killing the worker at the first heartbeat (the release build runs it '
-    'by luck)'))
 def test_any_frame_from_the_client_keeps_it_alive(heartbeat, tenant):
     c = ws(heartbeat, tenant).connect()
     c.answer_pings = False

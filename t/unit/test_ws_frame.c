@@ -1071,6 +1071,11 @@ test_close_codes_a_peer_may_send_are_answered_with_themselves(void)
         ngx_chat_expect_int(close_answer(code), code);
     }
 
+    /* registered after RFC 6455: restart, try again later, bad gateway */
+    for (code = 1012; code <= 1014; code++) {
+        ngx_chat_expect_int(close_answer(code), code);
+    }
+
     /* registered with IANA (3000-3999) or private (4000-4999) */
     ngx_chat_expect_int(close_answer(3000), 3000);
     ngx_chat_expect_int(close_answer(3999), 3999);
@@ -1087,8 +1092,7 @@ test_close_codes_a_peer_may_not_send_are_a_protocol_error(void)
     ngx_chat_expect_int(close_answer(1005), PROTOCOL_ERROR);
     ngx_chat_expect_int(close_answer(1006), PROTOCOL_ERROR);
 
-    /* reserved for the protocol and its extensions */
-    ngx_chat_expect_int(close_answer(1012), PROTOCOL_ERROR);
+    /* reserved for the protocol and its extensions; 1015 is never sent */
     ngx_chat_expect_int(close_answer(1015), PROTOCOL_ERROR);
     ngx_chat_expect_int(close_answer(1016), PROTOCOL_ERROR);
     ngx_chat_expect_int(close_answer(2000), PROTOCOL_ERROR);
@@ -1110,7 +1114,7 @@ test_close_every_code_falls_in_its_class(void)
 
     for (code = 0; code <= 0xffff; code++) {
         valid = (code >= 1000 && code <= 1003)
-                || (code >= 1007 && code <= 1011)
+                || (code >= 1007 && code <= 1014)
                 || (code >= 3000 && code <= 4999);
 
         ngx_chat_test_expect(close_answer(code)
