@@ -482,3 +482,31 @@ def test_membership_made_while_redis_is_down_is_followed_after(stack,
         if ng:
             ng.stop()
         redis.stop()
+
+
+def test_postgres_down_answers_unavailable_and_the_connection_stays(
+        own_stack):
+    ng = own_stack.nginx()
+    t = Tenant(own_stack, ng)
+    cid = conv(t.client('alice'), ['bob'])
+    c = connect(t, 'alice', ng)
+
+    own_stack.pg.stop()
+    m = c.request('send_message', conversation_id=cid, content='lost?')
+    assert m['type'] == 'error', m
+    assert m['error']['code'] == 'unavailable', m
+    assert c.request('ping')['type'] == 'pong'
+
+    own_stack.pg.start()
+    deadline = time.monotonic() + 20
+    while True:
+        m = c.request('send_message', conversation_id=cid, content='back')
+        if m['type'] == 'ack':
+            break
+        assert m['error']['code'] == 'unavailable', m
+        assert time.monotonic() < deadline, 'Postgres is not used again'
+        time.sleep(0.2)
+
+    seq = m['message']['seq']
+    c.until(lambda: seq in c.seqs(cid), 10, 'the message delivered')
+    assert c.closed is None

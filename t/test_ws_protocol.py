@@ -761,3 +761,25 @@ def test_any_frame_from_the_client_keeps_it_alive(heartbeat, tenant):
         time.sleep(0.25)
     assert c.pings >= 4, c.pings
     c.close()
+
+
+# after a fault
+
+def test_after_a_bad_frame_nothing_more_is_read(stack, tenant):
+    # a frame over the limit, then what would be a ping and a close: the
+    # stream after a broken frame is not trusted (RFC 6455 7.1.7)
+    c = ws(stack.main, tenant).connect()
+    huge = bytes([0x81, 0xFF]) + struct.pack('!Q', 1 << 20) + b'mask'
+    c.send_raw(huge + frame_bytes(PING, b'after') +
+               frame_bytes(TEXT, json.dumps({'type': 'ping', 'req': 'x'})))
+    assert c.wait_closed(5) == 1009
+    assert c.pings == 0 and not any(m.get('type') == 'pong' for m in c.log)
+
+
+def test_a_connection_ends_when_its_token_expires(stack, tenant):
+    ng = stack.nginx(name='ws-expiry', EXTRA='chat_jwt_leeway 0s;')
+    c = ChatWS(ng.port, tenant.token('alice', ttl=2)).connect()
+    c.start()
+    assert c.request('ping')['type'] == 'pong'
+    assert c.wait_closed(8) == 1008
+    assert 'expired' in c.closed[1]
