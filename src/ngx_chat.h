@@ -277,6 +277,8 @@ ngx_int_t ngx_chat_api_bearer(ngx_http_request_t *r, ngx_str_t *token);
 ngx_int_t ngx_chat_api_error(ngx_http_request_t *r, ngx_uint_t status,
     u_char *text, size_t len);
 ngx_int_t ngx_chat_api_refused(ngx_http_request_t *r, ngx_chat_error_t *err);
+ngx_int_t ngx_chat_api_header(ngx_http_request_t *r, char *name,
+    ngx_str_t *value);
 
 
 /* Redis: a publishing and a subscribing connection per worker */

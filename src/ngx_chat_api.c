@@ -34,8 +34,6 @@ static void ngx_chat_api_done(ngx_chat_call_t *call);
 static ngx_int_t ngx_chat_api_health(ngx_http_request_t *r);
 static ngx_int_t ngx_chat_api_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *body);
-static ngx_int_t ngx_chat_api_header(ngx_http_request_t *r, char *name,
-    ngx_str_t *value);
 static void ngx_chat_api_json_cleanup(void *data);
 
 
@@ -640,7 +638,9 @@ ngx_chat_api_error(ngx_http_request_t *r, ngx_uint_t status, u_char *text,
 }
 
 
-static ngx_int_t
+/* a header of the answer; name and value must outlive the request */
+
+ngx_int_t
 ngx_chat_api_header(ngx_http_request_t *r, char *name, ngx_str_t *value)
 {
     ngx_table_elt_t  *h;

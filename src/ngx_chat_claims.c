@@ -16,7 +16,6 @@
 
 static ngx_int_t ngx_chat_claim_time(json_t *claims, const char *name,
     time_t *t);
-static ngx_int_t ngx_chat_claim_id(json_t *v, size_t max);
 
 
 ngx_int_t
@@ -63,7 +62,7 @@ ngx_chat_claims_check(json_t *claims, const ngx_chat_claims_rules_t *rules,
     }
 
     v = json_object_get(claims, "sub");
-    if (!ngx_chat_claim_id(v, 128)) {
+    if (!ngx_chat_id_valid(v, 128)) {
         *reason = "\"sub\" is missing or not a user id";
         return NGX_ERROR;
     }
@@ -76,7 +75,7 @@ ngx_chat_claims_check(json_t *claims, const ngx_chat_claims_rules_t *rules,
     if (v == NULL) {
         ngx_str_set(&id->tenant, "default");
 
-    } else if (ngx_chat_claim_id(v, NGX_CHAT_TENANT_MAX)) {
+    } else if (ngx_chat_id_valid(v, NGX_CHAT_TENANT_MAX)) {
         id->tenant.data = (u_char *) json_string_value(v);
         id->tenant.len = json_string_length(v);
 
@@ -139,31 +138,4 @@ ngx_chat_claim_time(json_t *claims, const char *name, time_t *t)
     }
 
     return NGX_ERROR;
-}
-
-
-static ngx_int_t
-ngx_chat_claim_id(json_t *v, size_t max)
-{
-    u_char  *p, *last;
-    size_t   len;
-
-    if (!json_is_string(v)) {
-        return 0;
-    }
-
-    p = (u_char *) json_string_value(v);
-    len = json_string_length(v);
-
-    if (len == 0 || len > max) {
-        return 0;
-    }
-
-    for (last = p + len; p < last; p++) {
-        if (*p < 0x20 || *p == 0x7f) {
-            return 0;
-        }
-    }
-
-    return 1;
 }

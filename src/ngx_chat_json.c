@@ -24,7 +24,6 @@ static ngx_int_t ngx_chat_check_array(const ngx_chat_field_t *f, json_t *v,
     ngx_chat_error_t *err);
 static ngx_int_t ngx_chat_check_seqmap(const ngx_chat_field_t *f, json_t *v,
     ngx_chat_error_t *err);
-static ngx_int_t ngx_chat_is_user(json_t *v);
 static ngx_int_t ngx_chat_is_int(json_t *v, json_int_t min, json_int_t max);
 static json_t *ngx_chat_from_string(const ngx_chat_field_t *f, u_char *p,
     size_t len, ngx_chat_error_t *err);
@@ -312,7 +311,7 @@ ngx_chat_check_string(const ngx_chat_field_t *f, json_t *v,
         return NGX_OK;
 
     case NGX_CHAT_T_USER:
-        if (!ngx_chat_is_user(v)) {
+        if (!ngx_chat_id_valid(v, NGX_CHAT_USER_MAX)) {
             return ngx_chat_fail(err, 400, f->name,
                                  "must be a user id of 1 to %d bytes "
                                  "without control characters",
@@ -365,7 +364,7 @@ ngx_chat_check_array(const ngx_chat_field_t *f, json_t *v,
     json_array_foreach(v, i, item) {
 
         if (f->type == NGX_CHAT_T_USERS) {
-            if (!ngx_chat_is_user(item)) {
+            if (!ngx_chat_id_valid(item, NGX_CHAT_USER_MAX)) {
                 return ngx_chat_fail(err, 400, f->name,
                                      "must hold user ids of 1 to %d bytes",
                                      NGX_CHAT_USER_MAX);
@@ -413,8 +412,10 @@ ngx_chat_check_seqmap(const ngx_chat_field_t *f, json_t *v,
 }
 
 
-static ngx_int_t
-ngx_chat_is_user(json_t *v)
+/* a user or tenant id: a string of 1 to max bytes, no control characters */
+
+ngx_int_t
+ngx_chat_id_valid(json_t *v, size_t max)
 {
     u_char  *p, *last;
     size_t   len;
@@ -426,7 +427,7 @@ ngx_chat_is_user(json_t *v)
     p = (u_char *) json_string_value(v);
     len = json_string_length(v);
 
-    if (len == 0 || len > NGX_CHAT_USER_MAX) {
+    if (len == 0 || len > max) {
         return 0;
     }
 

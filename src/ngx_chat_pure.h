@@ -92,6 +92,7 @@ ngx_int_t ngx_chat_args_set_string(json_t *out, const char *name,
 ngx_int_t ngx_chat_args_require(json_t *out, const ngx_chat_field_t *fields,
     ngx_chat_error_t *err);
 
+ngx_int_t ngx_chat_id_valid(json_t *v, size_t max);
 ngx_int_t ngx_chat_utf8_valid(u_char *p, size_t len);
 size_t ngx_chat_utf8_chars(u_char *p, size_t len);
 ngx_int_t ngx_chat_rfc3339_valid(u_char *p, size_t len);

@@ -83,8 +83,6 @@ static ngx_chat_sub_t *ngx_chat_session_sub(ngx_chat_session_t *s,
     int64_t conversation);
 static void ngx_chat_json_cleanup(void *data);
 static void ngx_chat_session_wake(ngx_chat_session_t *s, ngx_msec_t after);
-static void ngx_chat_session_resynced(ngx_chat_pg_query_t *q,
-    PGresult *res);
 
 #define ngx_chat_session_error_text(s, req, status, text)                     \
     ngx_chat_session_error(s, req, status, (u_char *) (text),                 \
@@ -153,8 +151,7 @@ ngx_chat_session_load(ngx_chat_session_t *s)
     s->resync = 0;
 
     rd = ngx_chat_reading_create(s, NGX_CHAT_SQL_WS_MEMBERSHIPS,
-                                 s->loaded ? ngx_chat_session_resynced
-                                           : ngx_chat_session_loaded);
+                                 ngx_chat_session_loaded);
     if (rd == NULL) {
         ngx_chat_session_wake(s, NGX_CHAT_RETRY);
         return;
@@ -171,12 +168,18 @@ ngx_chat_session_load(ngx_chat_session_t *s)
 }
 
 
+/*
+ * The memberships: at connect, each conversation is followed from where it
+ * stands now; read again (ngx_chat_session_resync()), one not followed yet
+ * is followed from the seq at which the user joined it.
+ */
+
 static void
 ngx_chat_session_loaded(ngx_chat_pg_query_t *q, PGresult *res)
 {
     int                  i, n;
     json_t              *map;
-    int64_t              id, seq;
+    int64_t              id, seq, joined;
     ngx_chat_reading_t  *rd;
     ngx_chat_session_t  *s;
 
@@ -186,6 +189,7 @@ ngx_chat_session_loaded(ngx_chat_pg_query_t *q, PGresult *res)
     if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
         /* the connection stays; the memberships are read again later */
         ngx_chat_reading_done(rd);
+        s->resync = s->loaded;
         ngx_chat_session_wake(s, NGX_CHAT_RETRY);
         return;
     }
@@ -197,14 +201,29 @@ ngx_chat_session_loaded(ngx_chat_pg_query_t *q, PGresult *res)
                        PQgetlength(res, i, 0));
         seq = ngx_atoof((u_char *) PQgetvalue(res, i, 1),
                         PQgetlength(res, i, 1));
+        joined = ngx_atoof((u_char *) PQgetvalue(res, i, 2),
+                           PQgetlength(res, i, 2));
 
         /* a "follow" from Redis may have come first */
-        if (ngx_chat_session_sub(s, id) == NULL) {
+        if (ngx_chat_session_sub(s, id) != NULL) {
+            continue;
+        }
+
+        if (s->loaded) {
+            ngx_chat_session_follow(s, id, ngx_max(joined, 1));
+
+        } else {
             (void) ngx_chat_fanout_follow(s, id, seq);
         }
     }
 
     ngx_chat_reading_done(rd);
+
+    if (s->loaded) {
+        ngx_chat_session_catch_up(s);
+        return;
+    }
+
     s->loaded = 1;
 
     if (s->resume) {
@@ -726,42 +745,6 @@ ngx_chat_session_resync(ngx_chat_session_t *s)
     if (s->reading == NULL) {
         ngx_chat_session_load(s);
     }
-}
-
-
-static void
-ngx_chat_session_resynced(ngx_chat_pg_query_t *q, PGresult *res)
-{
-    int                  i, n;
-    int64_t              id, joined;
-    ngx_chat_reading_t  *rd;
-    ngx_chat_session_t  *s;
-
-    rd = q->data;
-    s = rd->session;
-
-    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        ngx_chat_reading_done(rd);
-        s->resync = 1;
-        ngx_chat_session_wake(s, NGX_CHAT_RETRY);
-        return;
-    }
-
-    n = PQntuples(res);
-
-    for (i = 0; i < n; i++) {
-        id = ngx_atoof((u_char *) PQgetvalue(res, i, 0),
-                       PQgetlength(res, i, 0));
-        joined = ngx_atoof((u_char *) PQgetvalue(res, i, 2),
-                           PQgetlength(res, i, 2));
-
-        if (ngx_chat_session_sub(s, id) == NULL) {
-            ngx_chat_session_follow(s, id, ngx_max(joined, 1));
-        }
-    }
-
-    ngx_chat_reading_done(rd);
-    ngx_chat_session_catch_up(s);
 }
 
 

@@ -34,8 +34,6 @@ static ngx_int_t ngx_chat_ws_accept(ngx_chat_session_t *s, ngx_str_t *key,
     ngx_uint_t subprotocol);
 static ngx_int_t ngx_chat_ws_identity(ngx_chat_session_t *s,
     ngx_chat_identity_t *id, ngx_chat_error_t *err);
-static ngx_int_t ngx_chat_ws_add_header(ngx_http_request_t *r, char *key,
-    char *value);
 static void ngx_chat_ws_takeover(ngx_event_t *ev);
 static void ngx_chat_ws_release_http(ngx_connection_t *c,
     ngx_http_connection_t *hc);
@@ -137,11 +135,13 @@ ngx_chat_ws_check(ngx_http_request_t *r, ngx_str_t *key,
     ngx_uint_t *subprotocol, ngx_chat_error_t *err)
 {
     u_char            buf[32];
-    ngx_str_t         decoded;
+    ngx_str_t         decoded, value;
     ngx_table_elt_t  *h, *upgrade, *connection;
 
     if (r->method != NGX_HTTP_GET) {
-        if (ngx_chat_ws_add_header(r, "Allow", "GET") != NGX_OK) {
+        ngx_str_set(&value, "GET");
+
+        if (ngx_chat_api_header(r, "Allow", &value) != NGX_OK) {
             return ngx_chat_refuse(err, 500, "internal error");
         }
 
@@ -174,7 +174,9 @@ ngx_chat_ws_check(ngx_http_request_t *r, ngx_str_t *key,
     if (h == NULL || h->value.len != 2
         || ngx_strncmp(h->value.data, "13", 2) != 0)
     {
-        if (ngx_chat_ws_add_header(r, "Sec-WebSocket-Version", "13")
+        ngx_str_set(&value, "13");
+
+        if (ngx_chat_api_header(r, "Sec-WebSocket-Version", &value)
             != NGX_OK)
         {
             return ngx_chat_refuse(err, 500, "internal error");
@@ -201,26 +203,6 @@ ngx_chat_ws_check(ngx_http_request_t *r, ngx_str_t *key,
 
     h = ngx_chat_ws_header(r, "Sec-WebSocket-Protocol");
     *subprotocol = (h && ngx_chat_ws_has_token(&h->value, "chat.v1"));
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_chat_ws_add_header(ngx_http_request_t *r, char *key, char *value)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    h->key.data = (u_char *) key;
-    h->key.len = ngx_strlen(key);
-    h->value.data = (u_char *) value;
-    h->value.len = ngx_strlen(value);
 
     return NGX_OK;
 }
