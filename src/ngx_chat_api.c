@@ -277,7 +277,7 @@ ngx_chat_api_read_body(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx)
                                   "application/json", 33);
     }
 
-    /* one buffer for the JSON parser; past client_body_buffer_size a file */
+    /* one buffer for the JSON parser, in memory up to chat_body_max */
     r->request_body_in_single_buf = 1;
 
     rc = ngx_http_read_client_request_body(r, ngx_chat_api_body_handler);
@@ -321,18 +321,14 @@ ngx_chat_api_body_args(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx,
     mcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
 
     err->status = 400;
+    p = NULL;
 
     if (ngx_chat_api_body_bytes(r, &p, &len) != NGX_OK) {
-        ngx_cpystrn((u_char *) err->text, (u_char *) "the body cannot be read",
-                    sizeof(err->text));
-        return NGX_ERROR;
+        return ngx_chat_refuse(err, 500, "the body cannot be read");
     }
 
     if (len > mcf->body_max) {
-        err->status = 413;
-        ngx_cpystrn((u_char *) err->text, (u_char *) "the body is too large",
-                    sizeof(err->text));
-        return NGX_ERROR;
+        return ngx_chat_refuse(err, 413, "the body is too large");
     }
 
     if (len == 0) {
@@ -359,14 +355,17 @@ ngx_chat_api_body_args(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx,
 }
 
 
-/* the body in one piece: in memory, or in a temporary file when large */
+/*
+ * The body in one piece.  chat_api locations buffer up to chat_body_max
+ * in memory (ngx_chat_merge_loc_conf()): a body that nginx wrote to a file
+ * is larger, and is refused unread.
+ */
 
 static ngx_int_t
 ngx_chat_api_body_bytes(ngx_http_request_t *r, u_char **p, size_t *len)
 {
     u_char       *dst;
     size_t        size;
-    ssize_t       n;
     ngx_buf_t    *b;
     ngx_chain_t  *cl;
 
@@ -380,18 +379,24 @@ ngx_chat_api_body_bytes(ngx_http_request_t *r, u_char **p, size_t *len)
 
     for (cl = r->request_body->bufs; cl; cl = cl->next) {
         size += ngx_buf_size(cl->buf);
+
+        if (cl->buf->in_file) {
+            size = (size_t) -1;
+            break;
+        }
     }
 
-    if (size == 0) {
+    *len = size;
+
+    if (size == 0 || size == (size_t) -1) {
         return NGX_OK;
     }
 
     b = r->request_body->bufs->buf;
 
-    if (r->request_body->bufs->next == NULL && !b->in_file) {
+    if (r->request_body->bufs->next == NULL) {
         /* in one buffer already: the parser reads it where it is */
         *p = b->pos;
-        *len = size;
         return NGX_OK;
     }
 
@@ -401,30 +406,12 @@ ngx_chat_api_body_bytes(ngx_http_request_t *r, u_char **p, size_t *len)
     }
 
     *p = dst;
-    *len = size;
 
     for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        b = cl->buf;
-
-        if (ngx_buf_size(b) == 0) {
-            /* the end of a chunked body: a buffer of no bytes */
-            continue;
+        if (ngx_buf_size(cl->buf)) {
+            dst = ngx_cpymem(dst, cl->buf->pos,
+                             cl->buf->last - cl->buf->pos);
         }
-
-        if (!b->in_file) {
-            dst = ngx_cpymem(dst, b->pos, b->last - b->pos);
-            continue;
-        }
-
-        /* the temporary file was just written: it is in the page cache */
-        n = ngx_read_file(b->file, dst, b->file_last - b->file_pos,
-                          b->file_pos);
-
-        if (n != b->file_last - b->file_pos) {
-            return NGX_ERROR;
-        }
-
-        dst += n;
     }
 
     return NGX_OK;

@@ -292,7 +292,9 @@ ngx_chat_create_loc_conf(ngx_conf_t *cf)
 /*
  * A chat_api location limits bodies by chat_body_max itself, with the JSON
  * error of the API: nginx's own limit (which answers with an HTML page) is
- * lifted there.  The core module merged its configuration before this.
+ * lifted there, and its buffer holds any body allowed, so that none is
+ * read back from a temporary file.  The core module merged its
+ * configuration before this.
  */
 
 static char *
@@ -301,6 +303,7 @@ ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_chat_loc_conf_t *prev = parent;
     ngx_chat_loc_conf_t *conf = child;
 
+    ngx_chat_main_conf_t      *mcf;
     ngx_http_core_loc_conf_t  *clcf;
 
     if (conf->origins == NULL) {
@@ -308,8 +311,12 @@ ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (conf->kind == NGX_CHAT_LOC_API) {
+        mcf = ngx_http_conf_get_module_main_conf(cf, ngx_chat_module);
         clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
         clcf->client_max_body_size = 0;
+        clcf->client_body_buffer_size = ngx_max(clcf->client_body_buffer_size,
+                                                mcf->body_max);
     }
 
     return NGX_CONF_OK;
