@@ -563,6 +563,13 @@ ngx_chat_ws_release_http(ngx_connection_t *c, ngx_http_connection_t *hc)
     if (c->write->timer_set) {
         ngx_del_timer(c->write);
     }
+
+    /*
+     * Small frames go at once: with Nagle an ack would wait for the
+     * client's delayed ACK of the frame before it (nginx sets this itself
+     * only for keepalive connections)
+     */
+    (void) ngx_tcp_nodelay(c);
 }
 
 
