@@ -1493,6 +1493,59 @@ def test_events_carry_reactions_with_me_null(tenant, db):
                                                 'me': None}]
 
 
+def flags(db, mid):
+    (files, reactions), = rows(db, 'SELECT has_files, has_reactions FROM '
+                                   'chat.messages WHERE id = %s', mid)
+    return files, reactions
+
+
+def test_pages_show_reactions_and_files_as_their_rows_change(tenant, db):
+    # pages read reactions and files only where flags on the message say
+    # there are some: the flags must follow every change of those rows
+    alice = tenant.client('alice')
+    bob = tenant.client('bob')
+    cid = new_conv(alice, 'group', ['bob'])
+    (fid,), = rows(db, 'INSERT INTO chat.files (tenant_id, uploader_id, '
+                       'name, size, content_type, storage_key) VALUES '
+                       '(%s, \'alice\', \'f.txt\', 1, \'text/plain\', %s) '
+                       'RETURNING id', tenant.name, tenant.name + '/flags')
+    m = sent(alice, cid, 'see', attachments=[fid])
+    plain = sent(alice, cid, 'plain')
+    assert flags(db, m['id']) == (True, False)
+    assert flags(db, plain['id']) == (False, False)
+    assert [f['id'] for f in history(bob, cid)['items'][1]['attachments']] \
+        == [fid]
+
+    react(alice, cid, m['id'], 'a')
+    react(bob, cid, m['id'], 'a')
+    react(bob, cid, m['id'], 'b')
+    unreact(alice, cid, m['id'], 'a')
+    unreact(bob, cid, m['id'], 'b')
+    assert flags(db, m['id']) == (True, True)
+    assert history(bob, cid)['items'][1]['reactions'] == [
+        {'emoji': 'a', 'count': 1, 'me': True}]
+    r = unreact(bob, cid, m['id'], 'a')
+    assert r.json['reactions'] == []
+    assert flags(db, m['id']) == (True, False)
+    r = react(alice, cid, m['id'], 'c')
+    assert r.json['reactions'] == [{'emoji': 'c', 'count': 1, 'me': True}]
+    assert history(bob, cid)['items'][1]['reactions'] == [
+        {'emoji': 'c', 'count': 1, 'me': False}]
+
+    # a forward carries the files; a delete drops files and reactions
+    other = new_conv(alice, 'group', ['bob'])
+    f = forward(alice, cid, m['id'], other)
+    assert f.status == 201, f
+    assert flags(db, f.json['id']) == (True, False)
+    assert [a['id'] for a in history(bob, other)['items'][0]['attachments']] \
+        == [fid]
+    assert alice.delete(f'conversations/{cid}/messages/{m["id"]}').status \
+        == 204
+    assert flags(db, m['id']) == (False, False)
+    tomb = history(bob, cid)['items'][1]
+    assert tomb['attachments'] == [] and tomb['reactions'] == []
+
+
 # forward
 
 def forward(client, cid, mid, target):
