@@ -335,3 +335,41 @@ def test_a_lost_connection_leaves_no_alert(terminated):
     alerts = [line for line in ng.log_text().splitlines()
               if '[alert]' in line or '[emerg]' in line]
     assert alerts == []
+
+
+# (e) durability: what a crash may lose without harm commits lazily
+
+def commit_mode_after(conn, sql, params):
+    """synchronous_commit as a statement leaves its transaction."""
+    with conn.cursor() as cur:
+        cur.execute(sql, params)
+        cur.fetchall()
+        cur.execute('SHOW synchronous_commit')
+        mode, = cur.fetchone()
+    conn.rollback()
+    return mode
+
+
+def test_only_last_seen_and_delivery_reports_commit_lazily(new_tenant,
+                                                           side_db):
+    tenant = new_tenant()
+    alice = tenant.client('alice')
+    cid = group(alice)
+    # the test cluster commits lazily throughout: this session does not
+    conn = side_db(autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute('SET synchronous_commit = on')
+    conn.autocommit = False
+    args = '{"conversation_id": %d, "content": "kept"}' % cid
+    assert commit_mode_after(
+        conn, 'SELECT * FROM chat.api_message_send(%s, %s, NULL, %s)',
+        (tenant.name, 'alice', args)) == 'on'
+    assert commit_mode_after(
+        conn, 'SELECT * FROM chat.api_presence_changed(%s, %s, NULL, '
+        '\'{"online": ["alice"], "announce": true}\')',
+        (tenant.name, 'alice')) == 'off'
+    assert commit_mode_after(
+        conn, 'SELECT chat.delivered(%s, %s, %s, %s)',
+        ([tenant.name], ['bob'], [cid], [1])) == 'off'
+    # and the next transaction of the session is durable again
+    assert commit_mode_after(conn, 'SELECT 1', ()) == 'on'
