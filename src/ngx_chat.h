@@ -289,6 +289,9 @@ void ngx_chat_redis_publish(u_char *channel, size_t channel_len,
     u_char *msg, size_t len);
 ngx_int_t ngx_chat_redis_subscribe(ngx_str_t *channel, ngx_uint_t on);
 
+/* keys are built in buffers of a known size */
+#define NGX_CHAT_REDIS_PREFIX_MAX  64
+
 /* reply is a redisReply, NULL when the connection went */
 typedef void (*ngx_chat_redis_reply_pt)(void *reply, void *data);
 
@@ -459,6 +462,7 @@ void ngx_chat_presence_done(void);
 ngx_int_t ngx_chat_presence_connection(ngx_chat_identity_t *id,
     ngx_int_t n);
 ngx_uint_t ngx_chat_presence_local(ngx_str_t *tenant, ngx_str_t *user);
+void ngx_chat_presence_redis_up(void);
 ngx_int_t ngx_chat_presence_lookup(ngx_chat_call_t *call, json_t *users,
     ngx_chat_presence_done_pt done);
 ngx_int_t ngx_chat_presence_may_type(ngx_chat_identity_t *id);

@@ -693,6 +693,13 @@ ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         mcf->redis.prefix.data = value[2].data + 7;
         mcf->redis.prefix.len = value[2].len - 7;
+
+        if (mcf->redis.prefix.len > NGX_CHAT_REDIS_PREFIX_MAX) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"chat_redis\" prefix is longer than %d "
+                               "bytes", NGX_CHAT_REDIS_PREFIX_MAX);
+            return NGX_CONF_ERROR;
+        }
     }
 
     if (ngx_strncmp(value[1].data, "unix:", 5) == 0) {

@@ -10,13 +10,16 @@
  * owned by a pid, so the workers of a reload, which run beside the old
  * ones for a while, never share one.
  *
- * Hosts learn of each other through Redis: each mirrors its online users
- * into a hash per user (a field per host, holding until when it vouches),
- * refreshed every few seconds by one of its workers.  A host that dies
- * drops out when its time runs out.  When a user comes or goes on this
- * host, a worker announces it after a pause (a flapping connection says
- * nothing), once it knows from Redis whether the user is still, or
- * already, online elsewhere.
+ * Hosts learn of each other through Redis: each worker keeps the users it
+ * has connected in a set of its own, the only writer of it, that expires
+ * unless renewed, and notes in a sorted set when it last renewed it.
+ * Renewing is one script every few seconds whatever the number of users;
+ * a user's coming and going is one command.  A worker that dies drops out
+ * when its time runs out, or at once when the worker that takes its slot
+ * writes the set again, as each worker does whenever it connects to
+ * Redis.  When a user comes or goes on this host, a worker announces it
+ * after a pause (a flapping connection says nothing), once it knows from
+ * Redis whether the user is still, or already, online elsewhere.
  *
  * Typing is a signal on the conversation's channel, never stored.  The
  * worker that heard "typing" ends it itself after 5 seconds of silence.
@@ -34,6 +37,9 @@
 #define NGX_CHAT_PRESENCE_REFRESH    10000
 #define NGX_CHAT_PRESENCE_TICK       250
 #define NGX_CHAT_PRESENCE_BATCH      64
+#define NGX_CHAT_PRESENCE_SADD       256     /* members a command */
+#define NGX_CHAT_PRESENCE_KEY_LEN    (NGX_CHAT_REDIS_PREFIX_MAX + 32)
+#define NGX_CHAT_PRESENCE_MEMBER_LEN (3 + 1 + 255 + 1 + 255)
 
 #define NGX_CHAT_TYPING_EXPIRE       5000
 #define NGX_CHAT_TYPING_REPEAT       3000
@@ -70,7 +76,6 @@ typedef struct {
     ngx_queue_t                  lru;
     ngx_queue_t                  dirty;
     ngx_pid_t                    slots[NGX_CHAT_PRESENCE_SLOTS];
-    ngx_msec_t                   refreshed;
     u_char                       host[17];   /* this host in Redis */
 } ngx_chat_presence_sh_t;
 
@@ -89,7 +94,6 @@ typedef struct {
     ngx_pool_cleanup_t          *cleanup;
     json_t                      *asked;      /* of Redis, in order */
     json_t                      *online;
-    ngx_uint_t                   answered;
     ngx_uint_t                   pending;
     ngx_chat_presence_done_pt    done;
 } ngx_chat_lookup_t;
@@ -121,14 +125,21 @@ static void ngx_chat_presence_count(ngx_chat_presence_ctx_t *ctx,
     ngx_chat_presence_node_t *node, ngx_uint_t slot, ngx_int_t n);
 static void ngx_chat_presence_mirror(ngx_str_t *tenant, ngx_str_t *user,
     ngx_uint_t online);
-static u_char *ngx_chat_presence_key(u_char *p, ngx_str_t *tenant,
+static u_char *ngx_chat_presence_member(u_char *p, ngx_str_t *tenant,
     ngx_str_t *user);
+static size_t ngx_chat_presence_set_key(u_char *p);
+static size_t ngx_chat_presence_sets_key(u_char *p);
 static void ngx_chat_presence_tick(ngx_event_t *ev);
 static void ngx_chat_presence_refresh(ngx_chat_presence_ctx_t *ctx);
+static void ngx_chat_presence_vouched(void *reply, void *data);
+static void ngx_chat_presence_republish(ngx_chat_presence_ctx_t *ctx);
+static void ngx_chat_presence_replace(u_char *members, u_char *last);
 static void ngx_chat_presence_announce_due(ngx_chat_presence_ctx_t *ctx);
 static void ngx_chat_presence_announce(ngx_str_t *tenant, ngx_str_t *user);
 static void ngx_chat_presence_announced(ngx_chat_call_t *call);
 static void ngx_chat_presence_decide(ngx_chat_call_t *call);
+static ngx_int_t ngx_chat_presence_ask(ngx_str_t *tenant,
+    ngx_chat_lookup_t *lk);
 static void ngx_chat_lookup_reply(void *reply, void *data);
 static void ngx_chat_lookup_finish(ngx_chat_lookup_t *lk);
 static void ngx_chat_lookup_answer(ngx_chat_lookup_t *lk);
@@ -152,6 +163,8 @@ static ngx_int_t ngx_chat_typing_state(ngx_str_t *tenant, ngx_str_t *user,
 
 static ngx_chat_presence_ctx_t  *ngx_chat_presence;
 static ngx_int_t                 ngx_chat_presence_slot = -1;
+static ngx_uint_t                ngx_chat_presence_mine;  /* users here */
+static ngx_msec_t                ngx_chat_presence_refreshed;
 static ngx_event_t               ngx_chat_presence_timer;
 static ngx_rbtree_t              ngx_chat_typing_tree;
 static ngx_rbtree_node_t         ngx_chat_typing_sentinel;
@@ -608,6 +621,8 @@ ngx_chat_presence_connection(ngx_chat_identity_t *id, ngx_int_t n)
         return NGX_DECLINED;
     }
 
+    /* "before" and the mirror are of this worker's count, not the host's */
+
     hash = ngx_chat_presence_hash(&id->tenant, &id->user);
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
@@ -633,13 +648,18 @@ ngx_chat_presence_connection(ngx_chat_identity_t *id, ngx_int_t n)
         return NGX_DECLINED;
     }
 
-    before = pn->total;
+    before = pn->counts[ngx_chat_presence_slot];
     ngx_chat_presence_count(ctx, pn, ngx_chat_presence_slot, n);
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
-    if ((before == 0) != (pn->total == 0)) {
-        ngx_chat_presence_mirror(&id->tenant, &id->user, before == 0);
+    if (before == 0) {
+        ngx_chat_presence_mine++;
+        ngx_chat_presence_mirror(&id->tenant, &id->user, 1);
+
+    } else if (n < 0 && before == 1) {
+        ngx_chat_presence_mine--;
+        ngx_chat_presence_mirror(&id->tenant, &id->user, 0);
     }
 
     return NGX_OK;
@@ -716,60 +736,70 @@ ngx_chat_presence_may_type(ngx_chat_identity_t *id)
 }
 
 
-/* this host vouches for the user until a while from now, or no more */
+/* the user is in this worker's set, or no more */
 
 static void
 ngx_chat_presence_mirror(ngx_str_t *tenant, ngx_str_t *user,
     ngx_uint_t online)
 {
-    u_char       key[600], until[NGX_TIME_T_LEN];
-    size_t       lens[4];
-    const char  *argv[4];
+    u_char       key[NGX_CHAT_PRESENCE_KEY_LEN];
+    u_char       member[NGX_CHAT_PRESENCE_MEMBER_LEN];
+    size_t       lens[3];
+    const char  *argv[3];
 
     if (!ngx_chat_redis_up() && !online) {
         return;
     }
 
-    lens[1] = ngx_chat_presence_key(key, tenant, user) - key;
+    argv[0] = online ? "SADD" : "SREM";
+    lens[0] = 4;
     argv[1] = (char *) key;
-    argv[2] = (char *) ngx_chat_presence->sh->host;
-    lens[2] = 16;
+    lens[1] = ngx_chat_presence_set_key(key);
+    argv[2] = (char *) member;
+    lens[2] = ngx_chat_presence_member(member, tenant, user) - member;
+
+    (void) ngx_chat_redis_command(3, argv, lens, NULL, NULL);
 
     if (online) {
-        argv[0] = "HSET";
-        lens[0] = 4;
-        argv[3] = (char *) until;
-        lens[3] = ngx_sprintf(until, "%T",
-                              ngx_time() + NGX_CHAT_PRESENCE_TTL) - until;
-
-        (void) ngx_chat_redis_command(4, argv, lens, NULL, NULL);
-
+        /* a set that nobody renews goes, whatever happens to this host */
         argv[0] = "EXPIRE";
         lens[0] = 6;
-        argv[2] = ngx_value(NGX_CHAT_PRESENCE_TTL) "0";
+        argv[2] = ngx_value(NGX_CHAT_PRESENCE_TTL);
         lens[2] = ngx_strlen(argv[2]);
 
         (void) ngx_chat_redis_command(3, argv, lens, NULL, NULL);
-        return;
     }
-
-    argv[0] = "HDEL";
-    lens[0] = 4;
-
-    (void) ngx_chat_redis_command(3, argv, lens, NULL, NULL);
 }
 
 
-/* "p:<tenant length>:<tenant>:<user>" below the Redis prefix */
+/* a user in a set: "<tenant length>:<tenant>:<user>" */
 
 static u_char *
-ngx_chat_presence_key(u_char *p, ngx_str_t *tenant, ngx_str_t *user)
+ngx_chat_presence_member(u_char *p, ngx_str_t *tenant, ngx_str_t *user)
 {
-    ngx_str_t  *prefix;
+    return ngx_sprintf(p, "%uz:%V:%V", tenant->len, tenant, user);
+}
 
-    prefix = &ngx_chat_worker.conf->redis.prefix;
 
-    return ngx_sprintf(p, "%Vp:%uz:%V:%V", prefix, tenant->len, tenant, user);
+/* "<prefix>p:w:<host>:<slot>": the users of this worker */
+
+static size_t
+ngx_chat_presence_set_key(u_char *p)
+{
+    return ngx_sprintf(p, "%Vp:w:%*s:%i", &ngx_chat_worker.conf->redis.prefix,
+                       (size_t) 16, ngx_chat_presence->sh->host,
+                       ngx_chat_presence_slot)
+           - p;
+}
+
+
+/* "<prefix>p:workers": "<host>:<slot>" of each set, by when it was renewed */
+
+static size_t
+ngx_chat_presence_sets_key(u_char *p)
+{
+    return ngx_sprintf(p, "%Vp:workers", &ngx_chat_worker.conf->redis.prefix)
+           - p;
 }
 
 
@@ -789,33 +819,108 @@ ngx_chat_presence_tick(ngx_event_t *ev)
 }
 
 
-/* one worker of the host renews the host's word for all its users */
+/*
+ * Each worker renews its set every few seconds, by Redis's clock: hosts
+ * need not agree on the time.  Sets silent for an hour are forgotten.
+ */
+
+static const char  ngx_chat_presence_vouch[] =
+    "local now = tonumber(redis.call('TIME')[1]) "
+    "redis.call('ZADD', KEYS[1], now, ARGV[1]) "
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 3600) "
+    "return redis.call('EXPIRE', KEYS[2], ARGV[2])";
+
 
 static void
 ngx_chat_presence_refresh(ngx_chat_presence_ctx_t *ctx)
 {
-    u_char                    *p, *buf, *last;
+    u_char       sets[NGX_CHAT_PRESENCE_KEY_LEN];
+    u_char       set[NGX_CHAT_PRESENCE_KEY_LEN], name[32];
+    size_t       lens[7];
+    const char  *argv[7];
+
+    if (ngx_chat_presence_slot < 0 || !ngx_chat_redis_up()
+        || (ngx_chat_presence_refreshed
+            && ngx_chat_elapsed(ngx_chat_presence_refreshed)
+               < NGX_CHAT_PRESENCE_REFRESH))
+    {
+        return;
+    }
+
+    ngx_chat_presence_refreshed = ngx_current_msec;
+
+    argv[0] = "EVAL";
+    lens[0] = 4;
+    argv[1] = ngx_chat_presence_vouch;
+    lens[1] = sizeof(ngx_chat_presence_vouch) - 1;
+    argv[2] = "2";
+    lens[2] = 1;
+    argv[3] = (char *) sets;
+    lens[3] = ngx_chat_presence_sets_key(sets);
+    argv[4] = (char *) set;
+    lens[4] = ngx_chat_presence_set_key(set);
+    argv[5] = (char *) name;
+    lens[5] = ngx_sprintf(name, "%*s:%i", (size_t) 16, ctx->sh->host,
+                          ngx_chat_presence_slot)
+              - name;
+    argv[6] = ngx_value(NGX_CHAT_PRESENCE_TTL);
+    lens[6] = ngx_strlen(argv[6]);
+
+    (void) ngx_chat_redis_command(7, argv, lens, ngx_chat_presence_vouched,
+                                  ctx);
+}
+
+
+/*
+ * EXPIRE found no set while this worker has users: Redis lost it (a
+ * restart, memory) or the worker was silent for too long.
+ */
+
+static void
+ngx_chat_presence_vouched(void *r, void *data)
+{
+    redisReply  *reply = r;
+
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0
+        && ngx_chat_presence_mine)
+    {
+        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                      "chat: redis lost the presence of this worker's "
+                      "users; it is written again");
+        ngx_chat_presence_republish(data);
+    }
+}
+
+
+/* this worker is connected to Redis again: its set is written whole */
+
+void
+ngx_chat_presence_redis_up(void)
+{
+    if (ngx_chat_presence == NULL || ngx_chat_presence_slot < 0) {
+        return;
+    }
+
+    ngx_chat_presence_republish(ngx_chat_presence);
+
+    /* and other hosts find the set at once */
+    ngx_chat_presence_refreshed = 0;
+    ngx_chat_presence_refresh(ngx_chat_presence);
+}
+
+
+static void
+ngx_chat_presence_republish(ngx_chat_presence_ctx_t *ctx)
+{
+    u_char                    *p, *buf;
     size_t                     size;
     ngx_str_t                  tenant, user;
     ngx_queue_t               *q;
     ngx_chat_presence_node_t  *pn;
 
-    if (!ngx_chat_redis_up()
-        || ngx_chat_elapsed(ctx->sh->refreshed) < NGX_CHAT_PRESENCE_REFRESH)
-    {
-        return;
-    }
+    /* the members are copied out: Redis is not written under the lock */
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
-
-    if (ngx_chat_elapsed(ctx->sh->refreshed) < NGX_CHAT_PRESENCE_REFRESH) {
-        ngx_shmtx_unlock(&ctx->shpool->mutex);
-        return;
-    }
-
-    ctx->sh->refreshed = ngx_current_msec;
-
-    /* the users are copied out: Redis is not written under the lock */
 
     size = 0;
 
@@ -825,12 +930,12 @@ ngx_chat_presence_refresh(ngx_chat_presence_ctx_t *ctx)
     {
         pn = ngx_queue_data(q, ngx_chat_presence_node_t, lru);
 
-        if (pn->total) {
-            size += 2 + pn->tenant_len + pn->user_len;
+        if (pn->counts[ngx_chat_presence_slot]) {
+            size += 2 + 5 + pn->tenant_len + pn->user_len;
         }
     }
 
-    buf = size ? ngx_alloc(size, ngx_cycle->log) : NULL;
+    buf = ngx_alloc(size + 1, ngx_cycle->log);
     p = buf;
 
     for (q = ngx_queue_head(&ctx->sh->lru);
@@ -839,10 +944,17 @@ ngx_chat_presence_refresh(ngx_chat_presence_ctx_t *ctx)
     {
         pn = ngx_queue_data(q, ngx_chat_presence_node_t, lru);
 
-        if (pn->total) {
-            *p++ = pn->tenant_len;
-            *p++ = pn->user_len;
-            p = ngx_cpymem(p, pn->data, pn->tenant_len + pn->user_len);
+        if (pn->counts[ngx_chat_presence_slot]) {
+            tenant.len = pn->tenant_len;
+            tenant.data = pn->data;
+            user.len = pn->user_len;
+            user.data = pn->data + pn->tenant_len;
+
+            /* each member after its length, in two bytes */
+            size = ngx_chat_presence_member(p + 2, &tenant, &user) - p - 2;
+            *p++ = (u_char) (size >> 8);
+            *p++ = (u_char) size;
+            p += size;
         }
     }
 
@@ -852,18 +964,81 @@ ngx_chat_presence_refresh(ngx_chat_presence_ctx_t *ctx)
         return;
     }
 
-    last = p;
-
-    for (p = buf; p < last; p += tenant.len + user.len) {
-        tenant.len = *p++;
-        user.len = *p++;
-        tenant.data = p;
-        user.data = p + tenant.len;
-
-        ngx_chat_presence_mirror(&tenant, &user, 1);
-    }
+    ngx_chat_presence_replace(buf, p);
 
     ngx_free(buf);
+}
+
+
+/*
+ * The set becomes the members given (each after its length), at once for
+ * whoever reads it: what a dead worker of this slot left goes too.  A
+ * transaction left open would take in the link's next commands: one that
+ * cannot be queued ends it.
+ */
+
+static void
+ngx_chat_presence_replace(u_char *members, u_char *last)
+{
+    u_char       key[NGX_CHAT_PRESENCE_KEY_LEN];
+    size_t       lens[2 + NGX_CHAT_PRESENCE_SADD];
+    ngx_uint_t   n;
+    const char  *argv[2 + NGX_CHAT_PRESENCE_SADD];
+
+    argv[0] = "MULTI";
+    lens[0] = 5;
+
+    if (ngx_chat_redis_command(1, argv, lens, NULL, NULL) != NGX_OK) {
+        return;
+    }
+
+    argv[0] = "DEL";
+    lens[0] = 3;
+    argv[1] = (char *) key;
+    lens[1] = ngx_chat_presence_set_key(key);
+
+    if (ngx_chat_redis_command(2, argv, lens, NULL, NULL) != NGX_OK) {
+        goto discard;
+    }
+
+    argv[0] = "SADD";
+    lens[0] = 4;
+
+    while (members < last) {
+
+        for (n = 2; n < 2 + NGX_CHAT_PRESENCE_SADD && members < last; n++) {
+            lens[n] = (members[0] << 8) | members[1];
+            argv[n] = (char *) members + 2;
+            members += 2 + lens[n];
+        }
+
+        if (ngx_chat_redis_command(n, argv, lens, NULL, NULL) != NGX_OK) {
+            goto discard;
+        }
+    }
+
+    argv[0] = "EXPIRE";
+    lens[0] = 6;
+    argv[2] = ngx_value(NGX_CHAT_PRESENCE_TTL);
+    lens[2] = ngx_strlen(argv[2]);
+
+    if (ngx_chat_redis_command(3, argv, lens, NULL, NULL) != NGX_OK) {
+        goto discard;
+    }
+
+    argv[0] = "EXEC";
+    lens[0] = 4;
+
+    if (ngx_chat_redis_command(1, argv, lens, NULL, NULL) == NGX_OK) {
+        return;
+    }
+
+discard:
+
+    argv[0] = "DISCARD";
+    lens[0] = 7;
+
+    (void) ngx_chat_redis_command(1, argv, lens, NULL, NULL);
 }
 
 
@@ -872,8 +1047,8 @@ ngx_chat_presence_refresh(ngx_chat_presence_ctx_t *ctx)
 static void
 ngx_chat_presence_announce_due(ngx_chat_presence_ctx_t *ctx)
 {
-    u_char                    *p, *last, here;
-    u_char                     buf[NGX_CHAT_PRESENCE_BATCH * 516];
+    u_char                    *p, *last;
+    u_char                     buf[NGX_CHAT_PRESENCE_BATCH * 512];
     ngx_str_t                  tenant, user;
     ngx_uint_t                 n;
     ngx_queue_t               *q;
@@ -896,7 +1071,6 @@ ngx_chat_presence_announce_due(ngx_chat_presence_ctx_t *ctx)
         ngx_queue_remove(q);
         pn->in_dirty = 0;
 
-        *p++ = (pn->total > 0);
         *p++ = pn->tenant_len;
         *p++ = pn->user_len;
         p = ngx_cpymem(p, pn->data, pn->tenant_len + pn->user_len);
@@ -907,14 +1081,10 @@ ngx_chat_presence_announce_due(ngx_chat_presence_ctx_t *ctx)
     last = p;
 
     for (p = buf; p < last; p += tenant.len + user.len) {
-        here = *p++;
         tenant.len = *p++;
         user.len = *p++;
         tenant.data = p;
         user.data = p + tenant.len;
-
-        /* Redis learns this host's word first: also what a dead worker left */
-        ngx_chat_presence_mirror(&tenant, &user, here);
 
         ngx_chat_presence_announce(&tenant, &user);
     }
@@ -1051,11 +1221,9 @@ ngx_int_t
 ngx_chat_presence_lookup(ngx_chat_call_t *call, json_t *users,
     ngx_chat_presence_done_pt done)
 {
-    u_char              key[600];
-    size_t              i, lens[2];
+    size_t              i;
     json_t             *u;
     ngx_str_t           user;
-    const char         *argv[2];
     ngx_chat_lookup_t  *lk;
 
     if (call->args == NULL) {
@@ -1091,21 +1259,15 @@ ngx_chat_presence_lookup(ngx_chat_call_t *call, json_t *users,
             continue;
         }
 
-        if (ngx_chat_presence == NULL) {
-            continue;
-        }
-
-        argv[0] = "HGETALL";
-        lens[0] = 7;
-        argv[1] = (char *) key;
-        lens[1] = ngx_chat_presence_key(key, &call->id.tenant, &user) - key;
-
-        if (ngx_chat_redis_command(2, argv, lens, ngx_chat_lookup_reply, lk)
-            == NGX_OK)
-        {
+        if (ngx_chat_presence != NULL && user.len <= 255) {
             json_array_append(lk->asked, u);
-            lk->pending++;
         }
+    }
+
+    if (json_array_size(lk->asked)
+        && ngx_chat_presence_ask(&call->id.tenant, lk) == NGX_OK)
+    {
+        lk->pending++;
     }
 
     if (lk->pending == 1) {
@@ -1131,39 +1293,117 @@ ngx_chat_presence_lookup(ngx_chat_call_t *call, json_t *users,
 }
 
 
-/* the hash of a user: a field per host, and until when it vouches */
+/*
+ * One script looks for the users in the sets of the other hosts' workers
+ * that renewed theirs in time, and answers with their places in the
+ * question (from 1).
+ */
+
+static const char  ngx_chat_presence_find_script[] =
+    "local now = tonumber(redis.call('TIME')[1]) "
+    "local sets = redis.call('ZRANGEBYSCORE', KEYS[1], "
+    "now - tonumber(ARGV[1]), '+inf') "
+    "local users = {unpack(ARGV, 4)} "
+    "local found, out = {}, {} "
+    "for _, s in ipairs(sets) do "
+    "if string.sub(s, 1, 16) ~= ARGV[2] then "
+    "local r = redis.call('SMISMEMBER', ARGV[3] .. s, unpack(users)) "
+    "for i, v in ipairs(r) do if v == 1 then found[i] = true end end "
+    "end "
+    "end "
+    "for i = 1, #users do if found[i] then out[#out + 1] = i end end "
+    "return out";
+
+
+static ngx_int_t
+ngx_chat_presence_ask(ngx_str_t *tenant, ngx_chat_lookup_t *lk)
+{
+    u_char       *p, *members, workers[NGX_CHAT_PRESENCE_KEY_LEN];
+    u_char        sets[NGX_CHAT_PRESENCE_KEY_LEN];
+    size_t        i, n, *lens;
+    json_t       *u;
+    ngx_str_t     user;
+    ngx_int_t     rc;
+    const char  **argv;
+
+    n = json_array_size(lk->asked);
+
+    argv = ngx_alloc((7 + n) * (sizeof(char *) + sizeof(size_t))
+                     + n * NGX_CHAT_PRESENCE_MEMBER_LEN, ngx_cycle->log);
+    if (argv == NULL) {
+        return NGX_ERROR;
+    }
+
+    lens = (size_t *) (argv + 7 + n);
+    members = (u_char *) (lens + 7 + n);
+
+    argv[0] = "EVAL";
+    lens[0] = 4;
+    argv[1] = ngx_chat_presence_find_script;
+    lens[1] = sizeof(ngx_chat_presence_find_script) - 1;
+    argv[2] = "1";
+    lens[2] = 1;
+    argv[3] = (char *) workers;
+    lens[3] = ngx_chat_presence_sets_key(workers);
+    argv[4] = ngx_value(NGX_CHAT_PRESENCE_TTL);
+    lens[4] = ngx_strlen(argv[4]);
+    argv[5] = (char *) ngx_chat_presence->sh->host;
+    lens[5] = 16;
+    argv[6] = (char *) sets;
+    lens[6] = ngx_sprintf(sets, "%Vp:w:", &ngx_chat_worker.conf->redis.prefix)
+              - sets;
+
+    p = members;
+
+    json_array_foreach(lk->asked, i, u) {
+        user.data = (u_char *) json_string_value(u);
+        user.len = json_string_length(u);
+
+        argv[7 + i] = (char *) p;
+        p = ngx_chat_presence_member(p, tenant, &user);
+        lens[7 + i] = p - (u_char *) argv[7 + i];
+    }
+
+    rc = ngx_chat_redis_command(7 + n, argv, lens, ngx_chat_lookup_reply, lk);
+
+    /* hiredis has copied the command */
+    ngx_free(argv);
+
+    return rc == NGX_OK ? NGX_OK : NGX_ERROR;
+}
+
+
+/* the places of those online elsewhere, from 1 */
 
 static void
 ngx_chat_lookup_reply(void *r, void *data)
 {
     size_t              i;
-    time_t              until;
     json_t             *user;
     redisReply         *reply = r;
     ngx_chat_lookup_t  *lk = data;
 
-    user = json_array_get(lk->asked, lk->answered++);
+    if (reply && reply->type == REDIS_REPLY_ARRAY) {
 
-    if (reply && reply->type == REDIS_REPLY_ARRAY && user) {
+        for (i = 0; i < reply->elements; i++) {
 
-        for (i = 0; i + 1 < reply->elements; i += 2) {
-
-            if (reply->element[i]->len == 16
-                && ngx_strncmp(reply->element[i]->str,
-                               ngx_chat_presence->sh->host, 16) == 0)
+            if (reply->element[i]->type != REDIS_REPLY_INTEGER
+                || reply->element[i]->integer < 1)
             {
-                /* this host answers for itself, from the zone */
                 continue;
             }
 
-            until = ngx_atotm((u_char *) reply->element[i + 1]->str,
-                              reply->element[i + 1]->len);
-
-            if (until > ngx_time()) {
+            user = json_array_get(lk->asked,
+                                  (size_t) reply->element[i]->integer - 1);
+            if (user) {
                 json_array_append(lk->online, user);
-                break;
             }
         }
+
+    } else if (reply && reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "chat: redis could not say who is online: %*s",
+                      reply->len, reply->str);
     }
 
     ngx_chat_lookup_finish(lk);

@@ -424,6 +424,7 @@ ngx_chat_redis_on_connect(const redisAsyncContext *ac, int status)
 
     } else {
         ngx_chat_redis_flush_pending();
+        ngx_chat_presence_redis_up();
     }
 }
 

@@ -19,6 +19,7 @@ import random
 import re
 import signal
 import struct
+import subprocess
 import time
 import urllib.parse
 import zlib
@@ -603,6 +604,80 @@ def test_kill9_of_a_worker_leaves_no_ghost_online(tenant, killable):
     for c in fresh + both + [c for _, c in kept]:
         hangup(c)
     wait_status(observer, 'fresh', 'offline', timeout=3)
+
+
+@pytest.fixture
+def two_hosts_own_redis(stack, request):
+    """Two nginx instances on a Redis of their own, which the test may
+    restart or empty."""
+    redis = chatstack.Redis(stack.root / f'presence-{request.node.name}'[:60])
+    redis.start()
+    hosts = []
+    try:
+        for name in ('pa', 'pb'):
+            hosts.append(stack.nginx(name=f'{name}-{request.node.name}'[:40],
+                                     REDIS=redis.address))
+        yield redis, hosts[0], hosts[1]
+    finally:
+        for ng in hosts:
+            ng.stop()
+        redis.stop()
+
+
+def redis_cli(redis, *args):
+    return subprocess.run(['redis-cli', '-h', '127.0.0.1', '-p',
+                           str(redis.port), *args], check=True,
+                          capture_output=True, text=True).stdout.split()
+
+
+def test_presence_across_hosts_outlives_a_restart_of_redis(
+        tenant, two_hosts_own_redis):
+    # Redis keeps nothing here: each worker writes its users again when
+    # it is back on Redis
+    redis, a, b = two_hosts_own_redis
+    via_b = tenant.client('bob', nginx=b)
+    alice = connect(tenant, 'alice', nginx=a, start=False)
+    wait_status(via_b, 'alice', 'online', timeout=3)
+
+    redis.stop()
+    redis.start()
+    assert redis_cli(redis, 'DBSIZE') == ['0']
+    wait_status(via_b, 'alice', 'online', timeout=10)
+    hangup(alice)
+    wait_status(via_b, 'alice', 'offline', timeout=3)
+
+
+def test_presence_across_hosts_outlives_redis_losing_it(
+        tenant, two_hosts_own_redis):
+    # no reconnection tells the workers: renewing finds the sets gone
+    redis, a, b = two_hosts_own_redis
+    via_b = tenant.client('bob', nginx=b)
+    alice = connect(tenant, 'alice', nginx=a, start=False)
+    wait_status(via_b, 'alice', 'online', timeout=3)
+
+    redis_cli(redis, 'FLUSHALL')
+    wait_status(via_b, 'alice', 'online', timeout=15)
+    assert 'redis lost the presence' in a.log_text()
+    hangup(alice)
+    wait_status(via_b, 'alice', 'offline', timeout=3)
+
+
+def test_a_dead_host_drops_out_when_its_word_runs_out(
+        tenant, two_hosts_own_redis):
+    redis, a, b = two_hosts_own_redis
+    via_b = tenant.client('bob', nginx=b)
+    alice = connect(tenant, 'alice', nginx=a, start=False)
+    wait_status(via_b, 'alice', 'online', timeout=3)
+
+    # the whole host at once: nothing of it can tell Redis
+    pids = [a.pid] + a.worker_pids()
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    start = time.monotonic()
+    assert status_of(via_b, 'alice') == 'online'
+    wait_status(via_b, 'alice', 'offline', timeout=45)
+    assert time.monotonic() - start >= 15, 'gone before its word ran out'
+    alice.sock.close()
 
 
 def test_reload_leaves_presence_right(tenant, stack):
