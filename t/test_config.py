@@ -220,6 +220,23 @@ def test_bad_leeway_is_refused(check_config):
     refused(out, 'chat_jwt_leeway')
 
 
+# chat_redis
+
+def test_redis_prefix_of_64_bytes_passes(check_config):
+    out = check_config(REDIS='127.0.0.1:6379 prefix=' + 'p' * 64)
+    assert out.returncode == 0, out.stderr
+
+
+def test_redis_prefix_longer_than_64_bytes_is_refused(check_config):
+    out = check_config(REDIS='127.0.0.1:6379 prefix=' + 'p' * 65)
+    refused(out, 'chat_redis', 'prefix is longer than 64 bytes')
+
+
+def test_redis_unknown_parameter_is_refused(check_config):
+    out = check_config(REDIS='127.0.0.1:6379 db=2')
+    refused(out, 'chat_redis', 'unknown parameter', '"db=2"')
+
+
 def test_chat_api_outside_location_is_refused(check_config):
     out = check_config(EXTRA='chat_api;')
     refused(out, 'chat_api', 'not allowed here')
