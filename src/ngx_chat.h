@@ -181,6 +181,7 @@ extern ngx_uint_t       ngx_chat_nstmts;
 #define NGX_CHAT_A_SELF_LIVENESS 0x04   /* whether the caller is online */
 #define NGX_CHAT_A_TYPING        0x08   /* a typing signal follows */
 #define NGX_CHAT_A_ELSEWHERE     0x10   /* liveness on other hosts only */
+#define NGX_CHAT_A_TYPING_ON     0x20   /* typing_start: is_typing true */
 
 typedef struct ngx_chat_call_s  ngx_chat_call_t;
 

@@ -368,7 +368,8 @@ const ngx_chat_ws_type_t  ngx_chat_ws_types[] = {
       NGX_CHAT_SQL_CONVERSATION_READ, 0, ngx_chat_ws_read_fields, "" },
 
     { ngx_string("typing_start"), NGX_CHAT_MSG_ACTION, NGX_CHAT_SQL_TYPING,
-      NGX_CHAT_A_TYPING, ngx_chat_ws_conversation_fields, NULL },
+      NGX_CHAT_A_TYPING|NGX_CHAT_A_TYPING_ON,
+      ngx_chat_ws_conversation_fields, NULL },
 
     { ngx_string("typing_stop"), NGX_CHAT_MSG_ACTION, NGX_CHAT_SQL_TYPING,
       NGX_CHAT_A_TYPING, ngx_chat_ws_conversation_fields, NULL },

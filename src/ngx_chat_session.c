@@ -79,6 +79,8 @@ static void ngx_chat_session_call_done(ngx_chat_call_t *call);
 static void ngx_chat_session_call_free(ngx_chat_ws_call_t *wc);
 static void ngx_chat_session_view(ngx_chat_session_t *s,
     const ngx_chat_ws_type_t *t, json_t *msg, json_t *req);
+static json_t *ngx_chat_session_args(ngx_chat_session_t *s,
+    const ngx_chat_ws_type_t *t, json_t *msg, json_t *req);
 static ngx_chat_sub_t *ngx_chat_session_sub(ngx_chat_session_t *s,
     int64_t conversation);
 static void ngx_chat_json_cleanup(void *data);
@@ -923,19 +925,21 @@ ngx_chat_session_type(json_t *type)
 }
 
 
-/* resume, join and leave: checked like any arguments, handled here */
+/*
+ * a client message's arguments checked against its type's fields, as a
+ * REST body is; NULL when they are refused, after the error is sent
+ */
 
-static void
-ngx_chat_session_view(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
+static json_t *
+ngx_chat_session_args(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
     json_t *msg, json_t *req)
 {
     json_t            *args;
-    int64_t            id;
     ngx_chat_error_t   err;
 
     args = json_object();
     if (args == NULL) {
-        return;
+        return NULL;
     }
 
     if (ngx_chat_args_from_json(msg, t->fields, &ngx_chat_worker.conf->limits,
@@ -946,6 +950,24 @@ ngx_chat_session_view(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
         ngx_chat_session_error(s, req, err.status, (u_char *) err.text,
                                ngx_strlen(err.text));
         json_decref(args);
+        return NULL;
+    }
+
+    return args;
+}
+
+
+/* resume, join and leave: checked like any arguments, handled here */
+
+static void
+ngx_chat_session_view(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
+    json_t *msg, json_t *req)
+{
+    json_t   *args;
+    int64_t   id;
+
+    args = ngx_chat_session_args(s, t, msg, req);
+    if (args == NULL) {
         return;
     }
 
@@ -981,7 +1003,6 @@ ngx_chat_session_action(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
 {
     json_t              *args;
     ngx_pool_t          *pool;
-    ngx_chat_error_t     err;
     ngx_pool_cleanup_t  *cln;
     ngx_chat_ws_call_t  *wc;
 
@@ -991,28 +1012,15 @@ ngx_chat_session_action(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
         return;
     }
 
-    args = json_object();
+    args = ngx_chat_session_args(s, t, msg, req);
     if (args == NULL) {
         return;
     }
 
-    if (ngx_chat_args_from_json(msg, t->fields, &ngx_chat_worker.conf->limits,
-                                args, &err)
-        != NGX_OK
-        || ngx_chat_args_require(args, t->fields, &err) != NGX_OK)
-    {
-        ngx_chat_session_error(s, req, err.status, (u_char *) err.text,
-                               ngx_strlen(err.text));
-        json_decref(args);
-        return;
-    }
-
     if (t->flags & NGX_CHAT_A_TYPING) {
-        /* typing_start and typing_stop say it in their name */
+        /* over REST is_typing is a field; here the type names it */
         json_object_set_new(args, "is_typing",
-                            json_boolean(t->type.data[7] == 's'
-                                         && t->type.data[8] == 't'
-                                         && t->type.data[9] == 'a'));
+                            json_boolean(t->flags & NGX_CHAT_A_TYPING_ON));
     }
 
     pool = ngx_create_pool(1024, s->connection->log);
