@@ -77,7 +77,6 @@ static void ngx_chat_fuzz_ws_data(ngx_chat_fuzz_ws_t *ws,
     ngx_chat_ws_frame_t *f, u_char *payload);
 static ngx_int_t ngx_chat_fuzz_ws_step(ngx_chat_fuzz_ws_t *ws, u_char *p,
     size_t len);
-static ngx_int_t ngx_chat_fuzz_ws_ref_prefix(const u_char *p, size_t len);
 static void ngx_chat_fuzz_ws_message(ngx_chat_fuzz_ws_t *ws, u_char *p,
     size_t len);
 static void ngx_chat_fuzz_ws_close(ngx_chat_fuzz_ws_t *ws, ngx_uint_t code);
@@ -527,7 +526,7 @@ ngx_chat_fuzz_ws_step(ngx_chat_fuzz_ws_t *ws, u_char *p, size_t len)
 
     ngx_chat_fuzz_assert(rc == rc2);
 
-    ref = ngx_chat_fuzz_ws_ref_prefix(ws->seen, ws->seen_len);
+    ref = ngx_chat_fuzz_utf8_prefix(ws->seen, ws->seen_len);
 
     ngx_chat_fuzz_assert((rc == NGX_ERROR) == (ref == NGX_ERROR));
 
@@ -538,65 +537,6 @@ ngx_chat_fuzz_ws_step(ngx_chat_fuzz_ws_t *ws, u_char *p, size_t len)
     }
 
     return rc;
-}
-
-
-/*
- * Table 3-7 on a prefix of a message: NGX_OK, every character is whole;
- * NGX_AGAIN, the last one is cut but may yet be completed; NGX_ERROR.
- */
-
-static ngx_int_t
-ngx_chat_fuzz_ws_ref_prefix(const u_char *p, size_t len)
-{
-    u_char     c, lo, hi;
-    size_t     i, n, k;
-    ngx_int_t  rc;
-
-    for (i = 0; i < len; i += n) {
-        c = p[i];
-        lo = 0x80;
-        hi = 0xbf;
-
-        if (c <= 0x7f) {
-            n = 1;
-            continue;
-        }
-
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 2;
-
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 3;
-            lo = (c == 0xe0) ? 0xa0 : 0x80;
-            hi = (c == 0xed) ? 0x9f : 0xbf;
-
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 4;
-            lo = (c == 0xf0) ? 0x90 : 0x80;
-            hi = (c == 0xf4) ? 0x8f : 0xbf;
-
-        } else {
-            return NGX_ERROR;
-        }
-
-        for (k = 1; k < n; k++) {
-            if (i + k == len) {
-                return NGX_AGAIN;
-            }
-
-            if (p[i + k] < (k == 1 ? lo : 0x80)
-                || p[i + k] > (k == 1 ? hi : 0xbf))
-            {
-                return NGX_ERROR;
-            }
-        }
-    }
-
-    rc = ngx_chat_fuzz_utf8_valid(p, len);
-    ngx_chat_fuzz_assert(rc == NGX_OK);
-
-    return NGX_OK;
 }
 
 

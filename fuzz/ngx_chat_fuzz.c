@@ -372,7 +372,7 @@ ngx_chat_fuzz_is_id(u_char *p, size_t len, size_t max)
  */
 
 ngx_int_t
-ngx_chat_fuzz_utf8_valid(const u_char *p, size_t len)
+ngx_chat_fuzz_utf8_prefix(const u_char *p, size_t len)
 {
     u_char  c, lo, hi;
     size_t  i, n, k;
@@ -404,18 +404,27 @@ ngx_chat_fuzz_utf8_valid(const u_char *p, size_t len)
             return NGX_ERROR;
         }
 
-        if (len - i < n || p[i + 1] < lo || p[i + 1] > hi) {
-            return NGX_ERROR;
-        }
+        for (k = 1; k < n; k++) {
+            if (i + k == len) {
+                return NGX_AGAIN;
+            }
 
-        for (k = 2; k < n; k++) {
-            if (p[i + k] < 0x80 || p[i + k] > 0xbf) {
+            if (p[i + k] < (k == 1 ? lo : 0x80)
+                || p[i + k] > (k == 1 ? hi : 0xbf))
+            {
                 return NGX_ERROR;
             }
         }
     }
 
     return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_chat_fuzz_utf8_valid(const u_char *p, size_t len)
+{
+    return (ngx_chat_fuzz_utf8_prefix(p, len) == NGX_OK) ? NGX_OK : NGX_ERROR;
 }
 
 

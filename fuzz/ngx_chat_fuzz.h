@@ -50,7 +50,12 @@ void ngx_chat_fuzz_check_error(ngx_int_t rc, ngx_chat_error_t *err);
 /* a user id or tenant: 1 to max bytes, no control characters */
 ngx_int_t ngx_chat_fuzz_is_id(u_char *p, size_t len, size_t max);
 
-/* UTF-8 after the Unicode standard's table 3-7, as a reference */
+/*
+ * UTF-8 after the Unicode standard's table 3-7, as a reference.  On a
+ * prefix of a text: NGX_OK, every character is whole; NGX_AGAIN, the last
+ * one is cut but may yet be completed; NGX_ERROR.
+ */
+ngx_int_t ngx_chat_fuzz_utf8_prefix(const u_char *p, size_t len);
 ngx_int_t ngx_chat_fuzz_utf8_valid(const u_char *p, size_t len);
 size_t ngx_chat_fuzz_utf8_chars(const u_char *p, size_t len);
 
