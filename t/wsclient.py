@@ -37,9 +37,13 @@ class HandshakeRefused(Exception):
 
 
 class WS:
+    """One WebSocket connection.  The handshake may carry bytes right
+    behind it (tail), and the socket may get a small receive buffer before
+    it connects (rcvbuf)."""
+
     def __init__(self, port, token=None, path='/ws/chat', headers=None,
                  protocols=None, query=None, host='127.0.0.1', timeout=10,
-                 source=None):
+                 source=None, rcvbuf=None, tail=b''):
         self.port = port
         self.token = token
         self.path = path
@@ -49,6 +53,8 @@ class WS:
         self.host = host
         self.timeout = timeout
         self.source = source
+        self.rcvbuf = rcvbuf
+        self.tail = tail
         self.sock = None
         self.buf = b''
         self.response_headers = {}
@@ -57,48 +63,54 @@ class WS:
     # the handshake
 
     def connect(self):
-        self.sock = socket.create_connection(
-            (self.host, self.port), timeout=self.timeout,
-            source_address=(self.source, 0) if self.source else None)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if self.rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
+                                 self.rcvbuf)
+        self.sock.settimeout(self.timeout)
+        if self.source:
+            self.sock.bind((self.source, 0))
+        self.sock.connect((self.host, self.port))
         key = base64.b64encode(os.urandom(16)).decode()
         path = self.path + (f'?{self.query}' if self.query else '')
-        lines = [f'GET {path} HTTP/1.1', f'Host: {self.host}:{self.port}',
-                 'Upgrade: websocket', 'Connection: Upgrade',
-                 f'Sec-WebSocket-Key: {key}', 'Sec-WebSocket-Version: 13']
+        headers = {'Host': f'{self.host}:{self.port}', 'Upgrade': 'websocket',
+                   'Connection': 'Upgrade', 'Sec-WebSocket-Key': key,
+                   'Sec-WebSocket-Version': '13'}
         if self.token:
-            lines.append(f'Authorization: Bearer {self.token}')
+            headers['Authorization'] = f'Bearer {self.token}'
         if self.protocols:
-            lines.append('Sec-WebSocket-Protocol: ' + ', '.join(self.protocols))
+            headers['Sec-WebSocket-Protocol'] = ', '.join(self.protocols)
         for k, v in self.extra.items():
-            if v is None:
-                lines = [x for x in lines if not x.lower().startswith(
-                    k.lower() + ':')]
-            else:
-                lines = [x for x in lines if not x.lower().startswith(
-                    k.lower() + ':')] + [f'{k}: {v}']
-        self.sock.sendall(('\r\n'.join(lines) + '\r\n\r\n').encode())
+            for old in [h for h in headers if h.lower() == k.lower()]:
+                del headers[old]
+            if v is not None:
+                headers[k] = v
+        request = f'GET {path} HTTP/1.1\r\n' + ''.join(
+            f'{k}: {v}\r\n' for k, v in headers.items()) + '\r\n'
+        self.sock.sendall(request.encode() + self.tail)
 
         head = self._read_until(b'\r\n\r\n')
         status_line, *header_lines = head.decode('latin-1').split('\r\n')
         status = int(status_line.split()[1])
-        headers = {}
+        hdrs = {}
         for line in header_lines:
             if ':' in line:
                 k, v = line.split(':', 1)
-                headers[k.strip().lower()] = v.strip()
-        self.response_headers = headers
+                hdrs[k.strip().lower()] = v.strip()
+        self.response_headers = hdrs
+        self.status_line = status_line
         if status != 101:
             body = self.buf
-            length = int(headers.get('content-length', 0))
+            length = int(hdrs.get('content-length', 0))
             while len(body) < length:
                 chunk = self.sock.recv(65536)
                 if not chunk:
                     break
                 body += chunk
             self.sock.close()
-            raise HandshakeRefused(status, headers, body.decode(errors='replace'))
+            raise HandshakeRefused(status, hdrs, body.decode(errors='replace'))
         expect = base64.b64encode(hashlib.sha1(key.encode() + GUID).digest())
-        assert headers.get('sec-websocket-accept') == expect.decode(), headers
+        assert hdrs.get('sec-websocket-accept') == expect.decode(), hdrs
         return self
 
     def _read_until(self, marker):
@@ -256,18 +268,13 @@ class ChatWS(WS):
 
     log: every JSON message received, in order.  closed: (code, reason)
     of the server's close frame; eof: the server closed TCP.  pings: the
-    server's ping frames, answered unless answer_pings is False.  The
-    handshake may carry bytes right behind it (tail), and the socket may
-    get a small receive buffer before it connects (rcvbuf).
+    server's ping frames, answered unless answer_pings is False.
     """
 
     _reqs = 0
 
-    def __init__(self, port, token=None, rcvbuf=None, tail=b'', hello=True,
-                 **kw):
+    def __init__(self, port, token=None, hello=True, **kw):
         super().__init__(port, token, **kw)
-        self.rcvbuf = rcvbuf
-        self.tail = tail
         self.want_hello = hello
         self.hello = None
         self.log = []
@@ -277,54 +284,7 @@ class ChatWS(WS):
         self.pings = 0
 
     def connect(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if self.rcvbuf:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
-                                 self.rcvbuf)
-        self.sock.settimeout(self.timeout)
-        if self.source:
-            self.sock.bind((self.source, 0))
-        self.sock.connect((self.host, self.port))
-        key = base64.b64encode(os.urandom(16)).decode()
-        path = self.path + (f'?{self.query}' if self.query else '')
-        headers = {'Host': f'{self.host}:{self.port}', 'Upgrade': 'websocket',
-                   'Connection': 'Upgrade', 'Sec-WebSocket-Key': key,
-                   'Sec-WebSocket-Version': '13'}
-        if self.token:
-            headers['Authorization'] = f'Bearer {self.token}'
-        if self.protocols:
-            headers['Sec-WebSocket-Protocol'] = ', '.join(self.protocols)
-        for k, v in self.extra.items():
-            for old in [h for h in headers if h.lower() == k.lower()]:
-                del headers[old]
-            if v is not None:
-                headers[k] = v
-        request = f'GET {path} HTTP/1.1\r\n' + ''.join(
-            f'{k}: {v}\r\n' for k, v in headers.items()) + '\r\n'
-        self.sock.sendall(request.encode() + self.tail)
-
-        head = self._read_until(b'\r\n\r\n')
-        status_line, *header_lines = head.decode('latin-1').split('\r\n')
-        status = int(status_line.split()[1])
-        hdrs = {}
-        for line in header_lines:
-            if ':' in line:
-                k, v = line.split(':', 1)
-                hdrs[k.strip().lower()] = v.strip()
-        self.response_headers = hdrs
-        self.status_line = status_line
-        if status != 101:
-            body = self.buf
-            length = int(hdrs.get('content-length', 0))
-            while len(body) < length:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    break
-                body += chunk
-            self.sock.close()
-            raise HandshakeRefused(status, hdrs, body.decode(errors='replace'))
-        expect = base64.b64encode(hashlib.sha1(key.encode() + GUID).digest())
-        assert hdrs.get('sec-websocket-accept') == expect.decode(), hdrs
+        super().connect()
         if self.want_hello:
             self.hello = self.recv()
             assert self.hello.get('type') == 'hello', self.hello
