@@ -12,10 +12,16 @@
 
 #include "ngx_chat.h"
 
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
 
 #define NGX_CHAT_TOKEN_MAX       8192
 
 
+static ngx_int_t ngx_chat_auth_key_type(ngx_conf_t *cf,
+    ngx_chat_jwt_conf_t *jcf);
 
 
 ngx_int_t
@@ -142,6 +148,77 @@ ngx_chat_auth_init(ngx_conf_t *cf, ngx_chat_jwt_conf_t *jcf)
                                jwt_alg_str(jcf->alg));
             return NGX_ERROR;
         }
-        return NGX_OK;
+        return ngx_chat_auth_key_type(cf, jcf);
     }
+}
+
+
+/*
+ * libjwt takes any public key and then fails every token whose algorithm
+ * the key cannot verify, so an EC key under alg=RS256 would refuse
+ * everybody at run time: it is refused here, by nginx -t, instead
+ */
+
+static ngx_int_t
+ngx_chat_auth_key_type(ngx_conf_t *cf, ngx_chat_jwt_conf_t *jcf)
+{
+    int         type, bits, want_type, want_bits;
+    BIO        *bio;
+    EVP_PKEY   *pkey;
+    const char *want;
+
+    switch (jcf->alg) {
+
+    case JWT_ALG_ES256:
+        want_type = EVP_PKEY_EC;
+        want_bits = 256;
+        want = "an EC key on P-256";
+        break;
+
+    case JWT_ALG_ES384:
+        want_type = EVP_PKEY_EC;
+        want_bits = 384;
+        want = "an EC key on P-384";
+        break;
+
+    case JWT_ALG_ES512:
+        want_type = EVP_PKEY_EC;
+        want_bits = 521;
+        want = "an EC key on P-521";
+        break;
+
+    default:
+        want_type = EVP_PKEY_RSA;
+        want_bits = 0;
+        want = "an RSA key";
+    }
+
+    bio = BIO_new_mem_buf(jcf->key.data, (int) jcf->key.len);
+    if (bio == NULL) {
+        return NGX_ERROR;
+    }
+
+    pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+
+    if (pkey == NULL) {
+        ERR_clear_error();
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_jwt_key\": the key file does not hold "
+                           "a public key that can be read");
+        return NGX_ERROR;
+    }
+
+    type = EVP_PKEY_base_id(pkey);
+    bits = EVP_PKEY_bits(pkey);
+    EVP_PKEY_free(pkey);
+
+    if (type != want_type || (want_bits && bits != want_bits)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_jwt_key\": alg=%s needs %s, the key file "
+                           "holds another", jwt_alg_str(jcf->alg), want);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }

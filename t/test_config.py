@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 CUSTOM_TEMPLATE = pathlib.Path(__file__).resolve().parent / 'conf/custom.conf'
 
@@ -187,6 +187,47 @@ def test_jwt_key_rs256_public_key_pem_passes(check_config, tmp_path):
         serialization.PublicFormat.SubjectPublicKeyInfo))
     out = check_config(JWT_KEY=f'file={f} alg=RS256')
     assert out.returncode == 0, out.stderr
+
+
+def _public_pem(tmp_path, key):
+    f = tmp_path / 'public.pem'
+    f.write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM,
+        serialization.PublicFormat.SubjectPublicKeyInfo))
+    return f
+
+
+@pytest.mark.parametrize('alg,key,wants', [
+    ('RS256', lambda: ec.generate_private_key(ec.SECP256R1()), 'an RSA key'),
+    ('ES256', _rsa, 'an EC key on P-256'),
+    ('ES256', lambda: ec.generate_private_key(ec.SECP384R1()),
+     'an EC key on P-256'),
+    ('ES512', lambda: ec.generate_private_key(ec.SECP256R1()),
+     'an EC key on P-521'),
+], ids=['rs256-ec', 'es256-rsa', 'es256-p384', 'es512-p256'])
+def test_jwt_key_of_another_type_than_alg_is_refused(check_config, tmp_path,
+                                                     alg, key, wants):
+    f = _public_pem(tmp_path, key())
+    out = check_config(JWT_KEY=f'file={f} alg={alg}')
+    refused(out, 'chat_jwt_key', f'alg={alg} needs {wants}')
+
+
+@pytest.mark.parametrize('alg,curve', [('ES256', ec.SECP256R1),
+                                       ('ES384', ec.SECP384R1),
+                                       ('ES512', ec.SECP521R1)])
+def test_jwt_key_ec_public_key_of_its_curve_passes(check_config, tmp_path,
+                                                    alg, curve):
+    f = _public_pem(tmp_path, ec.generate_private_key(curve()))
+    out = check_config(JWT_KEY=f'file={f} alg={alg}')
+    assert out.returncode == 0, out.stderr
+
+
+def test_jwt_key_unreadable_public_key_is_refused(check_config, tmp_path):
+    f = tmp_path / 'broken.pem'
+    f.write_text('-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5\n'
+                 '-----END PUBLIC KEY-----\n')
+    out = check_config(JWT_KEY=f'file={f} alg=RS256')
+    refused(out, 'chat_jwt_key', 'does not hold a public key')
 
 
 def test_jwt_key_unknown_parameter_is_refused(check_config):

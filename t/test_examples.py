@@ -23,7 +23,11 @@ def files(tmp_path_factory):
                     'ec_paramgen_curve:P-256', '-out', d / 'key.pem'],
                    check=True, capture_output=True)
     subprocess.run(['openssl', 'pkey', '-in', d / 'key.pem', '-pubout',
-                    '-out', d / 'pub.pem'], check=True, capture_output=True)
+                    '-out', d / 'ec-pub.pem'], check=True, capture_output=True)
+    subprocess.run(['openssl', 'genpkey', '-algorithm', 'RSA', '-out',
+                    d / 'rsa.pem'], check=True, capture_output=True)
+    subprocess.run(['openssl', 'pkey', '-in', d / 'rsa.pem', '-pubout',
+                    '-out', d / 'rsa-pub.pem'], check=True, capture_output=True)
     (d / 'secret').write_text('x' * 40)
     subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048',
                     '-nodes', '-subj', '/CN=chat.example.com', '-days', '1',
@@ -35,7 +39,9 @@ def files(tmp_path_factory):
 def localize(text, d):
     """The example, with this machine's files and loopback addresses."""
     text = text.replace('modules/ngx_chat_module.so', str(chatstack.MODULE))
-    text = text.replace('/etc/nginx/chat-jwt.pub.pem', str(d / 'pub.pem'))
+    # the public key of the kind the example's alg= names
+    pub = 'ec-pub.pem' if 'alg=ES' in text else 'rsa-pub.pem'
+    text = text.replace('/etc/nginx/chat-jwt.pub.pem', str(d / pub))
     text = text.replace('/etc/nginx/chat-jwt.secret', str(d / 'secret'))
     text = re.sub(r'/etc/ssl/certs/\S+\.pem', str(d / 'tls.pem'), text)
     text = re.sub(r'/etc/ssl/private/\S+\.key', str(d / 'tls.key'), text)
