@@ -274,6 +274,7 @@ extern const ngx_uint_t          ngx_chat_ws_ntypes;
 /* REST */
 
 ngx_int_t ngx_chat_api_handler(ngx_http_request_t *r);
+ngx_int_t ngx_chat_api_init_body_filter(ngx_conf_t *cf);
 ngx_int_t ngx_chat_api_bearer(ngx_http_request_t *r, ngx_str_t *token);
 ngx_int_t ngx_chat_api_error(ngx_http_request_t *r, ngx_uint_t status,
     u_char *text, size_t len);

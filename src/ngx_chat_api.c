@@ -13,8 +13,9 @@
 typedef struct {
     ngx_chat_call_t              call;
     const ngx_chat_api_route_t  *route;
-    ngx_http_request_t          *request;
     json_t                      *args;
+    off_t                        body_received;
+    unsigned                     body_too_large:1;
 } ngx_chat_api_ctx_t;
 
 
@@ -35,6 +36,12 @@ static ngx_int_t ngx_chat_api_health(ngx_http_request_t *r);
 static ngx_int_t ngx_chat_api_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *body);
 static void ngx_chat_api_json_cleanup(void *data);
+static ngx_int_t ngx_chat_api_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static ngx_uint_t ngx_chat_api_is_json(ngx_str_t *type);
+
+
+static ngx_http_request_body_filter_pt  ngx_chat_api_next_body_filter;
 
 
 
@@ -108,7 +115,6 @@ ngx_chat_api_handler(ngx_http_request_t *r)
     }
 
     ctx->route = ngx_chat_api_routes[i].data;
-    ctx->request = r;
 
     if (ctx->route->flags & NGX_CHAT_R_HEALTH) {
         return ngx_chat_api_health(r);
@@ -266,11 +272,7 @@ ngx_chat_api_read_body(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx)
     type = r->headers_in.content_type;
 
     if ((r->headers_in.content_length_n > 0 || r->headers_in.chunked)
-        && (type == NULL
-            || type->value.len < sizeof("application/json") - 1
-            || ngx_strncasecmp(type->value.data,
-                               (u_char *) "application/json",
-                               sizeof("application/json") - 1) != 0))
+        && (type == NULL || !ngx_chat_api_is_json(&type->value)))
     {
         return ngx_chat_api_error(r, 415,
                                   (u_char *) "the body must be "
@@ -287,6 +289,27 @@ ngx_chat_api_read_body(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx)
     }
 
     return NGX_DONE;
+}
+
+
+/* "application/json", alone or with parameters ("; charset=utf-8") */
+
+static ngx_uint_t
+ngx_chat_api_is_json(ngx_str_t *type)
+{
+    size_t  n;
+
+    n = sizeof("application/json") - 1;
+
+    if (type->len < n
+        || ngx_strncasecmp(type->data, (u_char *) "application/json", n) != 0)
+    {
+        return 0;
+    }
+
+    return type->len == n
+           || type->data[n] == ';' || type->data[n] == ' '
+           || type->data[n] == '\t';
 }
 
 
@@ -322,6 +345,10 @@ ngx_chat_api_body_args(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx,
 
     err->status = 400;
     p = NULL;
+
+    if (ctx->body_too_large) {
+        return ngx_chat_refuse(err, 413, "the body is too large");
+    }
 
     if (ngx_chat_api_body_bytes(r, &p, &len) != NGX_OK) {
         return ngx_chat_refuse(err, 500, "the body cannot be read");
@@ -654,4 +681,78 @@ static void
 ngx_chat_api_json_cleanup(void *data)
 {
     json_decref(data);
+}
+
+
+/*
+ * A chunked body announces no length, so chat_api locations (where
+ * client_max_body_size is 0, for the JSON 413 of ngx_chat_api_read_body())
+ * count it here: past chat_body_max the rest is read and dropped rather
+ * than kept in memory or spooled to disk, and the body handler answers 413.
+ * The last buffer still goes on, or nginx would wait for it.
+ */
+
+ngx_int_t
+ngx_chat_api_init_body_filter(ngx_conf_t *cf)
+{
+    ngx_chat_api_next_body_filter = ngx_http_top_request_body_filter;
+    ngx_http_top_request_body_filter = ngx_chat_api_body_filter;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_api_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_chain_t           *cl, *last;
+    ngx_chat_api_ctx_t    *ctx;
+    ngx_chat_main_conf_t  *mcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_chat_module);
+
+    if (ctx == NULL) {
+        return ngx_chat_api_next_body_filter(r, in);
+    }
+
+    if (!ctx->body_too_large) {
+        mcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
+
+        for (cl = in; cl; cl = cl->next) {
+            ctx->body_received += ngx_buf_size(cl->buf);
+        }
+
+        if (ctx->body_received <= (off_t) mcf->body_max) {
+            return ngx_chat_api_next_body_filter(r, in);
+        }
+
+        ctx->body_too_large = 1;
+
+        /*
+         * what was kept is dropped too, marked written as a write to the
+         * temporary file would, or nginx finds busy buffers at its flush
+         */
+
+        for (cl = r->request_body->bufs; cl; cl = cl->next) {
+            cl->buf->pos = cl->buf->last;
+        }
+
+        r->request_body->bufs = NULL;
+    }
+
+    last = NULL;
+
+    for (cl = in; cl; cl = cl->next) {
+        cl->buf->pos = cl->buf->last;
+
+        if (cl->buf->last_buf) {
+            last = cl;
+        }
+    }
+
+    if (last == NULL) {
+        return NGX_OK;
+    }
+
+    return ngx_chat_api_next_body_filter(r, last);
 }

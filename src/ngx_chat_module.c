@@ -330,6 +330,10 @@ ngx_chat_postconfiguration(ngx_conf_t *cf)
 {
     ngx_chat_main_conf_t  *mcf;
 
+    if (ngx_chat_api_init_body_filter(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     mcf = ngx_http_conf_get_module_main_conf(cf, ngx_chat_module);
 
     if (mcf->locations == 0) {

@@ -8,6 +8,8 @@ unread counts come with messages and are tested there.
 import concurrent.futures
 import http.client
 import json
+import os
+import pathlib
 import socket
 import time
 
@@ -803,6 +805,72 @@ def test_chunked_body_over_chat_body_max_is_413(tenant):
     alice = tenant.client('alice')
     big = json.dumps({'type': 'group', 'description': 'd' * (300 * 1024)})
     expect_error(alice.post('conversations', raw=big, chunked=True), 413)
+
+
+def _body_temp_bytes(nginx, temp):
+    """Bytes in the workers' open client_body_temp files (nginx unlinks
+    them at once, so they are seen through /proc)."""
+    total = 0
+    for pid in nginx.worker_pids():
+        fds = pathlib.Path(f'/proc/{pid}/fd')
+        for fd in fds.iterdir():
+            try:
+                if os.readlink(fd).startswith(temp):
+                    total += os.stat(fd).st_size
+            except OSError:
+                pass
+    return total
+
+
+def test_chunked_body_past_chat_body_max_is_dropped_not_spooled(stack,
+                                                                 tenant):
+    # a chunked body has no length to refuse up front: what comes past
+    # chat_body_max (256 KiB here) is read and dropped, so no more than
+    # that is ever held in memory or in client_body_temp
+    alice = tenant.client('alice')
+    temp = str(stack.main.prefix / 'client_body_temp')
+    s = socket.create_connection((alice.host, alice.port), timeout=5)
+    try:
+        s.sendall(b'POST /api/chat/conversations HTTP/1.1\r\n'
+                  b'Host: chat\r\nContent-Type: application/json\r\n'
+                  b'Authorization: Bearer ' + alice.token.encode() + b'\r\n'
+                  b'Transfer-Encoding: chunked\r\n\r\n')
+        chunk = b'%x\r\n' % 65536 + b' ' * 65536 + b'\r\n'
+        for _ in range(64):
+            s.sendall(chunk)
+        time.sleep(0.3)
+        spooled = _body_temp_bytes(stack.main, temp)
+        s.sendall(b'0\r\n\r\n')
+        answer = b''
+        while b'\r\n\r\n' not in answer or not answer.endswith(b'}'):
+            data = s.recv(65536)
+            if not data:
+                break
+            answer += data
+    finally:
+        s.close()
+    assert spooled <= 256 * 1024
+    head, body = answer.decode().split('\r\n\r\n', 1)
+    assert head.startswith('HTTP/1.1 413'), head
+    assert json.loads(body)['error']['code'] == 'payload_too_large', body
+    r = alice.post('conversations', {'type': 'group', 'title': 'after'})
+    assert r.status == 201, r
+
+
+@pytest.mark.parametrize('ctype', ['application/jsonx', 'application/json5',
+                                   'text/plain'])
+def test_body_of_another_type_than_json_is_415(tenant, ctype):
+    alice = tenant.client('alice')
+    r = alice.post('conversations', raw='{"type": "group"}',
+                   headers={'Content-Type': ctype})
+    expect_error(r, 415, 'application/json')
+
+
+def test_json_with_charset_parameter_is_taken(tenant):
+    alice = tenant.client('alice')
+    r = alice.post('conversations', raw='{"type": "group"}',
+                   headers={'Content-Type': 'application/json; charset=utf-8'})
+    assert r.status == 201, r
 
 
 def _raw_exchange(client, data, wait=0.5):
