@@ -1430,20 +1430,32 @@ def test_reaction_emoji_of_64_characters_is_accepted(tenant):
     assert get_message(alice, cid, m['id'])['reactions'] == []
 
 
-@pytest.mark.parametrize('emoji', ['a/b', '.', '..'])
-def test_every_reaction_that_can_be_added_can_be_removed(tenant, emoji):
+# emoji whose path would not reach the route ("/" splits it, "." and ".."
+# are dot segments) are refused on adding; those with dots among other
+# characters are added, and removed by their path
+@pytest.mark.parametrize('emoji, can_add', [
+    ('a/b', False), ('.', False), ('..', False), ('...', False),
+    ('a.b', True), ('.x', True), ('x..', True),
+])
+def test_every_reaction_that_can_be_added_can_be_removed(tenant, emoji,
+                                                         can_add):
     alice = tenant.client('alice')
     cid = new_conv(alice, 'group', ['bob'])
     m = sent(alice, cid, 'x')
     added = react(alice, cid, m['id'], emoji)
-    removed = unreact(alice, cid, m['id'], emoji)
+    if can_add:
+        assert added.status == 200, added
+        assert added.json['reactions'] == [{'emoji': emoji, 'count': 1,
+                                            'me': True}]
+        removed = unreact(alice, cid, m['id'], emoji)
+        assert removed.status == 200, removed
+        assert removed.json['reactions'] == []
+        assert last_seq(alice, cid) == 3        # added, then removed
+    else:
+        expect_error(added, 400, 'emoji')
+        assert last_seq(alice, cid) == 1        # no event
     after = get_message(alice, cid, m['id'])
-    assert after['is_deleted'] is False
-    if added.status == 400:
-        return                  # refused on adding: consistent too
-    assert added.status == 200, added
-    assert removed.status == 200, removed
-    assert after['reactions'] == []
+    assert after['is_deleted'] is False and after['reactions'] == []
 
 
 def test_reaction_bad_body_is_400(tenant):
@@ -1728,3 +1740,160 @@ def test_receipts_of_unknown_message_or_conversation_is_404(tenant):
                            'receipts'), 404)
     expect_error(tenant.client('eve').get(f'conversations/{cid}/messages/'
                                           f'{m["id"]}/receipts'), 404)
+
+
+# bad input: ids in the path, bodies, other tenants, list sizes
+
+@pytest.mark.parametrize('method, path, field', [
+    ('GET', 'conversations/abc/messages', 'conversation_id'),
+    ('POST', 'conversations/abc/messages', 'conversation_id'),
+    ('GET', 'conversations/0/messages', 'conversation_id'),
+    ('GET', 'conversations/9007199254740992/messages', 'conversation_id'),
+    ('GET', 'conversations/1e3/messages', 'conversation_id'),
+    ('GET', 'conversations/0x10/pins', 'conversation_id'),
+    ('POST', 'conversations/-1/read', 'conversation_id'),
+    ('POST', 'conversations/+5/read', 'conversation_id'),
+    ('GET', '{c}/messages/0', 'message_id'),
+    ('PATCH', '{c}/messages/abc', 'message_id'),
+    ('DELETE', '{c}/messages/-1', 'message_id'),
+    ('POST', '{c}/messages/0/pin', 'message_id'),
+    ('DELETE', '{c}/messages/1.5/pin', 'message_id'),
+    ('POST', '{c}/messages/9007199254740992/reactions', 'message_id'),
+    ('DELETE', '{c}/messages/-1/reactions/ok', 'message_id'),
+    ('GET', '{c}/messages/1.5/receipts', 'message_id'),
+    ('POST', '{c}/messages/abc/forward', 'message_id'),
+    ('POST', 'conversations/x/messages/{m}/forward', 'conversation_id'),
+])
+def test_bad_id_in_the_path_is_400_naming_it(tenant, method, path, field):
+    alice = tenant.client('alice')
+    cid = new_conv(alice, 'group', ['bob'])
+    m = sent(alice, cid, 'x')
+    body = {'PATCH': {'content': 'y'}}.get(method)
+    if path.endswith('reactions'):
+        body = {'emoji': 'ok'}
+    elif path.endswith('forward'):
+        body = {'conversation_id': cid}
+    elif path.endswith('/messages') and method == 'POST':
+        body = {'content': 'y'}
+    r = alice.request(method, path.format(c=f'conversations/{cid}',
+                                          m=m['id']), body)
+    expect_error(r, 400, f'"{field}"')
+    assert last_seq(alice, cid) == 1
+    assert get_message(alice, cid, m['id']) == m
+
+
+@pytest.mark.parametrize('raw', ['{"role":', '[]'])
+def test_malformed_json_bodies_of_message_routes_are_400(tenant, raw):
+    alice = tenant.client('alice')
+    cid = new_conv(alice, 'group', ['bob'])
+    dst = new_conv(alice, 'group', ['bob'])
+    m = sent(alice, cid, 'x')
+    base = f'conversations/{cid}/messages/{m["id"]}'
+    expect_error(alice.patch(base, raw=raw), 400)
+    expect_error(alice.post(f'{base}/reactions', raw=raw), 400)
+    expect_error(alice.post(f'{base}/forward', raw=raw), 400)
+    assert get_message(alice, cid, m['id']) == m
+    assert last_seq(alice, cid) == 1 and last_seq(alice, dst) == 0
+
+
+def test_non_member_cannot_edit_pin_or_forward_a_message(tenant):
+    alice = tenant.client('alice')
+    eve = tenant.client('eve')
+    cid = new_conv(alice, 'group', ['bob'])
+    m = sent(alice, cid, 'members only')
+    pinned = sent(alice, cid, 'pinned')
+    r = alice.post(f'conversations/{cid}/messages/{pinned["id"]}/pin')
+    assert r.status == 200, r
+    mine = new_conv(eve, 'group', ['zed'])
+    seq = last_seq(alice, cid)
+    base = f'conversations/{cid}/messages'
+    expect_error(eve.patch(f'{base}/{m["id"]}', {'content': 'eve was here'}),
+                 404)
+    expect_error(eve.post(f'{base}/{m["id"]}/pin'), 404)
+    expect_error(eve.delete(f'{base}/{pinned["id"]}/pin'), 404)
+    expect_error(forward(eve, cid, m['id'], mine), 404)
+    assert last_seq(alice, cid) == seq
+    assert last_seq(eve, mine) == 0
+    got = get_message(alice, cid, m['id'])
+    assert (got['content'], got['is_edited'], got['is_pinned']) == \
+        ('members only', False, False)
+    assert get_message(alice, cid, pinned['id'])['is_pinned'] is True
+
+
+def test_other_tenant_cannot_read_or_change_messages(tenant, other_tenant):
+    alice = tenant.client('alice')
+    bob = tenant.client('bob')
+    cid = new_conv(alice, 'group', ['bob'])
+    m = sent(alice, cid, 'tenant A only')
+    react(bob, cid, m['id'], 'ok')
+    assert bob.post(f'conversations/{cid}/read').status == 200
+    seq = last_seq(alice, cid)
+    before = get_message(alice, cid, m['id'])
+    base = f'conversations/{cid}/messages'
+    for user in ('alice', 'bob'):           # the same user ids, tenant B
+        c = other_tenant.client(user)
+        theirs = new_conv(c, 'group', ['carol'])
+        expect_error(c.get(base), 404)
+        expect_error(c.get(f'{base}?after=0'), 404)
+        expect_error(c.get(f'{base}/{m["id"]}'), 404)
+        expect_error(c.patch(f'{base}/{m["id"]}', {'content': 'pwned'}),
+                     404)
+        expect_error(c.delete(f'{base}/{m["id"]}'), 404)
+        expect_error(c.post(f'{base}/{m["id"]}/pin'), 404)
+        expect_error(c.delete(f'{base}/{m["id"]}/pin'), 404)
+        expect_error(react(c, cid, m['id'], 'bad'), 404)
+        expect_error(unreact(c, cid, m['id'], 'ok'), 404)
+        expect_error(c.get(f'{base}/{m["id"]}/receipts'), 404)
+        expect_error(forward(c, cid, m['id'], theirs), 404)
+        expect_error(send(c, cid, 'hi'), 404)
+        expect_error(c.get(f'conversations/{cid}/pins'), 404)
+        assert last_seq(c, theirs) == 0
+    # tenant A is unchanged
+    assert last_seq(alice, cid) == seq
+    assert get_message(alice, cid, m['id']) == before
+    assert before['content'] == 'tenant A only'
+    assert before['reactions'] == [{'emoji': 'ok', 'count': 1, 'me': False}]
+    assert before['is_pinned'] is False and before['is_deleted'] is False
+    assert receipts(alice, cid, m['id']) == {'read_by': ['bob'],
+                                             'delivered_to': ['bob']}
+    assert [i['id'] for i in history(bob, cid)['items']] == [m['id']]
+
+
+def test_mentions_over_50_are_400(tenant):
+    alice = tenant.client('alice')
+    users = [f'u{i:02}' for i in range(51)]
+    cid = new_conv(alice, 'group', users)
+    m = sent(alice, cid, 'all of you', mentions=users[:50])
+    assert sorted(m['mentions']) == users[:50]
+    expect_error(send(alice, cid, 'all of you', mentions=users), 400,
+                 '"mentions"')
+    assert last_seq(alice, cid) == 1
+
+
+def test_attachments_over_10_are_400(tenant, db):
+    alice = tenant.client('alice')
+    cid = new_conv(alice, 'group', ['bob'])
+    files = [rows(db, 'INSERT INTO chat.files (tenant_id, uploader_id, '
+                      'name, size, content_type, storage_key) VALUES '
+                      '(%s, \'alice\', %s, 1, \'text/plain\', %s) '
+                      'RETURNING id', tenant.name, f'f{i}.txt',
+                  f'{tenant.name}/many{i}')[0][0] for i in range(11)]
+    m = sent(alice, cid, 'ten', type='file', attachments=files[:10])
+    assert [f['id'] for f in m['attachments']] == files[:10]
+    expect_error(send(alice, cid, 'eleven', type='file', attachments=files),
+                 400, '"attachments"')
+    assert last_seq(alice, cid) == 1
+
+
+def test_history_cursor_over_40_characters_is_400(tenant):
+    alice = tenant.client('alice')
+    cid = new_conv(alice, 'group', ['bob'])
+    sent(alice, cid, 'one')
+    sent(alice, cid, 'two')
+    expect_error(alice.get(f'conversations/{cid}/messages?cursor='
+                           + 'b' * 41), 400, '"cursor"')
+    # the list's own cursors fit, and are taken
+    page = history(alice, cid, limit=1)
+    cursor = page['next_cursor']
+    assert cursor is not None and len(cursor) <= 40
+    assert contents(history(alice, cid, limit=1, cursor=cursor)) == ['one']

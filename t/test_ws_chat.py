@@ -819,7 +819,11 @@ def test_every_event_type_reaches_members_over_rest_and_websocket(stack,
         receipts = c.of_type('read_receipt')
         assert [(r['user_id'], r['seq'], r['conversation_id']) for r in
                 receipts] == [('bob', n, cid), ('dave', 3, cid)], receipts
-        assert all('seq' not in r or r['seq'] in (n, 3) for r in receipts)
+        # a receipt's seq is the reader's position: it has no other fields
+        assert all(set(r) == {'type', 'conversation_id', 'user_id', 'seq'}
+                   for r in receipts), receipts
+    # and the receipts took no seq of the stream
+    assert last_seq(alice, cid) == n
     # the mention went to dave alone, without a seq
     mentions = wd.of_type('mention')
     assert len(mentions) == 1, mentions
@@ -1048,4 +1052,91 @@ def test_user_and_tenant_ids_with_special_characters(new_tenant):
     assert m['type'] == 'ack' and m['message']['sender_id'] == user
     wait_seqs([c], cid, 2)
     assert c.of_type('mention')[0]['message']['mentions'] == [user]
+    c.close()
+
+
+# bad fields of message actions: an error each, and the connection stays
+
+def test_bad_message_fields_are_errors_and_the_connection_stays(tenant):
+    alice = tenant.client('alice')
+    users = [f'u{i:02}' for i in range(51)]
+    cid = conv(alice, users)
+    msg = post(alice, cid, 'original')
+    c = connect(tenant, 'alice')
+    cases = [
+        ('edit_message', dict(message_id=msg['id'], content=5),
+         'bad_request', 'content'),
+        ('edit_message', dict(message_id=msg['id'],
+                              content='x' * (16 * 1024 + 1)),
+         'payload_too_large', 'content'),
+        ('edit_message', dict(message_id=msg['id'],
+                              content='\u20ac' * 5462),      # 16386 bytes
+         'payload_too_large', 'content'),
+        ('add_reaction', dict(message_id=msg['id'], emoji='x' * 65),
+         'bad_request', 'emoji'),
+        ('add_reaction', dict(message_id=msg['id'], emoji=5),
+         'bad_request', 'emoji'),
+        ('remove_reaction', dict(message_id=msg['id'], emoji='x' * 65),
+         'bad_request', 'emoji'),
+        ('send_message', dict(conversation_id=cid, content='all',
+                              mentions=users), 'bad_request', 'mentions'),
+        ('send_message', dict(conversation_id=cid, content='x',
+                              attachments=list(range(1, 12))),
+         'bad_request', 'attachments'),
+        ('send_message', dict(conversation_id=cid, content='x',
+                              client_id='k' * 129), 'bad_request',
+         'client_id'),
+    ]
+    for type, fields, code, name in cases:
+        m = c.request(type, **fields)
+        assert m['type'] == 'error', (type, m)
+        assert m['error']['code'] == code, (type, m)
+        assert f'"{name}"' in m['error']['message'], (type, m)
+        assert c.request('ping')['type'] == 'pong', type
+    # the limits themselves are taken
+    m = c.request('send_message', conversation_id=cid, content='all',
+                  mentions=users[:50], client_id='k' * 128)
+    assert m['type'] == 'ack', m
+    assert sorted(m['message']['mentions']) == users[:50]
+    m = c.request('add_reaction', message_id=msg['id'], emoji='x' * 64)
+    assert m['type'] == 'ack', m
+    after = tenant.client('alice').get(
+        f'conversations/{cid}/messages/{msg["id"]}').json
+    assert (after['content'], after['is_edited']) == ('original', False)
+    assert last_seq(alice, cid) == 3
+    c.close()
+
+
+def test_message_of_another_tenant_is_not_found(tenant, new_tenant):
+    other = new_tenant()
+    theirs_alice = other.client('alice')
+    theirs = conv(theirs_alice, ['bob'])
+    msg = post(theirs_alice, theirs, 'tenant B only')
+    r = other.client('bob').post(
+        f'conversations/{theirs}/messages/{msg["id"]}/reactions',
+        {'emoji': 'ok'})
+    assert r.status == 200, r
+    mine = conv(tenant.client('alice'), ['bob'])
+    c = connect(tenant, 'alice')            # the same user id, tenant A
+    for with_conv in (False, True):
+        where = {'conversation_id': theirs} if with_conv else {}
+        for type, fields in [('edit_message', {'content': 'pwned'}),
+                             ('delete_message', {}),
+                             ('add_reaction', {'emoji': 'x'}),
+                             ('remove_reaction', {'emoji': 'ok'})]:
+            m = c.request(type, message_id=msg['id'], **where, **fields)
+            assert m['type'] == 'error', (type, where, m)
+            assert m['error']['code'] == 'not_found', (type, where, m)
+            assert c.request('ping')['type'] == 'pong', type
+    # the connection still acts in its own tenant
+    m = c.request('send_message', conversation_id=mine, content='mine')
+    assert m['type'] == 'ack', m
+    # and tenant B is unchanged
+    after = theirs_alice.get(f'conversations/{theirs}/messages/'
+                             f'{msg["id"]}').json
+    assert (after['content'], after['is_edited'], after['is_deleted']) == \
+        ('tenant B only', False, False)
+    assert after['reactions'] == [{'emoji': 'ok', 'count': 1, 'me': False}]
+    assert last_seq(theirs_alice, theirs) == 2
+    assert not c.events(theirs)
     c.close()
