@@ -386,8 +386,10 @@ struct ngx_chat_session_s {
     /* reading: buffers exist only while a frame or message is incomplete */
     u_char                      *partial;
     size_t                       partial_len;
+    size_t                       partial_size;
     u_char                      *message;
     size_t                       message_len;
+    size_t                       message_size;
     uint32_t                     utf8;
     ngx_msec_t                   last_read;
     ngx_msec_t                   last_ping;

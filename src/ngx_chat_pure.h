@@ -174,6 +174,9 @@ ngx_int_t ngx_chat_claims_check(json_t *claims,
 /* the longest server frame header */
 #define NGX_CHAT_WS_HEADER_MAX        10
 
+/* the longest client frame header: 2 bytes, 8 of length, 4 of mask */
+#define NGX_CHAT_WS_CLIENT_HEADER_MAX 14
+
 typedef struct {
     size_t                       len;
     size_t                       header_len;

@@ -576,6 +576,7 @@ ngx_chat_ws_release_http(ngx_connection_t *c, ngx_http_connection_t *hc)
 static void
 ngx_chat_ws_read_handler(ngx_event_t *rev)
 {
+    u_char              *buf;
     size_t               have, size, used;
     ssize_t              n;
     ngx_uint_t           reads;
@@ -584,8 +585,6 @@ ngx_chat_ws_read_handler(ngx_event_t *rev)
 
     c = rev->data;
     s = c->data;
-
-    size = ngx_chat_ws_rbuf_size;
 
     if (s->fresh) {
         s->fresh = 0;
@@ -604,13 +603,24 @@ ngx_chat_ws_read_handler(ngx_event_t *rev)
 
     for (reads = 0; reads < NGX_CHAT_WS_READS; reads++) {
 
+        /*
+         * the rest of an incomplete frame is read into its own buffer,
+         * behind what came of it: a frame sent a byte at a time costs a
+         * copy of each byte, not one of the whole frame so far per read
+         */
+
         have = s->partial_len;
 
         if (have) {
-            ngx_memcpy(ngx_chat_ws_rbuf, s->partial, have);
+            buf = s->partial;
+            size = s->partial_size;
+
+        } else {
+            buf = ngx_chat_ws_rbuf;
+            size = ngx_chat_ws_rbuf_size;
         }
 
-        n = c->recv(c, ngx_chat_ws_rbuf + have, size - have);
+        n = c->recv(c, buf + have, size - have);
 
         if (n == NGX_AGAIN) {
             if (ngx_handle_read_event(rev, 0) != NGX_OK) {
@@ -628,10 +638,9 @@ ngx_chat_ws_read_handler(ngx_event_t *rev)
         have += n;
         s->last_read = ngx_current_msec;
 
-        used = ngx_chat_ws_frames(s, ngx_chat_ws_rbuf, have);
+        used = ngx_chat_ws_frames(s, buf, have);
 
-        if (ngx_chat_ws_keep_partial(s, ngx_chat_ws_rbuf + used, have - used)
-            != NGX_OK)
+        if (ngx_chat_ws_keep_partial(s, buf + used, have - used) != NGX_OK)
         {
             ngx_chat_ws_destroy(s);
             return;
@@ -643,34 +652,67 @@ ngx_chat_ws_read_handler(ngx_event_t *rev)
 }
 
 
-/* the bytes of an incomplete frame wait on the connection */
+/*
+ * The bytes of an incomplete frame wait on the connection, in a buffer
+ * that holds the whole frame once its header is known (a header not yet
+ * whole gets room for the longest one).  p may point into that buffer.
+ */
 
 static ngx_int_t
 ngx_chat_ws_keep_partial(ngx_chat_session_t *s, u_char *p, size_t len)
 {
-    u_char  *copy;
+    u_char               *buf;
+    size_t                need;
+    ngx_int_t             rc;
+    ngx_uint_t            code;
+    ngx_chat_ws_frame_t   f;
 
-    copy = NULL;
-
-    if (len) {
-        if (len > ngx_chat_ws_rbuf_size) {
-            return NGX_ERROR;
+    if (len == 0) {
+        if (s->partial) {
+            ngx_free(s->partial);
         }
 
-        copy = ngx_alloc(len, s->connection->log);
-        if (copy == NULL) {
-            return NGX_ERROR;
-        }
-
-        ngx_memcpy(copy, p, len);
+        s->partial = NULL;
+        s->partial_len = 0;
+        s->partial_size = 0;
+        return NGX_OK;
     }
+
+    rc = ngx_chat_ws_parse_header(p, len, ngx_chat_worker.conf->ws.message_max,
+                                  &f, &code);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    need = (rc == NGX_OK) ? f.header_len + f.len
+                         : NGX_CHAT_WS_CLIENT_HEADER_MAX;
+    need = ngx_max(need, len);
+
+    if (need > ngx_chat_ws_rbuf_size) {
+        return NGX_ERROR;
+    }
+
+    if (s->partial_size >= need) {
+        ngx_memmove(s->partial, p, len);
+        s->partial_len = len;
+        return NGX_OK;
+    }
+
+    buf = ngx_alloc(need, s->connection->log);
+    if (buf == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(buf, p, len);
 
     if (s->partial) {
         ngx_free(s->partial);
     }
 
-    s->partial = copy;
+    s->partial = buf;
     s->partial_len = len;
+    s->partial_size = need;
 
     return NGX_OK;
 }
@@ -779,7 +821,7 @@ ngx_chat_ws_data(ngx_chat_session_t *s, ngx_chat_ws_frame_t *f,
     u_char *payload)
 {
     u_char  *p;
-    size_t   max;
+    size_t   max, size;
 
     max = ngx_chat_worker.conf->ws.message_max;
 
@@ -817,19 +859,29 @@ ngx_chat_ws_data(ngx_chat_session_t *s, ngx_chat_ws_frame_t *f,
         return;
     }
 
-    p = ngx_alloc(s->message_len + f->len, s->connection->log);
-    if (p == NULL) {
-        ngx_chat_ws_close(s, NGX_CHAT_WS_SERVER_ERROR, "out of memory");
-        return;
+    if (s->message_len + f->len > s->message_size) {
+
+        /* doubling: many small fragments cost each byte a few copies */
+
+        size = ngx_max(s->message_len + f->len, 2 * s->message_size);
+        size = ngx_min(ngx_max(size, 4096), max);
+
+        p = ngx_alloc(size, s->connection->log);
+        if (p == NULL) {
+            ngx_chat_ws_close(s, NGX_CHAT_WS_SERVER_ERROR, "out of memory");
+            return;
+        }
+
+        if (s->message) {
+            ngx_memcpy(p, s->message, s->message_len);
+            ngx_free(s->message);
+        }
+
+        s->message = p;
+        s->message_size = size;
     }
 
-    if (s->message) {
-        ngx_memcpy(p, s->message, s->message_len);
-        ngx_free(s->message);
-    }
-
-    ngx_memcpy(p + s->message_len, payload, f->len);
-    s->message = p;
+    ngx_memcpy(s->message + s->message_len, payload, f->len);
     s->message_len += f->len;
     s->in_message = 1;
 
@@ -842,6 +894,7 @@ ngx_chat_ws_data(ngx_chat_session_t *s, ngx_chat_ws_frame_t *f,
     ngx_free(s->message);
     s->message = NULL;
     s->message_len = 0;
+    s->message_size = 0;
     s->in_message = 0;
 }
 

@@ -540,6 +540,37 @@ def test_fragmented_text_is_reassembled_and_answered(stack, tenant):
     c.close()
 
 
+def test_frames_arriving_a_few_bytes_at_a_time_are_whole(stack, tenant):
+    # a long frame then a short one, cut into pieces that split headers,
+    # and the short one's header behind the long one's last bytes
+    c = ws(stack.main, tenant).connect()
+    c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    padded = '{"type": "ping", "req": "long"' + ' ' * 3000 + '}'
+    data = (frame_bytes(TEXT, padded)
+            + frame_bytes(TEXT, json.dumps({'type': 'ping', 'req': 's'})))
+    for i in range(0, len(data), 7):
+        c.send_raw(data[i:i + 7])
+        if i % 700 == 0:
+            time.sleep(0.002)
+    pong_for(c, 's')
+    assert [m.get('req') for m in c.log if m['type'] == 'pong'] == ['long',
+                                                                    's']
+    c.close()
+
+
+def test_thousands_of_fragments_make_one_message(stack, tenant):
+    c = ws(stack.main, tenant).connect()
+    msg = ('{"type": "ping", "req": "frags"' + ' ' * 20000 + '}').encode()
+    pieces = [msg[i:i + 4] for i in range(0, len(msg), 4)]
+    data = frame_bytes(TEXT, pieces[0], fin=False)
+    for piece in pieces[1:-1]:
+        data += frame_bytes(CONT, piece, fin=False)
+    data += frame_bytes(CONT, pieces[-1])
+    c.send_raw(data)
+    assert pong_for(c, 'frags')['type'] == 'pong'
+    c.close()
+
+
 def test_many_small_fragments_are_reassembled(stack, tenant):
     c = ws(stack.main, tenant).connect()
     msg = json.dumps({'type': 'ping', 'req': 'x' * 100}).encode()
