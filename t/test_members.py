@@ -8,6 +8,7 @@ members below; moderators and above remove members below them; anyone
 leaves, except the owner while others remain (409).
 """
 
+import concurrent.futures
 import urllib.parse
 
 import pytest
@@ -255,6 +256,33 @@ def test_adding_500_members_at_once(tenant):
     assert len(r.json['items']) == 500
     c = conv(alice, cid)
     assert c['member_count'] == 501 and c['last_seq'] == 500
+
+
+def test_adds_racing_sends_of_a_caller_renamed_each_time(stack, tenant):
+    # Every writer writes the caller's user row and then locks the
+    # conversation.  Adding members must too: were it to lock first, an
+    # add waiting on the row that a send renamed, while that send waits on
+    # the lock the add holds, is a deadlock (a 503 for one of them).
+    cid = group(tenant.client('alice'), ['bob'])
+    adder = tenant.client('alice', name='Alice, adding')
+    sender = tenant.client('alice', name='Alice, sending')
+
+    def add(i):
+        return adder.post(f'conversations/{cid}/members',
+                          {'user_ids': [f'u{i:03}']})
+
+    def send(i):
+        return sender.post(f'conversations/{cid}/messages',
+                           {'content': f'm{i}'})
+
+    n = 240
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        got = list(pool.map(lambda i: (add if i % 2 else send)(i), range(n)))
+    bad = [r for r in got if r.status not in (200, 201)]
+    assert bad == [], f'{len(bad)} of {n} failed: {bad[:3]}'
+    c = conv(tenant.client('bob'), cid)
+    assert c['member_count'] == 2 + n // 2 and c['last_seq'] == n, c
+    assert [s for s, _, _ in stack.events(cid)] == list(range(1, n + 1))
 
 
 @pytest.mark.parametrize('body, field', [
@@ -621,3 +649,19 @@ def test_every_member_change_takes_the_next_seq(stack, tenant):
                and p['type'] == t for s, t, p in stack.events(cid))
     c = conv(alice, cid)
     assert c['member_count'] == 3 and c['owner_id'] == 'bob'
+
+
+# malformed JSON
+
+@pytest.mark.parametrize('raw', ['{"role":', '[]', '{"role": "admin"',
+                                 '"admin"'])
+def test_malformed_json_of_member_changes_is_400(stack, tenant, raw):
+    alice = tenant.client('alice')
+    cid = group(alice)
+    expect_error(alice.patch(f'conversations/{cid}/members/bob', raw=raw),
+                 400)
+    expect_error(alice.post(f'conversations/{cid}/members', raw=raw), 400)
+    assert roles(alice, cid) == {'alice': 'owner', 'bob': 'member',
+                                 'carol': 'member'}
+    assert conv(alice, cid)['last_seq'] == 0
+    assert stack.events(cid) == []

@@ -386,6 +386,47 @@ def test_invisible_shows_offline_and_comes_and_goes_unseen(tenant):
     assert status_of(bc, 'ivy') == 'offline'
 
 
+def test_offline_chosen_comes_and_goes_unseen(tenant):
+    # a chosen offline looks like invisible to others: connecting and
+    # leaving tells them nothing, not even by a fresh last_seen
+    oc, bc = tenant.client('olga'), tenant.client('bob')
+    group(oc, 'bob', 'zed')
+    bob = connect(tenant, 'bob')
+
+    # olga is seen once, visible, and then chooses offline while away
+    olga = connect(tenant, 'olga')
+    await_event(bob, 'olga', 'online', others=[olga])
+    mark = len(bob.log)
+    hangup(olga)
+    await_event(bob, 'olga', 'offline', since=mark)
+    seen = presence(bc, 'olga')['olga']['last_seen']
+    assert seen is not None and TIMESTAMP.match(seen), seen
+    r = oc.put('presence/me', {'status': 'offline'})
+    assert r.status == 200 and r.json['status'] == 'offline', r
+    hidden = {'user_id': 'olga', 'status': 'offline', 'custom_status': None,
+              'status_emoji': None, 'last_seen': seen}
+    assert presence(bc, 'olga')['olga'] == hidden
+
+    # olga comes with zed, the anchor, and goes with him: nothing tells
+    mark = len(bob.log)
+    olga = connect(tenant, 'olga')
+    zed = connect(tenant, 'zed', start=False)
+    await_event(bob, 'zed', 'online', since=mark, others=[olga])
+    quiet([bob, olga])
+    assert events_of(bob, 'olga', mark) == [], bob.log[mark:]
+    assert presence(bc, 'olga')['olga'] == hidden
+    hangup(olga)
+    hangup(zed)
+    await_event(bob, 'zed', 'offline', since=mark, others=[])
+    quiet([bob])
+    assert events_of(bob, 'olga', mark) == [], bob.log[mark:]
+    assert presence(bc, 'olga')['olga'] == hidden
+    # the user itself is told what it chose
+    r = oc.put('presence/me', {'custom_status': 'away for a while'})
+    assert r.status == 200 and r.json['status'] == 'offline', r
+    assert presence(bc, 'olga')['olga'] == hidden
+
+
 def test_chosen_status_is_kept_without_a_connection(tenant):
     ac, bc = tenant.client('alice'), tenant.client('bob')
     group(ac, 'bob')

@@ -460,3 +460,42 @@ END $$""", (tenant.name, n)).decode())
         if count:
             expected_carol[ids[f'c{i}']] = (count, 0)
     assert unread_map(tenant.client('carol')) == expected_carol
+
+
+# receipts: derived from the read positions of those who were there
+
+def receipts(client, cid, mid):
+    r = client.get(f'conversations/{cid}/messages/{mid}/receipts')
+    assert r.status == 200, r
+    assert set(r.json) == {'read_by', 'delivered_to'}, r
+    return r.json
+
+
+def test_receipts_leave_out_members_added_after_the_message(tenant):
+    # a newcomer starts with last_read_seq at its member_added seq: it has
+    # nothing unread from before it came, but it did not read that either
+    alice, bob = tenant.client('alice'), tenant.client('bob')
+    cid = new_conv(alice, 'group', ['bob'])
+    m1 = sent(alice, cid, 'before dave')
+    assert read_ok(bob, cid) == m1['seq']
+    r = alice.post(f'conversations/{cid}/members', {'user_ids': ['dave']})
+    assert r.status == 200, r
+    dave = tenant.client('dave')
+    assert me(dave, cid)['last_read_seq'] > m1['seq']
+    only_bob = {'read_by': ['bob'], 'delivered_to': ['bob']}
+    assert receipts(dave, cid, m1['id']) == only_bob
+    # reading everything there is does not make dave a reader of m1
+    read_ok(dave, cid)
+    assert receipts(alice, cid, m1['id']) == only_bob
+
+    # a message sent after dave came is his to read
+    m2 = sent(alice, cid, 'after dave')
+    assert receipts(alice, cid, m2['id']) == {'read_by': [],
+                                              'delivered_to': []}
+    assert read_ok(dave, cid) == m2['seq']
+    assert receipts(alice, cid, m2['id']) == {'read_by': ['dave'],
+                                              'delivered_to': ['dave']}
+    assert read_ok(bob, cid) == m2['seq']
+    assert receipts(alice, cid, m2['id']) == {
+        'read_by': ['bob', 'dave'], 'delivered_to': ['bob', 'dave']}
+    assert receipts(alice, cid, m1['id']) == only_bob
