@@ -410,7 +410,7 @@ struct ngx_chat_session_s {
     void                        *reading;    /* its Postgres read running */
     ngx_event_t                  timer;
     ngx_msec_t                   start_by;
-    int64_t                      viewing;    /* join/leave */
+    json_t                      *views;      /* join/leave before them */
 
     unsigned                     in_message:1;
     unsigned                     loaded:1;

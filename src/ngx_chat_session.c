@@ -81,6 +81,9 @@ static void ngx_chat_session_view(ngx_chat_session_t *s,
     const ngx_chat_ws_type_t *t, json_t *msg, json_t *req);
 static json_t *ngx_chat_session_args(ngx_chat_session_t *s,
     const ngx_chat_ws_type_t *t, json_t *msg, json_t *req);
+static void ngx_chat_session_viewed(ngx_chat_session_t *s, int64_t id,
+    json_t *req);
+static void ngx_chat_session_views(ngx_chat_session_t *s);
 static ngx_chat_sub_t *ngx_chat_session_sub(ngx_chat_session_t *s,
     int64_t conversation);
 static void ngx_chat_json_cleanup(void *data);
@@ -116,9 +119,15 @@ ngx_chat_session_open(ngx_chat_session_t *s)
 static void
 ngx_chat_session_hello(ngx_chat_session_t *s)
 {
-    u_char     *p, buf[512];
+    u_char     *p, buf[1024];
     ngx_tm_t    tm;
     ngx_time_t *tp;
+
+    /*
+     * a user id and a tenant are at most 128 bytes and hold no control
+     * characters, so each escapes to at most 256: the check below is a
+     * guard, never an answer
+     */
 
     tp = ngx_timeofday();
     ngx_gmtime(tp->sec, &tm);
@@ -227,6 +236,10 @@ ngx_chat_session_loaded(ngx_chat_pg_query_t *q, PGresult *res)
     }
 
     s->loaded = 1;
+
+    if (s->views) {
+        ngx_chat_session_views(s);
+    }
 
     if (s->resume) {
         /* resumed as one: the reqs of the resumes that came wait in place */
@@ -383,6 +396,14 @@ ngx_chat_session_rewind(ngx_chat_session_t *s, json_t *map)
     json_t          *seq;
     ngx_queue_t     *q;
     ngx_chat_sub_t  *sub;
+
+    if (s->reading) {
+        /*
+         * a read under way holds followers whose positions change here,
+         * and one placed live here may be gone before its rows come
+         */
+        ngx_chat_reading_done(s->reading);
+    }
 
     for (q = ngx_queue_head(&s->subs);
          q != ngx_queue_sentinel(&s->subs);
@@ -813,8 +834,10 @@ ngx_chat_session_close(ngx_chat_session_t *s)
 
     json_decref(s->resume);
     json_decref(s->resume_reqs);
+    json_decref(s->views);
     s->resume = NULL;
     s->resume_reqs = NULL;
+    s->views = NULL;
 }
 
 
@@ -981,19 +1004,64 @@ ngx_chat_session_view(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
     id = json_integer_value(json_object_get(args, "conversation_id"));
     json_decref(args);
 
+    if (s->loaded) {
+        ngx_chat_session_viewed(s, id, req);
+        return;
+    }
+
+    /* the memberships are not there yet: so the answer waits for them */
+
+    if (s->views == NULL) {
+        s->views = json_array();
+    }
+
+    if (s->views == NULL
+        || json_array_size(s->views) >= NGX_CHAT_SESSION_CALLS
+        || json_array_append_new(s->views,
+                                 json_pack("[IO]", (json_int_t) id,
+                                           req ? req : json_null()))
+           != 0)
+    {
+        ngx_chat_session_error_text(s, req, 429,
+                                    "too many requests wait for an answer");
+    }
+}
+
+
+/*
+ * join and leave name the conversation the user looks at; nothing is
+ * sent differently for it, so the answer says whether it is theirs
+ */
+
+static void
+ngx_chat_session_viewed(ngx_chat_session_t *s, int64_t id, json_t *req)
+{
     if (ngx_chat_session_sub(s, id) == NULL) {
         ngx_chat_session_error_text(s, req, 404, "conversation not found");
         return;
     }
 
-    if (t->kind == NGX_CHAT_MSG_JOIN) {
-        s->viewing = id;
+    ngx_chat_session_reply(s, req, "ack", NULL);
+}
 
-    } else if (s->viewing == id) {
-        s->viewing = 0;
+
+static void
+ngx_chat_session_views(ngx_chat_session_t *s)
+{
+    size_t   i;
+    json_t  *views, *view, *req;
+
+    views = s->views;
+    s->views = NULL;
+
+    json_array_foreach(views, i, view) {
+        req = json_array_get(view, 1);
+        ngx_chat_session_viewed(s,
+                                json_integer_value(json_array_get(view, 0)),
+                                json_is_null(req) ? NULL : req);
     }
 
-    ngx_chat_session_reply(s, req, "ack", NULL);
+    json_decref(views);
 }
 
 

@@ -1254,6 +1254,11 @@ ngx_chat_ws_timer_handler(ngx_event_t *ev)
     if (now - s->last_ping >= conf->ping) {
         ngx_chat_ws_control(s, NGX_CHAT_WS_PING, NULL, 0);
         s->last_ping = now;
+
+        if (s->closing) {
+            /* the ping filled the send queue: 1013, and its close timer */
+            return;
+        }
     }
 
     ngx_chat_session_timer(s);

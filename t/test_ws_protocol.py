@@ -682,6 +682,42 @@ def test_server_close_frames_are_well_formed(stack, tenant):
     payload[2:].decode('utf-8')   # the reason is UTF-8
 
 
+def test_join_before_the_memberships_are_loaded_is_answered_from_them(
+        stack, tenant):
+    # sent with the handshake, join and leave come before the server knows
+    # the user's conversations: the answers wait for them
+    alice = tenant.client('alice')
+    r = alice.post('conversations', {'type': 'group', 'member_ids': ['bob']})
+    assert r.status == 201, r
+    theirs = r.json['id']
+    r = alice.post('conversations', {'type': 'group'})
+    assert r.status == 201, r
+    not_theirs = r.json['id']
+    tail = b''.join(frame_bytes(TEXT, json.dumps(m)) for m in [
+        {'type': 'join', 'req': 'j1', 'conversation_id': theirs},
+        {'type': 'join', 'req': 'j2', 'conversation_id': not_theirs},
+        {'type': 'leave', 'req': 'l1', 'conversation_id': theirs}])
+    c = ws(stack.main, tenant, 'bob', tail=tail).connect()
+    c.wait(lambda m: m.get('req') == 'l1', 5, 'the answer to leave')
+    answers = {m['req']: m for m in c.log if 'req' in m}
+    assert answers['j1']['type'] == 'ack', answers
+    assert answers['j2']['type'] == 'error', answers
+    assert answers['j2']['error']['code'] == 'not_found', answers
+    assert answers['l1']['type'] == 'ack', answers
+    c.close()
+
+
+def test_hello_names_the_longest_ids_whatever_they_hold(stack, tenant):
+    user = '"\\' * 64
+    name = 'q"' * 64
+    c = ChatWS(stack.main.port,
+               stack.tokens.make(user, tenant=name), hello=False).connect()
+    hello = c.recv(5)
+    assert hello['type'] == 'hello', hello
+    assert hello['user_id'] == user and hello['tenant'] == name, hello
+    c.close()
+
+
 def test_bytes_behind_the_handshake_in_the_same_packet_are_processed(
         stack, tenant):
     tail = (frame_bytes(PING, b'early') +
