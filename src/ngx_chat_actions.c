@@ -203,7 +203,8 @@ ngx_chat_call_result(ngx_chat_pg_query_t *q, PGresult *res)
 static void
 ngx_chat_call_rows(ngx_chat_call_t *call, PGresult *res)
 {
-    int  i, n, answer;
+    int        i, n, answer;
+    ngx_int_t  status;
 
     n = PQntuples(res);
     answer = -1;
@@ -234,8 +235,21 @@ ngx_chat_call_rows(ngx_chat_call_t *call, PGresult *res)
         return;
     }
 
-    call->status = ngx_atoi((u_char *) PQgetvalue(res, i, 0),
-                            PQgetlength(res, i, 0));
+    status = ngx_atoi((u_char *) PQgetvalue(res, i, 0),
+                      PQgetlength(res, i, 0));
+
+    /* it becomes the HTTP status line: a fault in sql/ must not */
+    if (status < 100 || status > 599) {
+        ngx_log_error(NGX_LOG_ALERT, call->log, 0,
+                      "chat: statement \"%s\" returned an invalid status "
+                      "\"%*s\"", ngx_chat_stmts[call->stmt].name,
+                      (size_t) ngx_min(PQgetlength(res, i, 0), 16),
+                      PQgetvalue(res, i, 0));
+        ngx_chat_call_fail(call, 500, "internal error");
+        return;
+    }
+
+    call->status = status;
 
     if (PQgetisnull(res, i, 2)) {
         ngx_str_null(&call->body);

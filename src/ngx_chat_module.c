@@ -493,8 +493,19 @@ ngx_chat_postgres_hosts(ngx_conf_t *cf, PQconninfoOption *opts)
                                        (u_char *) next + len, ',') - next;
         }
 
-        if (len == 0 || next[0] == '/' || len >= sizeof(name)) {
+        if (len == 0 || next[0] == '/') {
             continue;
+        }
+
+        if (len >= sizeof(name)) {
+            /* longer than any address: a name, and a bad one */
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"chat_postgres\": host \"%*s...\" (%uz "
+                               "bytes) is a name; resolving it would block "
+                               "nginx, give an IP address, a socket "
+                               "directory or \"hostaddr=\"",
+                               (size_t) 32, next, len);
+            return NGX_CONF_ERROR;
         }
 
         ngx_memcpy(name, next, len);

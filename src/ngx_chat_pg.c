@@ -2,7 +2,7 @@
 /*
  * ngx_chat: a per-worker pool of Postgres connections on nginx's events.
  *
- * Each connection is opened with PQconnectStart() and driven by
+ * Each connection is opened with PQconnectStartParams() and driven by
  * PQconnectPoll() from read and write events, then prepares every
  * statement of ngx_chat_stmts[] in one pipelined round trip and becomes
  * idle.  A query takes an idle connection or waits in a bounded queue for
@@ -12,6 +12,11 @@
  *
  * A handler is never called from inside ngx_chat_pg_send(): the caller
  * learns there whether the query was taken, and later what it returned.
+ *
+ * A query that has no answer within NGX_CHAT_PG_QUERY_TIME fails as if
+ * Postgres had gone away, and its connection is replaced: a server that
+ * vanished without closing the connection (a half-open TCP connection)
+ * would otherwise hold it, and its request, forever.
  */
 
 
@@ -20,6 +25,26 @@
 
 #define NGX_CHAT_PG_BACKOFF_MIN  50
 #define NGX_CHAT_PG_BACKOFF_MAX  2000
+
+/*
+ * Not the pool's timeout=, which bounds the wait for a connection (5 s by
+ * default) and may be as short as a few milliseconds: a query may rightly
+ * wait much longer in Postgres, for a row lock held by another writer.
+ * This only has to end what would otherwise never end.
+ */
+#define NGX_CHAT_PG_QUERY_TIME   30000
+
+
+/*
+ * TCP keepalives that notice a vanished server within about two minutes
+ * on an idle connection (the kernel's default waits two hours before the
+ * first probe; libpq turns keepalives on, with the kernel's timings).
+ */
+static const char  *ngx_chat_pg_keepalives[][2] = {
+    { "keepalives_idle", "60" },
+    { "keepalives_interval", "10" },
+    { "keepalives_count", "6" }
+};
 
 
 typedef enum {
@@ -38,8 +63,11 @@ struct ngx_chat_pg_conn_s {
     ngx_chat_pg_query_t         *query;
     PGresult                    *result;
     ngx_queue_t                  idle;
-    ngx_event_t                  timer;     /* reconnect; connect timeout */
+    ngx_event_t                  timer;     /* reconnect; connect timeout;
+                                               the query's deadline */
     ngx_msec_t                   backoff;
+    dev_t                        dev;       /* the socket wrapped in c */
+    ino_t                        ino;
     ngx_uint_t                   state;
     ngx_uint_t                   pending;   /* prepare results to come */
     unsigned                     failed:1;  /* a prepare failed */
@@ -51,6 +79,8 @@ struct ngx_chat_pg_pool_s {
     ngx_log_t                   *log;
     ngx_chat_pg_conn_t          *conns;
     ngx_uint_t                   nconns;
+    const char                 **keywords;    /* of PQconnectStartParams() */
+    const char                 **values;
     ngx_queue_t                  idle;
     ngx_queue_t                  waiting;
     ngx_uint_t                   nwaiting;
@@ -63,7 +93,11 @@ static void ngx_chat_pg_connect(ngx_chat_pg_conn_t *pc);
 static void ngx_chat_pg_timer_handler(ngx_event_t *ev);
 static void ngx_chat_pg_event_handler(ngx_event_t *ev);
 static void ngx_chat_pg_poll_connect(ngx_chat_pg_conn_t *pc);
+static ngx_int_t ngx_chat_pg_connect_params(ngx_cycle_t *cycle,
+    ngx_chat_pg_pool_t *pool);
 static ngx_int_t ngx_chat_pg_track_socket(ngx_chat_pg_conn_t *pc);
+static ngx_uint_t ngx_chat_pg_same_socket(ngx_chat_pg_conn_t *pc,
+    ngx_socket_t fd);
 static void ngx_chat_pg_prepare(ngx_chat_pg_conn_t *pc);
 static void ngx_chat_pg_read_prepared(ngx_chat_pg_conn_t *pc);
 static void ngx_chat_pg_ready(ngx_chat_pg_conn_t *pc);
@@ -74,6 +108,7 @@ static ngx_int_t ngx_chat_pg_flush(ngx_chat_pg_conn_t *pc);
 static void ngx_chat_pg_dispatch(ngx_chat_pg_pool_t *pool);
 static void ngx_chat_pg_wait_timeout(ngx_event_t *ev);
 static void ngx_chat_pg_broken(ngx_chat_pg_conn_t *pc, const char *what);
+static void ngx_chat_pg_lost(ngx_chat_pg_conn_t *pc);
 static void ngx_chat_pg_close(ngx_chat_pg_conn_t *pc);
 static void ngx_chat_pg_fail_waiting(ngx_chat_pg_pool_t *pool);
 
@@ -101,6 +136,10 @@ ngx_chat_pg_pool_create(ngx_cycle_t *cycle, ngx_chat_pg_conf_t *conf)
     pool->nconns = conf->size;
     ngx_queue_init(&pool->idle);
     ngx_queue_init(&pool->waiting);
+
+    if (ngx_chat_pg_connect_params(cycle, pool) != NGX_OK) {
+        return NULL;
+    }
 
     for (i = 0; i < pool->nconns; i++) {
         pc = &pool->conns[i];
@@ -223,6 +262,63 @@ ngx_chat_pg_stats(ngx_chat_pg_pool_t *pool, ngx_chat_pg_stats_t *st)
 }
 
 
+/*
+ * The conninfo goes as "dbname", which libpq expands, after keepalive
+ * settings of our own: any that the conninfo has wins.  A service file
+ * would not (libpq reads it only for what is still unset), so with
+ * "service=" the conninfo goes alone.
+ */
+
+static ngx_int_t
+ngx_chat_pg_connect_params(ngx_cycle_t *cycle, ngx_chat_pg_pool_t *pool)
+{
+    char              *err;
+    ngx_uint_t         i, n, service;
+    PQconninfoOption  *opts, *o;
+
+    n = sizeof(ngx_chat_pg_keepalives) / sizeof(ngx_chat_pg_keepalives[0]);
+
+    pool->keywords = ngx_pcalloc(cycle->pool, (n + 2) * sizeof(char *));
+    pool->values = ngx_pcalloc(cycle->pool, (n + 2) * sizeof(char *));
+    if (pool->keywords == NULL || pool->values == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* checked at load time; this only parses it again */
+    opts = PQconninfoParse((char *) pool->conf->conninfo.data, &err);
+    if (opts == NULL) {
+        if (err) {
+            PQfreemem(err);
+        }
+        return NGX_ERROR;
+    }
+
+    service = 0;
+
+    for (o = opts; o->keyword; o++) {
+        if (ngx_strcmp(o->keyword, "service") == 0 && o->val && o->val[0]) {
+            service = 1;
+        }
+    }
+
+    PQconninfoFree(opts);
+
+    i = 0;
+
+    if (!service) {
+        for ( /* void */ ; i < n; i++) {
+            pool->keywords[i] = ngx_chat_pg_keepalives[i][0];
+            pool->values[i] = ngx_chat_pg_keepalives[i][1];
+        }
+    }
+
+    pool->keywords[i] = "dbname";
+    pool->values[i] = (const char *) pool->conf->conninfo.data;
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_chat_pg_connect(ngx_chat_pg_conn_t *pc)
 {
@@ -232,11 +328,11 @@ ngx_chat_pg_connect(ngx_chat_pg_conn_t *pc)
 
     /*
      * The configuration names hosts by address only (checked at load
-     * time), so that PQconnectStart() does not resolve names: that would
-     * block.
+     * time), so that PQconnectStartParams() does not resolve names: that
+     * would block.
      */
 
-    pc->pg = PQconnectStart((char *) pool->conf->conninfo.data);
+    pc->pg = PQconnectStartParams(pool->keywords, pool->values, 1);
 
     if (pc->pg == NULL || PQstatus(pc->pg) == CONNECTION_BAD) {
         ngx_chat_pg_broken(pc, "connect");
@@ -262,16 +358,23 @@ ngx_chat_pg_connect(ngx_chat_pg_conn_t *pc)
 }
 
 
-/* the socket may change between PQconnectPoll() calls */
+/*
+ * The socket may change between PQconnectPoll() calls: libpq closes it and
+ * opens another to try the next host or address of the conninfo, or again
+ * without SSL or GSS encryption.  The new socket usually gets the number
+ * of the old one (the lowest free), and epoll forgot the old one when it
+ * was closed: the number does not tell, the socket's inode does.
+ */
 
 static ngx_int_t
 ngx_chat_pg_track_socket(ngx_chat_pg_conn_t *pc)
 {
     ngx_socket_t  fd;
+    struct stat   st;
 
     fd = PQsocket(pc->pg);
 
-    if (pc->c && pc->c->fd == fd) {
+    if (pc->c && ngx_chat_pg_same_socket(pc, fd)) {
         return NGX_OK;
     }
 
@@ -281,14 +384,33 @@ ngx_chat_pg_track_socket(ngx_chat_pg_conn_t *pc)
         pc->c = NULL;
     }
 
-    if (fd == (ngx_socket_t) -1) {
+    if (fd == (ngx_socket_t) -1 || fstat(fd, &st) == -1) {
         return NGX_ERROR;
     }
 
     pc->c = ngx_chat_conn_wrap(fd, pc, ngx_chat_pg_event_handler,
                                ngx_chat_pg_event_handler, pc->pool->log);
+    if (pc->c == NULL) {
+        return NGX_ERROR;
+    }
 
-    return pc->c ? NGX_OK : NGX_ERROR;
+    pc->dev = st.st_dev;
+    pc->ino = st.st_ino;
+
+    return NGX_OK;
+}
+
+
+/* fd is the socket that pc->c wraps, not another one with its number */
+
+static ngx_uint_t
+ngx_chat_pg_same_socket(ngx_chat_pg_conn_t *pc, ngx_socket_t fd)
+{
+    struct stat  st;
+
+    return fd != (ngx_socket_t) -1 && fd == pc->c->fd
+           && fstat(fd, &st) == 0
+           && st.st_dev == pc->dev && st.st_ino == pc->ino;
 }
 
 
@@ -299,12 +421,23 @@ ngx_chat_pg_timer_handler(ngx_event_t *ev)
 
     pc = ev->data;
 
-    if (pc->state == NGX_CHAT_PG_DOWN) {
+    switch (pc->state) {
+
+    case NGX_CHAT_PG_DOWN:
         ngx_chat_pg_connect(pc);
         return;
-    }
 
-    ngx_chat_pg_broken(pc, "connect timed out");
+    case NGX_CHAT_PG_BUSY:
+        ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
+                      "chat: postgres query had no answer in %M ms, "
+                      "its connection is replaced", NGX_CHAT_PG_QUERY_TIME);
+        ngx_chat_pg_lost(pc);
+        return;
+
+    default:
+        ngx_chat_pg_broken(pc, "connect timed out");
+        return;
+    }
 }
 
 
@@ -514,6 +647,8 @@ ngx_chat_pg_run(ngx_chat_pg_conn_t *pc, ngx_chat_pg_query_t *q)
     pc->query = q;
     q->conn = pc;
 
+    ngx_add_timer(&pc->timer, NGX_CHAT_PG_QUERY_TIME);
+
     return NGX_OK;
 }
 
@@ -568,6 +703,10 @@ ngx_chat_pg_read_result(ngx_chat_pg_conn_t *pc)
 
     q = pc->query;
     res = pc->result;
+
+    if (pc->timer.timer_set) {
+        ngx_del_timer(&pc->timer);
+    }
 
     pc->query = NULL;
     pc->result = NULL;
@@ -666,12 +805,8 @@ ngx_chat_pg_wait_timeout(ngx_event_t *ev)
 static void
 ngx_chat_pg_broken(ngx_chat_pg_conn_t *pc, const char *what)
 {
-    size_t                len;
-    const char           *msg;
-    ngx_chat_pg_pool_t   *pool;
-    ngx_chat_pg_query_t  *q;
-
-    pool = pc->pool;
+    size_t       len;
+    const char  *msg;
 
     msg = pc->pg ? PQerrorMessage(pc->pg) : "out of memory";
     len = ngx_strlen(msg);
@@ -680,8 +815,22 @@ ngx_chat_pg_broken(ngx_chat_pg_conn_t *pc, const char *what)
         len--;
     }
 
-    ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+    ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
                   "chat: postgres %s failed: %*s", what, len, msg);
+
+    ngx_chat_pg_lost(pc);
+}
+
+
+/* the connection goes, its query fails, another is opened after a pause */
+
+static void
+ngx_chat_pg_lost(ngx_chat_pg_conn_t *pc)
+{
+    ngx_chat_pg_pool_t   *pool;
+    ngx_chat_pg_query_t  *q;
+
+    pool = pc->pool;
 
     q = pc->query;
     pc->query = NULL;
@@ -731,14 +880,19 @@ ngx_chat_pg_broken(ngx_chat_pg_conn_t *pc, const char *what)
 static void
 ngx_chat_pg_close(ngx_chat_pg_conn_t *pc)
 {
+    ngx_uint_t  closed;
+
     if (pc->result) {
         PQclear(pc->result);
         pc->result = NULL;
     }
 
     if (pc->c) {
-        ngx_chat_conn_release(pc->c,
-                              pc->pg == NULL || PQsocket(pc->pg) != pc->c->fd);
+        /* libpq closes the socket when the server goes: epoll forgot it */
+        closed = pc->pg == NULL
+                 || !ngx_chat_pg_same_socket(pc, PQsocket(pc->pg));
+
+        ngx_chat_conn_release(pc->c, closed);
         pc->c = NULL;
     }
 

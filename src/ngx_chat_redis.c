@@ -13,6 +13,13 @@
  * hiredis owns the sockets: the adapter never closes one, and a context
  * is never touched after hiredis may have freed it (the disconnect
  * callback clears the link's pointer first).
+ *
+ * hiredis 0.14 has no timeouts: a Redis that stops answering without
+ * closing the connection (stopped, or a half-open TCP connection) would
+ * hold a link forever.  Each link counts the replies it is owed; when the
+ * oldest has been owed for NGX_CHAT_REDIS_REPLY_TIME with nothing heard
+ * meanwhile, the link is dropped from its timer (never from inside a
+ * hiredis callback) and connected again after the usual pause.
  */
 
 
@@ -25,14 +32,19 @@
 #define NGX_CHAT_REDIS_BACKOFF_MIN   100
 #define NGX_CHAT_REDIS_BACKOFF_MAX   2000
 #define NGX_CHAT_REDIS_CONNECT_TIME  3000
+#define NGX_CHAT_REDIS_REPLY_TIME    5000
 #define NGX_CHAT_REDIS_QUEUE_MAX     (64 * 1024 * 1024)
 
 
 typedef struct {
     redisAsyncContext           *ac;
     ngx_connection_t            *c;
-    ngx_event_t                  timer;      /* reconnect; connect timeout */
+    ngx_event_t                  timer;      /* reconnect; connect timeout;
+                                                the replies' deadline */
     ngx_msec_t                   backoff;
+    ngx_uint_t                   owed;       /* replies to come */
+    ngx_msec_t                   heard;      /* the last reply, or the
+                                                command that began a wait */
     const char                  *name;
     unsigned                     subscriber:1;
     unsigned                     connected:1;
@@ -65,6 +77,11 @@ typedef struct {
 
 static void ngx_chat_redis_connect(ngx_chat_redis_link_t *link);
 static void ngx_chat_redis_retry(ngx_chat_redis_link_t *link);
+static void ngx_chat_redis_lost(ngx_chat_redis_link_t *link);
+static void ngx_chat_redis_sent(ngx_chat_redis_link_t *link);
+static void ngx_chat_redis_heard(ngx_chat_redis_link_t *link,
+    ngx_uint_t answer);
+static void ngx_chat_redis_overdue(ngx_chat_redis_link_t *link);
 static void ngx_chat_redis_timer_handler(ngx_event_t *ev);
 static void ngx_chat_redis_on_connect(const redisAsyncContext *ac,
     int status);
@@ -73,7 +90,11 @@ static void ngx_chat_redis_on_disconnect(const redisAsyncContext *ac,
 static void ngx_chat_redis_on_subscribed(redisAsyncContext *ac, void *r,
     void *data);
 static void ngx_chat_redis_flush_pending(void);
+static ngx_int_t ngx_chat_redis_send_publish(u_char *channel,
+    size_t channel_len, u_char *msg, size_t len);
 static void ngx_chat_redis_on_reply(redisAsyncContext *ac, void *r,
+    void *data);
+static void ngx_chat_redis_on_done(redisAsyncContext *ac, void *r,
     void *data);
 static void ngx_chat_redis_read_handler(ngx_event_t *ev);
 static void ngx_chat_redis_write_handler(ngx_event_t *ev);
@@ -143,14 +164,23 @@ ngx_chat_redis_done(void)
 }
 
 
+/*
+ * Whether ngx_chat_redis_command() can send now: it asks about the
+ * publishing connection, where commands go.  The subscribing one tells
+ * the fan-out itself when it comes and goes.
+ */
+
 ngx_uint_t
 ngx_chat_redis_up(void)
 {
-    return ngx_chat_redis.sub.connected;
+    return ngx_chat_redis.pub.connected;
 }
 
 
-/* PUBLISH <prefix><channel> <msg>; queued while Redis is away */
+/*
+ * PUBLISH <prefix><channel> <msg>; queued while Redis is away.  What waits
+ * goes first, so that events of a channel keep their order.
+ */
 
 void
 ngx_chat_redis_publish(u_char *channel, size_t channel_len, u_char *msg,
@@ -159,13 +189,15 @@ ngx_chat_redis_publish(u_char *channel, size_t channel_len, u_char *msg,
     ngx_chat_redis_t          *rd = &ngx_chat_redis;
     ngx_chat_redis_pending_t  *p;
 
-    if (rd->pub.connected && ngx_queue_empty(&rd->pending)
-        && redisAsyncCommand(rd->pub.ac, NULL, NULL, "PUBLISH %b%b %b",
-                             rd->conf->prefix.data, rd->conf->prefix.len,
-                             channel, channel_len, msg, len)
-           == REDIS_OK)
-    {
-        return;
+    if (rd->pub.connected) {
+        ngx_chat_redis_flush_pending();
+
+        if (ngx_queue_empty(&rd->pending)
+            && ngx_chat_redis_send_publish(channel, channel_len, msg, len)
+               == NGX_OK)
+        {
+            return;
+        }
     }
 
     if (rd->pending_bytes + len > NGX_CHAT_REDIS_QUEUE_MAX) {
@@ -210,8 +242,15 @@ ngx_chat_redis_command(int argc, const char **argv, const size_t *lens,
     }
 
     if (handler == NULL) {
-        return redisAsyncCommandArgv(rd->pub.ac, NULL, NULL, argc, argv, lens)
-               == REDIS_OK ? NGX_OK : NGX_DECLINED;
+        if (redisAsyncCommandArgv(rd->pub.ac, ngx_chat_redis_on_done, NULL,
+                                  argc, argv, lens)
+            != REDIS_OK)
+        {
+            return NGX_DECLINED;
+        }
+
+        ngx_chat_redis_sent(&rd->pub);
+        return NGX_OK;
     }
 
     w = ngx_alloc(sizeof(ngx_chat_redis_waiter_t), rd->log);
@@ -230,6 +269,8 @@ ngx_chat_redis_command(int argc, const char **argv, const size_t *lens,
         return NGX_DECLINED;
     }
 
+    ngx_chat_redis_sent(&rd->pub);
+
     return NGX_OK;
 }
 
@@ -239,8 +280,23 @@ ngx_chat_redis_on_reply(redisAsyncContext *ac, void *r, void *data)
 {
     ngx_chat_redis_waiter_t  *w = data;
 
+    if (r) {
+        ngx_chat_redis_heard(ac->data, 1);
+    }
+
     w->handler(r, w->data);
     ngx_free(w);
+}
+
+
+/* the reply to a command nobody waits for: only the count goes down */
+
+static void
+ngx_chat_redis_on_done(redisAsyncContext *ac, void *r, void *data)
+{
+    if (r) {
+        ngx_chat_redis_heard(ac->data, 1);
+    }
 }
 
 
@@ -264,6 +320,9 @@ ngx_chat_redis_subscribe(ngx_str_t *channel, ngx_uint_t on)
         return NGX_ERROR;
     }
 
+    /* one channel: one confirmation */
+    ngx_chat_redis_sent(&rd->sub);
+
     return NGX_OK;
 }
 
@@ -279,11 +338,9 @@ ngx_chat_redis_flush_pending(void)
         q = ngx_queue_head(&rd->pending);
         p = ngx_queue_data(q, ngx_chat_redis_pending_t, queue);
 
-        if (redisAsyncCommand(rd->pub.ac, NULL, NULL, "PUBLISH %b%b %b",
-                              rd->conf->prefix.data, rd->conf->prefix.len,
-                              p->data, p->channel_len,
-                              p->data + p->channel_len, p->len)
-            != REDIS_OK)
+        if (ngx_chat_redis_send_publish(p->data, p->channel_len,
+                                        p->data + p->channel_len, p->len)
+            != NGX_OK)
         {
             return;
         }
@@ -292,6 +349,27 @@ ngx_chat_redis_flush_pending(void)
         rd->pending_bytes -= p->len;
         ngx_free(p);
     }
+}
+
+
+static ngx_int_t
+ngx_chat_redis_send_publish(u_char *channel, size_t channel_len, u_char *msg,
+    size_t len)
+{
+    ngx_chat_redis_t  *rd = &ngx_chat_redis;
+
+    if (redisAsyncCommand(rd->pub.ac, ngx_chat_redis_on_done, NULL,
+                          "PUBLISH %b%b %b",
+                          rd->conf->prefix.data, rd->conf->prefix.len,
+                          channel, channel_len, msg, len)
+        != REDIS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_chat_redis_sent(&rd->pub);
+
+    return NGX_OK;
 }
 
 
@@ -381,14 +459,91 @@ ngx_chat_redis_timer_handler(ngx_event_t *ev)
         return;
     }
 
-    if (!link->connected) {
-        ngx_log_error(NGX_LOG_ERR, ngx_chat_redis.log, 0,
-                      "chat: redis %s connect timed out", link->name);
-        ac = link->ac;
-        link->ac = NULL;
-        redisAsyncFree(ac);
-        ngx_chat_redis_retry(link);
+    if (link->connected) {
+        ngx_chat_redis_overdue(link);
+        return;
     }
+
+    ngx_log_error(NGX_LOG_ERR, ngx_chat_redis.log, 0,
+                  "chat: redis %s connect timed out", link->name);
+    ac = link->ac;
+    link->ac = NULL;
+    redisAsyncFree(ac);
+    ngx_chat_redis_retry(link);
+}
+
+
+/* a command went out: a reply is owed, and the deadline runs */
+
+static void
+ngx_chat_redis_sent(ngx_chat_redis_link_t *link)
+{
+    if (link->owed++ == 0) {
+        link->heard = ngx_current_msec;
+    }
+
+    if (!link->timer.timer_set) {
+        ngx_add_timer(&link->timer, NGX_CHAT_REDIS_REPLY_TIME);
+    }
+}
+
+
+/*
+ * Redis said something on the link: it is alive.  An answer settles the
+ * oldest reply owed (replies come in the order of the commands).
+ */
+
+static void
+ngx_chat_redis_heard(ngx_chat_redis_link_t *link, ngx_uint_t answer)
+{
+    link->heard = ngx_current_msec;
+
+    if (answer && link->owed) {
+        link->owed--;
+    }
+}
+
+
+/*
+ * The deadline's timer: it is not moved on every reply, but looked at
+ * when it fires.  Nothing heard for NGX_CHAT_REDIS_REPLY_TIME while a
+ * reply is owed drops the link: hiredis calls every pending callback with
+ * no reply, and the link connects again after the usual pause.
+ */
+
+static void
+ngx_chat_redis_overdue(ngx_chat_redis_link_t *link)
+{
+    redisAsyncContext  *ac;
+    ngx_msec_int_t      silent;
+
+    if (link->owed == 0) {
+        /* the next command sets the timer again */
+        return;
+    }
+
+    silent = (ngx_msec_int_t) (ngx_current_msec - link->heard);
+
+    if (silent < NGX_CHAT_REDIS_REPLY_TIME) {
+        ngx_add_timer(&link->timer, NGX_CHAT_REDIS_REPLY_TIME - silent);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, ngx_chat_redis.log, 0,
+                  "chat: redis %s connection has owed %ui replies for "
+                  "%M ms, it is dropped", link->name, link->owed,
+                  (ngx_msec_t) silent);
+
+    ac = link->ac;
+
+    /* the disconnect callback sees a link closed on purpose */
+    link->ac = NULL;
+    link->connected = 0;
+
+    /* commands from the callbacks that run here are refused: not connected */
+    redisAsyncFree(ac);
+
+    ngx_chat_redis_lost(link);
 }
 
 
@@ -418,6 +573,7 @@ ngx_chat_redis_on_connect(const redisAsyncContext *ac, int status)
 
     link->backoff = 0;
     link->connected = 1;
+    link->owed = 0;
 
     if (link->subscriber) {
         ngx_chat_fanout_redis_up();
@@ -445,6 +601,17 @@ ngx_chat_redis_on_disconnect(const redisAsyncContext *ac, int status)
 
     link->ac = NULL;
     link->connected = 0;
+
+    ngx_chat_redis_lost(link);
+}
+
+
+/* the link is down: another connection after a pause */
+
+static void
+ngx_chat_redis_lost(ngx_chat_redis_link_t *link)
+{
+    link->owed = 0;
 
     ngx_chat_redis_retry(link);
 
@@ -485,6 +652,8 @@ ngx_chat_redis_on_subscribed(redisAsyncContext *ac, void *r, void *data)
     }
 
     if (kind->len == 7 && ngx_strncmp(kind->str, "message", 7) == 0) {
+        ngx_chat_redis_heard(ac->data, 0);
+
         if (reply->element[2]->type == REDIS_REPLY_STRING) {
             ngx_chat_fanout_message((u_char *) channel->str + skip,
                                     channel->len - skip,
@@ -494,13 +663,17 @@ ngx_chat_redis_on_subscribed(redisAsyncContext *ac, void *r, void *data)
         return;
     }
 
+    /* a confirmation settles what ngx_chat_redis_subscribe() sent */
+
     if (kind->len == 9 && ngx_strncmp(kind->str, "subscribe", 9) == 0) {
+        ngx_chat_redis_heard(ac->data, 1);
         ngx_chat_fanout_confirmed((u_char *) channel->str + skip,
                                   channel->len - skip, 1);
         return;
     }
 
     if (kind->len == 11 && ngx_strncmp(kind->str, "unsubscribe", 11) == 0) {
+        ngx_chat_redis_heard(ac->data, 1);
         ngx_chat_fanout_confirmed((u_char *) channel->str + skip,
                                   channel->len - skip, 0);
     }

@@ -287,3 +287,16 @@ def test_nginx_binary_is_the_stock_one():
     # the module is built for the installed nginx 1.22
     out = subprocess.run(['nginx', '-v'], capture_output=True, text=True)
     assert 'nginx/1.22' in out.stderr
+
+
+def test_postgres_host_name_of_256_bytes_or_more_is_refused(check_config):
+    # too long for an address, and so a name libpq would resolve
+    for n in (256, 300):
+        name = 'a' * (n - len('.example.com')) + '.example.com'
+        out = check_config(PG_CONNINFO=f'host=127.0.0.1,{name} port=5432')
+        refused(out, 'chat_postgres', f'({n} bytes) is a name', 'aaaa...')
+
+
+def test_postgres_socket_directory_of_256_bytes_passes(check_config):
+    out = check_config(PG_CONNINFO='host=/' + 'd' * 255 + ' port=5432')
+    assert out.returncode == 0, out.stderr

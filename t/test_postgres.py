@@ -1,7 +1,9 @@
 """Postgres on nginx's event loop: a query that waits does not stop the
 worker; a full pool queue and a Postgres that is down answer 503 with
-Retry-After; Postgres back is served again; racing creators of one direct
-conversation make one.
+Retry-After; Postgres back is served again; a query without an answer for
+30 s fails the same way and its connection is replaced; libpq moving on
+to the next host of the conninfo is followed; racing creators of one
+direct conversation make one.
 
 Locks are held from side sessions (psycopg2) so that a request's query
 waits in Postgres for as long as the test wants.
@@ -15,6 +17,7 @@ import time
 import psycopg2
 import pytest
 
+import chatstack
 from chatclient import Client, expect_error
 
 CUSTOM_TEMPLATE = pathlib.Path(__file__).resolve().parent / 'conf/custom.conf'
@@ -170,6 +173,40 @@ def test_a_query_waiting_past_the_timeout_answers_503(stack, new_tenant,
             db.rollback()
             assert first.result(timeout=10).status == 200
         assert alice.get(f'conversations/{other}').status == 200
+    finally:
+        ng.stop()
+
+
+def test_a_query_without_an_answer_for_30s_answers_503_and_is_replaced(
+        stack, new_tenant, side_db):
+    """A server that went without a word (a half-open connection) leaves a
+    query without an answer, as a lock held for longer than the deadline
+    does: the request fails as when Postgres goes away, and its connection
+    is replaced."""
+    ng = stack.nginx(name='pg-query-deadline', workers=1,
+                     template=CUSTOM_TEMPLATE,
+                     POSTGRES=f'chat_postgres "{stack.pg.conninfo}" '
+                              f'pool=2 timeout=60s;')
+    try:
+        alice = new_tenant(nginx=ng).client('alice')
+        locked, other = group(alice), group(alice)
+        db = side_db()
+        lock_conversation(db, locked)
+        started = time.monotonic()
+        r = alice.patch(f'conversations/{locked}', {'title': 'late'},
+                        timeout=60)
+        waited = time.monotonic() - started
+        expect_error(r, 503)
+        assert r.headers['Retry-After'] == '1'
+        assert 29 <= waited < 40, waited
+        # the other connection served meanwhile; the lost one is back
+        assert alice.get(f'conversations/{other}').status == 200
+        wait_for(lambda: health(alice).json['postgres']['ready'] == 2, 5,
+                 'the connection was not replaced')
+        assert 'query had no answer in 30000 ms' in ng.log_text()
+        db.rollback()
+        r = alice.patch(f'conversations/{locked}', {'title': 'after'})
+        assert r.status == 200 and r.json['title'] == 'after', r
     finally:
         ng.stop()
 
@@ -373,3 +410,45 @@ def test_only_last_seen_and_delivery_reports_commit_lazily(new_tenant,
         ([tenant.name], ['bob'], [cid], [1])) == 'off'
     # and the next transaction of the session is durable again
     assert commit_mode_after(conn, 'SELECT 1', ()) == 'on'
+
+
+
+# libpq moves on to the next host of the conninfo
+
+def test_a_conninfo_whose_first_host_refuses_is_served_promptly(stack,
+                                                                new_tenant):
+    """libpq closes the refused socket and opens one to the next host; in
+    a running worker the new socket gets the old one's number (the lowest
+    free), and must be watched anew.  Terminated connections make every
+    connection of the pools go through that again."""
+    closed = chatstack.free_port()
+    conninfo = (f'host=127.0.0.1,127.0.0.1 port={closed},{stack.pg.port} '
+                f'dbname=chat user=chat application_name=ngx_chat_next_host')
+    ng = stack.nginx(name='pg-next-host', PG_CONNINFO=conninfo)
+    try:
+        alice = new_tenant(nginx=ng).client('alice')
+        cid = group(alice, 'second host')
+
+        def sessions():
+            return stack.query(
+                "SELECT count(*) FROM pg_stat_activity WHERE "
+                "application_name = 'ngx_chat_next_host'")[0][0]
+
+        for _ in range(3):
+            wait_for(lambda: sessions() == 8, 10,
+                     'the pools did not open all their connections')
+            stack.query("SELECT pg_terminate_backend(pid) FROM "
+                        "pg_stat_activity WHERE application_name = "
+                        "'ngx_chat_next_host'")
+            # connect timeout=5s: a connection that hangs takes longer
+            wait_for(lambda: sessions() == 8, 3,
+                     'the pools did not connect again promptly')
+            for _ in range(8):
+                r = alice.get(f'conversations/{cid}', timeout=5)
+                assert r.status == 200, r
+                assert r.json['title'] == 'second host', r
+        alerts = [line for line in ng.log_text().splitlines()
+                  if '[alert]' in line or '[emerg]' in line]
+        assert alerts == []
+    finally:
+        ng.stop()

@@ -510,3 +510,55 @@ def test_postgres_down_answers_unavailable_and_the_connection_stays(
     seq = m['message']['seq']
     c.until(lambda: seq in c.seqs(cid), 10, 'the message delivered')
     assert c.closed is None
+
+
+def test_redis_that_stops_answering_is_dropped_and_delivery_goes_on(
+        stack, tenant):
+    """A Redis that keeps its connections but answers nothing (stopped
+    here; a half-open connection looks the same): the link that waits for
+    a reply is dropped after 5 s and connected again, and once Redis
+    answers, every client gets every seq once, in order."""
+    redis = chatstack.Redis(stack.root / 'ws-redis-frozen')
+    redis.start()
+    ng = None
+    watchers = []
+    try:
+        ng = stack.nginx(name='ws-redis-frozen', REDIS=redis.address)
+        owner = tenant.client('owner', nginx=ng)
+        cid = conv(owner, ['bob'])
+        watchers, _ = spread(tenant, 'bob', ng)
+        post(owner, cid, 'before')
+        wait_seqs(watchers, cid, 1)
+        offset = len(ng.log_text())
+
+        os.kill(redis.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            for i in range(3):
+                post(owner, cid, f'frozen{i}')     # REST does not wait
+            assert time.monotonic() - started < 5
+            chatstack.wait_for(
+                lambda: 'redis publishing connection has owed'
+                        in log_since(ng, offset), 15,
+                'the publishing link was not dropped')
+            dropped = time.monotonic() - started
+        finally:
+            os.kill(redis.pid, signal.SIGCONT)
+        assert 4.5 <= dropped < 12, dropped
+
+        for i in range(5):
+            post(owner, cid, f'after{i}')
+        final = last_seq(owner, cid)
+        assert final == 9
+        wait_seqs(watchers, cid, final, 20)
+        for c in watchers:
+            assert c.closed is None and not c.eof
+            assert_once_in_order(c.seqs(cid), 1, final)
+        bad = [line for line in log_since(ng, offset).splitlines()
+               if BAD_LOG.search(line)]
+        assert not bad, bad[:10]
+    finally:
+        close_all(watchers)
+        if ng:
+            ng.stop()
+        redis.stop()
