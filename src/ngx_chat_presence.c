@@ -372,13 +372,17 @@ ngx_chat_presence_init_worker(ngx_cycle_t *cycle, ngx_shm_zone_t *zone)
 
 
 /*
- * A worker takes a slot that is free or whose owner is dead: the counts
- * a dead worker left there go (its users are announced if they are gone).
+ * A worker takes a slot that is free or whose owner is dead.  Every slot
+ * of a dead worker is cleared here, not only the one taken: after a
+ * reload the new workers sit in other slots than the old ones did, and a
+ * respawned worker takes the first free slot, so the dead one's may be
+ * another (its users are announced if they are gone).
  */
 
 static void
 ngx_chat_presence_claim_slot(ngx_chat_presence_ctx_t *ctx)
 {
+    u_char                     stale[NGX_CHAT_PRESENCE_SLOTS];
     ngx_uint_t                 i, slot;
     ngx_queue_t               *q, *next;
     ngx_chat_presence_node_t  *node;
@@ -388,11 +392,17 @@ ngx_chat_presence_claim_slot(ngx_chat_presence_ctx_t *ctx)
     slot = NGX_CHAT_PRESENCE_SLOTS;
 
     for (i = 0; i < NGX_CHAT_PRESENCE_SLOTS; i++) {
-        if (ctx->sh->slots[i] == 0
-            || (kill(ctx->sh->slots[i], 0) == -1 && ngx_errno == NGX_ESRCH))
-        {
+        stale[i] = ctx->sh->slots[i] != 0
+                   && kill(ctx->sh->slots[i], 0) == -1
+                   && ngx_errno == NGX_ESRCH;
+
+        if (stale[i]) {
+            ctx->sh->slots[i] = 0;
+        }
+
+        if (ctx->sh->slots[i] == 0 && slot == NGX_CHAT_PRESENCE_SLOTS) {
             slot = i;
-            break;
+            stale[i] = 1;
         }
     }
 
@@ -416,8 +426,10 @@ ngx_chat_presence_claim_slot(ngx_chat_presence_ctx_t *ctx)
         next = ngx_queue_next(q);
         node = ngx_queue_data(q, ngx_chat_presence_node_t, lru);
 
-        if (node->counts[slot]) {
-            ngx_chat_presence_count(ctx, node, slot, -node->counts[slot]);
+        for (i = 0; i < NGX_CHAT_PRESENCE_SLOTS; i++) {
+            if (stale[i] && node->counts[i]) {
+                ngx_chat_presence_count(ctx, node, i, -node->counts[i]);
+            }
         }
     }
 

@@ -647,6 +647,34 @@ def test_kill9_of_a_worker_leaves_no_ghost_online(tenant, killable):
     wait_status(observer, 'fresh', 'offline', timeout=3)
 
 
+def test_kill9_after_a_reload_leaves_no_ghost_online(tenant, killable):
+    # after a reload the new workers hold other slots than the old ones;
+    # a respawned worker takes the first free one, not the dead one's
+    old = set(killable.worker_pids())
+    killable.reload()
+    chatstack.wait_for(lambda: len(killable.worker_pids()) == killable.workers
+                       and not set(killable.worker_pids()) & old, 15,
+                       'the reload did not replace the workers')
+    killable.wait_ready()
+    observer = tenant.client('observer', nginx=killable)
+    by = place(tenant, killable, [f'r{i}' for i in range(60)], (2, 1))
+    (victim, doomed), (_, kept) = list(by.items())
+    users = sorted(u for u, _ in doomed)
+
+    kill_worker(killable, victim)
+    deadline = time.monotonic() + 3
+    while True:
+        seen = {u: p['status'] for u, p in presence(observer, *users).items()}
+        if all(s == 'offline' for s in seen.values()):
+            break
+        assert time.monotonic() < deadline, f'ghosts online: {seen}'
+        time.sleep(0.1)
+    for user, _ in kept:
+        assert status_of(observer, user) == 'online'
+    for _, c in kept:
+        hangup(c)
+
+
 @pytest.fixture
 def two_hosts_own_redis(stack, request):
     """Two nginx instances on a Redis of their own, which the test may
