@@ -23,7 +23,7 @@ ASAN_LD    := -fPIC -fsanitize=address,undefined
 
 .PRECIOUS: $(BUILD)/%/nginx/objs/Makefile
 
-.PHONY: all module asan deps test unit lint fuzz integration run stop bench \
+.PHONY: all module asan deps test unit lint fuzz run stop bench \
         clean
 
 all: module
