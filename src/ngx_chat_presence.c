@@ -62,7 +62,6 @@ typedef struct {
     uint32_t                     total;
     uint16_t                     counts[NGX_CHAT_PRESENCE_SLOTS];
     u_char                       typing;     /* signals in this second */
-    u_char                       announced;  /* 0 not yet, 1 off, 2 on */
     u_char                       in_dirty;
     u_char                       tenant_len;
     u_char                       user_len;
@@ -567,8 +566,6 @@ ngx_chat_presence_create(ngx_chat_presence_ctx_t *ctx, ngx_str_t *tenant,
 
     ngx_memzero(pn, offsetof(ngx_chat_presence_node_t, data));
 
-    /* no one has seen the user yet: a coming and going says nothing */
-    pn->announced = 1;
     pn->node.key = hash;
     pn->tenant_len = (u_char) tenant->len;
     pn->user_len = (u_char) user->len;
@@ -1160,21 +1157,22 @@ ngx_chat_presence_announce(ngx_str_t *tenant, ngx_str_t *user)
 
 /*
  * Where the user is, is known.  While another host has the user, nothing
- * changes.  Otherwise Postgres keeps when the user was last seen, and the
- * world hears of it when this host's word differs from what it last said.
+ * changes.  Otherwise Postgres keeps when the user was last seen, and
+ * tells co-members what they now see if it differs from what they were
+ * last told (chat.presence_tell): that is decided there alone, for a
+ * connection's coming and going as for a chosen status.
  */
 
 static void
 ngx_chat_presence_decide(ngx_chat_call_t *call)
 {
     uint32_t                   hash;
-    ngx_uint_t                 here, elsewhere, changed;
+    ngx_uint_t                 here, elsewhere;
     ngx_chat_presence_ctx_t   *ctx = ngx_chat_presence;
     ngx_chat_presence_node_t  *pn;
 
     elsewhere = json_array_size(json_object_get(call->args, "online")) > 0;
     here = 0;
-    changed = 0;
 
     hash = ngx_chat_presence_hash(&call->id.tenant, &call->id.user);
 
@@ -1182,10 +1180,8 @@ ngx_chat_presence_decide(ngx_chat_call_t *call)
 
     pn = ngx_chat_presence_find(ctx, &call->id.tenant, &call->id.user, hash);
 
-    if (pn && !elsewhere) {
+    if (pn) {
         here = (pn->total > 0);
-        changed = (pn->announced != (here ? 2 : 1));
-        pn->announced = here ? 2 : 1;
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
@@ -1195,7 +1191,6 @@ ngx_chat_presence_decide(ngx_chat_call_t *call)
         return;
     }
 
-    json_object_set_new(call->args, "announce", json_boolean(changed));
     json_object_set_new(call->args, "online", json_array());
 
     if (here) {

@@ -526,10 +526,39 @@ def test_owner_archives_the_conversation_and_it_becomes_read_only(
     assert alice.get(f'conversations/{cid}').json['last_seq'] == 1
     # still there for its members, read-only
     assert bob.get(f'conversations/{cid}').json['title'] == 't'
-    assert ids(bob) == [cid]
     # my own settings are still mine to change
     r = bob.patch(f'conversations/{cid}/me', {'pinned': True})
     assert r.status == 200 and r.json['me']['pinned'] is True
+
+
+def test_archived_for_everyone_is_archived_for_each_member(tenant):
+    alice, bob = tenant.client('alice'), tenant.client('bob')
+    cid = group(alice, title='t')['id']
+    other = group(alice, title='kept')['id']
+    assert alice.delete(f'conversations/{cid}').status == 204
+
+    for c in (alice, bob):
+        # out of the default list, in the archived one, archived for me
+        assert ids(c) == [other]
+        assert ids(c, '?archived=true') == [cid]
+        got = c.get(f'conversations/{cid}').json
+        assert got['is_archived'] is True and \
+            got['me']['archived'] is True, got
+    r = bob.get('unread')
+    assert r.status == 200, r
+
+    # my own unarchive shows it again, still read-only for everyone
+    r = bob.patch(f'conversations/{cid}/me', {'archived': False})
+    assert r.status == 200 and r.json['me']['archived'] is False and \
+        r.json['is_archived'] is True, r
+    assert ids(bob) == [other, cid] or ids(bob) == [cid, other]
+    assert ids(bob, '?archived=true') == []
+    assert ids(alice) == [other]
+    expect_error(bob.post(f'conversations/{cid}/messages',
+                          {'content': 'hi'}), 403)
+    # archiving again changes no one's own choice
+    assert alice.delete(f'conversations/{cid}').status == 204
+    assert cid in ids(bob)
 
 
 @pytest.mark.parametrize('role', ['admin', 'moderator', 'member'])

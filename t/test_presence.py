@@ -456,6 +456,71 @@ def test_chosen_status_is_kept_without_a_connection(tenant):
         ['away', 'offline']
 
 
+@pytest.mark.parametrize('status', ['busy', 'away'])
+def test_a_status_chosen_at_once_still_ends_offline_with_the_connection(
+        tenant, status):
+    # chosen before the connect was announced, and gone before too
+    group(tenant.client('alice'), 'bob')
+    bob = connect(tenant, 'bob')
+    alice = connect(tenant, 'alice')
+    ack = alice.request('update_presence', status=status,
+                        custom_status='focus')
+    assert ack['type'] == 'ack', ack
+    ev = await_event(bob, 'alice', status, timeout=3, others=[alice])
+    assert ev['custom_status'] == 'focus', ev
+
+    mark = len(bob.log)
+    hangup(alice)
+    ev = await_event(bob, 'alice', 'offline', since=mark)
+    assert ev['custom_status'] is None and ev['status_emoji'] is None, ev
+    p = presence(tenant.client('bob'), 'alice')['alice']
+    assert (p['status'], p['custom_status']) == ('offline', None), p
+
+    # the next connection announces the chosen status again, once
+    mark = len(bob.log)
+    alice = connect(tenant, 'alice')
+    ev = await_event(bob, 'alice', status, since=mark, others=[alice])
+    assert ev['custom_status'] == 'focus', ev
+    quiet([bob, alice])
+    assert [m['status'] for m in events_of(bob, 'alice', mark)] == [status]
+    hangup(alice)
+
+
+def test_invisible_chosen_at_once_says_nothing_at_all(tenant):
+    group(tenant.client('alice'), 'bob', 'zed')
+    bob = connect(tenant, 'bob')
+    alice = connect(tenant, 'alice')
+    ack = alice.request('update_presence', status='invisible',
+                        custom_status='focus')
+    assert ack['type'] == 'ack', ack
+    hangup(alice)
+    # zed, the anchor, comes after alice went
+    zed = connect(tenant, 'zed', start=False)
+    await_event(bob, 'zed', 'online', others=[])
+    quiet([bob])
+    assert events_of(bob, 'alice') == [], bob.log
+    hangup(zed)
+
+
+def test_invisible_after_being_seen_goes_offline_once(tenant):
+    group(tenant.client('alice'), 'bob', 'zed')
+    bob = connect(tenant, 'bob')
+    alice = connect(tenant, 'alice')
+    await_event(bob, 'alice', 'online', others=[alice])
+    mark = len(bob.log)
+    assert alice.request('update_presence', status='invisible')['type'] == \
+        'ack'
+    await_event(bob, 'alice', 'offline', since=mark, timeout=3,
+                others=[alice])
+    hangup(alice)
+    zed = connect(tenant, 'zed', start=False)
+    await_event(bob, 'zed', 'online', since=mark, others=[])
+    quiet([bob])
+    assert [m['status'] for m in events_of(bob, 'alice', mark)] == \
+        ['offline']
+    hangup(zed)
+
+
 def test_update_presence_over_websocket(tenant):
     group(tenant.client('alice'), 'bob')
     bob = connect(tenant, 'bob')
@@ -521,6 +586,21 @@ def test_two_instances_agree(tenant, hosts):
     wait_status(via_a, 'alice', 'offline', timeout=3)
     wait_status(via_b, 'alice', 'offline', timeout=3)
     await_event(bob, 'alice', 'offline')
+
+
+def test_a_status_chosen_on_another_host_ends_offline(tenant, hosts):
+    a, b = hosts
+    group(tenant.client('alice', nginx=a), 'bob')
+    bob = connect(tenant, 'bob', nginx=a)
+    alice = connect(tenant, 'alice', nginx=b)
+    assert alice.request('update_presence', status='busy',
+                         custom_status='focus')['type'] == 'ack'
+    await_event(bob, 'alice', 'busy', timeout=3, others=[alice])
+    mark = len(bob.log)
+    hangup(alice)
+    ev = await_event(bob, 'alice', 'offline', since=mark)
+    assert ev['custom_status'] is None, ev
+    assert status_of(tenant.client('bob', nginx=b), 'alice') == 'offline'
 
 
 def test_a_second_host_does_not_announce_a_user_already_online(tenant,
