@@ -76,7 +76,81 @@ typedef struct {
 extern ngx_module_t  ngx_chat_module;
 
 
-/* nginx connections around sockets that a library owns (libpq, hiredis) */
+/*
+ * The layers, each calling only those below it; a lower one reports
+ * upward through handlers it was given (docs/design.md):
+ *
+ *   module      directives, the worker's start and tick: wires the rest
+ *   front       api (REST), session (the chat protocol on a WebSocket),
+ *               action (one action for both)
+ *   core        call, fan-out, presence, typing, auth, the SQL statements
+ *   transport   pg, redis, ws, event (frames), http (answers), conn
+ *   pure        args, router, claims, ws_frame (ngx_chat_pure.h)
+ */
+
+
+/* small helpers every layer uses */
+
+/* a NUL-terminated copy: libpq and jansson take C strings */
+
+static ngx_inline ngx_int_t
+ngx_chat_copy(ngx_pool_t *pool, ngx_str_t *dst, void *src, size_t len)
+{
+    dst->data = ngx_pnalloc(pool, len + 1);
+    if (dst->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (len) {
+        ngx_memcpy(dst->data, src, len);
+    }
+
+    dst->data[len] = '\0';
+    dst->len = len;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_json_cleanup(void *data)
+{
+    json_decref(data);
+}
+
+
+/* a JSON value that lives as long as a pool */
+
+static ngx_inline ngx_int_t
+ngx_chat_json_on_pool(ngx_pool_t *pool, json_t *json)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    cln = ngx_pool_cleanup_add(pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_chat_json_cleanup;
+    cln->data = json;
+
+    return NGX_OK;
+}
+
+
+/* a refusal to answer later, once: the status and the message */
+
+static ngx_inline ngx_int_t
+ngx_chat_refuse(ngx_chat_error_t *err, ngx_uint_t status, const char *text)
+{
+    err->status = status;
+    ngx_cpystrn((u_char *) err->text, (u_char *) text, sizeof(err->text));
+
+    return NGX_ERROR;
+}
+
+
+/* transport: nginx connections around sockets a library owns */
 
 ngx_connection_t *ngx_chat_conn_wrap(ngx_socket_t fd, void *data,
     ngx_event_handler_pt read, ngx_event_handler_pt write, ngx_log_t *log);
@@ -84,7 +158,7 @@ void ngx_chat_conn_release(ngx_connection_t *c, ngx_uint_t closed);
 ngx_int_t ngx_chat_conn_want_write(ngx_connection_t *c, ngx_uint_t want);
 
 
-/* Postgres */
+/* transport: Postgres */
 
 typedef struct ngx_chat_pg_pool_s   ngx_chat_pg_pool_t;
 typedef struct ngx_chat_pg_conn_s   ngx_chat_pg_conn_t;
@@ -104,6 +178,7 @@ struct ngx_chat_pg_query_s {
     const char                  *params[NGX_CHAT_PG_MAX_PARAMS];
     ngx_chat_pg_handler_pt       handler;
     void                        *data;
+    ngx_chat_pg_pool_t          *pool;       /* it was sent to */
     ngx_chat_pg_conn_t          *conn;       /* it runs there */
     unsigned                     waiting:1;
 };
@@ -171,9 +246,158 @@ extern ngx_chat_stmt_t  ngx_chat_stmts[];
 extern ngx_uint_t       ngx_chat_nstmts;
 
 
+/* transport: Redis, a publishing and a subscribing link per worker */
+
+/* what the links report, to the handlers given at init */
+typedef struct {
+    /* a message on a channel this worker subscribed to */
+    void  (*message)(u_char *channel, size_t channel_len, u_char *msg,
+              size_t len);
+    /* Redis answered a SUBSCRIBE (on) or an UNSUBSCRIBE */
+    void  (*confirmed)(u_char *channel, size_t len, ngx_uint_t on);
+    /* the subscribing link came (up) or went, with its subscriptions */
+    void  (*subscriber)(ngx_uint_t up);
+    /* the publishing link came: commands can go */
+    void  (*publisher_up)(void);
+} ngx_chat_redis_handlers_t;
+
+ngx_int_t ngx_chat_redis_init(ngx_cycle_t *cycle, ngx_chat_redis_conf_t *conf,
+    const ngx_chat_redis_handlers_t *handlers);
+void ngx_chat_redis_done(void);
+void ngx_chat_redis_publish(u_char *channel, size_t channel_len,
+    u_char *msg, size_t len);
+ngx_int_t ngx_chat_redis_subscribe(ngx_str_t *channel, ngx_uint_t on);
+
+/* keys are built in buffers of a known size */
+#define NGX_CHAT_REDIS_PREFIX_MAX  64
+
+/* reply is a redisReply, NULL when the connection went */
+typedef void (*ngx_chat_redis_reply_pt)(void *reply, void *data);
+
+ngx_int_t ngx_chat_redis_command(int argc, const char **argv,
+    const size_t *lens, ngx_chat_redis_reply_pt handler, void *data);
+ngx_uint_t ngx_chat_redis_up(void);
+
+
 /*
- * actions: each change or read is one Postgres function (sql/), run by a
- * "call" that REST and WebSocket build alike
+ * transport: an event as it goes out, one WebSocket frame, made once and
+ * shared by every connection that sends it
+ */
+
+typedef struct {
+    ngx_uint_t                   refs;
+    int64_t                      conversation;
+    int64_t                      seq;        /* 0: ephemeral */
+    ngx_str_t                    subject;    /* who a member event concerns */
+    u_char                       op;         /* '+', '-', '!' or 0 */
+    size_t                       len;
+    u_char                      *frame;
+} ngx_chat_event_t;
+
+ngx_chat_event_t *ngx_chat_event_create(u_char *json, size_t len,
+    size_t subject_len);
+ngx_chat_event_t *ngx_chat_event_control(ngx_uint_t opcode, u_char *data,
+    size_t len);
+ngx_chat_event_t *ngx_chat_event_from_wire(int64_t conversation,
+    u_char *wire, size_t len);
+ngx_uint_t ngx_chat_event_concerns(ngx_chat_event_t *ev, u_char op,
+    ngx_str_t *user);
+void ngx_chat_event_release(ngx_chat_event_t *ev);
+
+
+/* transport: answers in the API's shape */
+
+const char *ngx_chat_error_code(ngx_uint_t status);
+ngx_int_t ngx_chat_http_bearer(ngx_http_request_t *r, ngx_str_t *token);
+ngx_int_t ngx_chat_http_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *body);
+ngx_int_t ngx_chat_http_error(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *text, size_t len);
+ngx_int_t ngx_chat_http_refuse(ngx_http_request_t *r, ngx_chat_error_t *err);
+ngx_int_t ngx_chat_http_header(ngx_http_request_t *r, char *name,
+    ngx_str_t *value);
+ngx_table_elt_t *ngx_chat_http_header_in(ngx_http_request_t *r, char *name);
+
+
+/* transport: WebSocket connections */
+
+typedef struct ngx_chat_ws_s  ngx_chat_ws_t;
+
+/* what a connection reports to the layer above it */
+typedef struct {
+    /* a whole text message, valid UTF-8 */
+    void  (*message)(ngx_chat_ws_t *ws, u_char *p, size_t len);
+    /* the time asked for with ngx_chat_ws_wake() has come */
+    void  (*timer)(ngx_chat_ws_t *ws);
+    /* the send queue has room again (after ngx_chat_ws_want_room()) */
+    void  (*drained)(ngx_chat_ws_t *ws);
+    /* the connection goes: the last call */
+    void  (*closed)(ngx_chat_ws_t *ws);
+} ngx_chat_ws_handlers_t;
+
+typedef struct {
+    ngx_str_t                    key;
+    ngx_uint_t                   subprotocol;  /* "chat.v1" offered */
+} ngx_chat_ws_handshake_t;
+
+struct ngx_chat_ws_s {
+    ngx_connection_t                *connection;
+    ngx_http_request_t              *request;    /* until the takeover */
+    ngx_chat_ws_conf_t              *conf;
+    const ngx_chat_ws_handlers_t    *handlers;
+    void                            *data;
+    ngx_queue_t                      in_worker;
+
+    ngx_chat_ws_reader_t             reader;
+    ngx_msec_t                       last_read;
+    ngx_msec_t                       last_ping;
+    ngx_msec_t                       wake;       /* the upper layer's; 0 */
+
+    ngx_chain_t                     *out;        /* frames, in order */
+    ngx_chain_t                    **out_last;
+    size_t                           out_bytes;
+
+    ngx_event_t                      timer;
+
+    unsigned                         closing:1;
+    unsigned                         close_received:1;
+    unsigned                         lingering:1;
+    unsigned                         fresh:1;    /* bytes with the handshake */
+    unsigned                         want_room:1;
+};
+
+ngx_int_t ngx_chat_ws_init(ngx_cycle_t *cycle, ngx_chat_ws_conf_t *conf);
+void ngx_chat_ws_done(void);
+ngx_int_t ngx_chat_ws_check(ngx_http_request_t *r, ngx_array_t *origins,
+    ngx_chat_ws_handshake_t *hs, ngx_chat_error_t *err);
+ngx_int_t ngx_chat_ws_token(ngx_http_request_t *r, ngx_str_t *token);
+ngx_chat_ws_t *ngx_chat_ws_upgrade(ngx_http_request_t *r,
+    ngx_chat_ws_handshake_t *hs, ngx_chat_ws_conf_t *conf,
+    const ngx_chat_ws_handlers_t *handlers, void *data);
+void ngx_chat_ws_send(ngx_chat_ws_t *ws, ngx_chat_event_t *ev);
+ngx_int_t ngx_chat_ws_send_text(ngx_chat_ws_t *ws, u_char *json,
+    size_t len);
+size_t ngx_chat_ws_queued(ngx_chat_ws_t *ws);
+void ngx_chat_ws_wake(ngx_chat_ws_t *ws, ngx_msec_t after);
+void ngx_chat_ws_close(ngx_chat_ws_t *ws, ngx_uint_t code,
+    const char *reason);
+void ngx_chat_ws_close_all(ngx_uint_t code, const char *reason);
+ngx_uint_t ngx_chat_ws_connections(void);
+
+#define ngx_chat_ws_want_room(ws)  (ws)->want_room = 1
+
+
+/* core: auth */
+
+ngx_int_t ngx_chat_auth_init(ngx_conf_t *cf, ngx_chat_jwt_conf_t *jcf);
+ngx_int_t ngx_chat_auth_token(ngx_chat_jwt_conf_t *jcf, ngx_str_t *token,
+    ngx_pool_t *pool, ngx_log_t *log, ngx_chat_identity_t *id);
+
+
+/*
+ * core: a call of one action's function in Postgres; each change or read
+ * is one function (sql/), run by a call that REST and WebSocket build
+ * alike (ngx_chat_action.c)
  */
 
 #define NGX_CHAT_A_EDIT_WINDOW   0x01   /* the action needs the edit window */
@@ -201,39 +425,132 @@ struct ngx_chat_call_s {
     ngx_str_t                    error;      /* the message on failure */
 
     ngx_chat_call_done_pt        done;
+    ngx_chat_call_done_pt        then;       /* the caller's, after done */
     void                        *data;
 };
 
-ngx_int_t ngx_chat_call_start(ngx_chat_call_t *call);
 ngx_int_t ngx_chat_call_send(ngx_chat_call_t *call);
-ngx_int_t ngx_chat_copy(ngx_pool_t *pool, ngx_str_t *dst, void *src,
-    size_t len);
-ngx_int_t ngx_chat_json_on_pool(ngx_pool_t *pool, json_t *json);
 void ngx_chat_call_fail(ngx_chat_call_t *call, ngx_uint_t status,
     const char *text);
-const char *ngx_chat_error_code(ngx_uint_t status);
 
 
-/* auth */
+/* core: fan-out, what this worker follows and who here wants it */
 
-ngx_int_t ngx_chat_auth_init(ngx_conf_t *cf, ngx_chat_jwt_conf_t *jcf);
-ngx_int_t ngx_chat_auth_token(ngx_chat_jwt_conf_t *jcf, ngx_str_t *token,
-    ngx_pool_t *pool, ngx_log_t *log, ngx_chat_identity_t *id);
+typedef struct ngx_chat_channel_s   ngx_chat_channel_t;
+typedef struct ngx_chat_user_s      ngx_chat_user_t;
+typedef struct ngx_chat_follower_s  ngx_chat_follower_t;
+
+typedef enum {
+    NGX_CHAT_SUB_WAITING = 0,    /* the follower has not started */
+    NGX_CHAT_SUB_LIVE,           /* pos == the channel's head */
+    NGX_CHAT_SUB_CATCHING,       /* behind: reading Postgres */
+    NGX_CHAT_SUB_AHEAD           /* the channel is behind it */
+} ngx_chat_sub_state_e;
+
+/* one follower's subscription to one conversation */
+typedef struct {
+    ngx_rbtree_node_t            node;       /* key: the conversation id */
+    ngx_queue_t                  in_channel;
+    ngx_queue_t                  in_catching;
+    ngx_queue_t                  in_report;
+    ngx_chat_follower_t         *follower;
+    ngx_chat_channel_t          *channel;
+    int64_t                      pos;        /* the last seq it was sent */
+    int64_t                      reported;   /* pos Postgres was told of */
+    unsigned                     state:2;
+    unsigned                     unreported:1;
+} ngx_chat_sub_t;
+
+#define ngx_chat_sub_conversation(sub)  ((int64_t) (sub)->node.key)
+
+/* what the fan-out tells a follower */
+typedef struct {
+    /* an event of a conversation it follows, or of its user */
+    void  (*event)(ngx_chat_follower_t *f, ngx_chat_event_t *ev);
+    /* its user was added to a conversation: follow it from that seq */
+    void  (*follow)(ngx_chat_follower_t *f, int64_t conversation,
+              int64_t from);
+    /* "follow"s may have been lost: read the memberships again */
+    void  (*resync)(ngx_chat_follower_t *f);
+} ngx_chat_follower_handlers_t;
+
+struct ngx_chat_follower_s {
+    const ngx_chat_follower_handlers_t  *handlers;
+    ngx_chat_identity_t         *id;
+    ngx_chat_user_t             *user;
+    ngx_queue_t                  in_user;
+    ngx_rbtree_t                 subs;       /* by conversation */
+    ngx_rbtree_node_t            sentinel;
+    ngx_uint_t                   nsubs;
+    ngx_queue_t                  catching;   /* subs behind their channel */
+    ngx_uint_t                   ncatching;
+};
+
+ngx_int_t ngx_chat_fanout_init(ngx_cycle_t *cycle, ngx_chat_pg_pool_t *pg,
+    ngx_msec_t gap_wait);
+void ngx_chat_fanout_done(void);
+void ngx_chat_fanout_message(u_char *channel, size_t channel_len,
+    u_char *msg, size_t len);
+void ngx_chat_fanout_confirmed(u_char *channel, size_t len,
+    ngx_uint_t subscribed);
+void ngx_chat_fanout_subscriber(ngx_uint_t up);
+void ngx_chat_fanout_expire(void);
+void ngx_chat_fanout_report(void);
+
+void ngx_chat_fanout_follower_init(ngx_chat_follower_t *f,
+    const ngx_chat_follower_handlers_t *handlers, ngx_chat_identity_t *id);
+ngx_int_t ngx_chat_fanout_join(ngx_chat_follower_t *f);
+void ngx_chat_fanout_leave(ngx_chat_follower_t *f);
+ngx_chat_sub_t *ngx_chat_fanout_follow(ngx_chat_follower_t *f,
+    int64_t conversation, int64_t pos);
+ngx_chat_sub_t *ngx_chat_fanout_find(ngx_chat_follower_t *f,
+    int64_t conversation);
+void ngx_chat_fanout_place(ngx_chat_sub_t *sub);
+void ngx_chat_fanout_sent(ngx_chat_sub_t *sub, int64_t seq);
+void ngx_chat_fanout_unfollow(ngx_chat_sub_t *sub);
 
 
-/* a refusal to answer later, once: the status and the message */
+/* core: presence */
 
-static ngx_inline ngx_int_t
-ngx_chat_refuse(ngx_chat_error_t *err, ngx_uint_t status, const char *text)
-{
-    err->status = status;
-    ngx_cpystrn((u_char *) err->text, (u_char *) text, sizeof(err->text));
+typedef void (*ngx_chat_presence_done_pt)(ngx_chat_call_t *call);
 
-    return NGX_ERROR;
-}
+char *ngx_chat_presence_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_chat_presence_init_worker(ngx_cycle_t *cycle,
+    ngx_shm_zone_t *zone);
+void ngx_chat_presence_done(void);
+ngx_int_t ngx_chat_presence_connection(ngx_chat_identity_t *id,
+    ngx_int_t n);
+ngx_uint_t ngx_chat_presence_local(ngx_str_t *tenant, ngx_str_t *user);
+void ngx_chat_presence_redis_up(void);
+ngx_int_t ngx_chat_presence_lookup(ngx_chat_call_t *call, json_t *users,
+    ngx_chat_presence_done_pt done);
+
+/* what the workers of a host share of a user's typing */
+
+#define NGX_CHAT_TYPING_EXPIRE       5000
+#define NGX_CHAT_TYPING_REPEAT       3000
+#define NGX_CHAT_TYPING_RATE         5       /* a second, per user */
+
+#define NGX_CHAT_TYPING_START        0
+#define NGX_CHAT_TYPING_STOP         1
+#define NGX_CHAT_TYPING_END          2
+
+ngx_int_t ngx_chat_presence_typing(ngx_str_t *tenant, ngx_str_t *user,
+    int64_t conversation, ngx_uint_t what, ngx_msec_t *left);
+ngx_int_t ngx_chat_presence_typing_rate(ngx_chat_identity_t *id);
 
 
-/* what clients may send: src/ngx_chat_routes.c */
+/* core: typing */
+
+void ngx_chat_typing_init(void);
+void ngx_chat_typing_done(void);
+ngx_int_t ngx_chat_typing_allowed(ngx_chat_identity_t *id);
+void ngx_chat_typing_set(ngx_chat_identity_t *id, int64_t conversation,
+    ngx_uint_t on);
+
+
+/* front: what clients may send (src/ngx_chat_requests.c) */
 
 typedef struct {
     ngx_uint_t                   stmt;
@@ -271,218 +588,53 @@ extern const ngx_chat_ws_type_t  ngx_chat_ws_types[];
 extern const ngx_uint_t          ngx_chat_ws_ntypes;
 
 
-/* REST */
+/* front: one action, for REST and WebSocket */
+
+ngx_int_t ngx_chat_action_start(ngx_chat_call_t *call);
+
+
+/* front: REST */
 
 ngx_int_t ngx_chat_api_handler(ngx_http_request_t *r);
 ngx_int_t ngx_chat_api_init_body_filter(ngx_conf_t *cf);
-ngx_int_t ngx_chat_api_bearer(ngx_http_request_t *r, ngx_str_t *token);
-ngx_int_t ngx_chat_api_error(ngx_http_request_t *r, ngx_uint_t status,
-    u_char *text, size_t len);
-ngx_int_t ngx_chat_api_refused(ngx_http_request_t *r, ngx_chat_error_t *err);
-ngx_int_t ngx_chat_api_header(ngx_http_request_t *r, char *name,
-    ngx_str_t *value);
 
 
-/* Redis: a publishing and a subscribing connection per worker */
+/* front: the chat protocol on a WebSocket connection */
 
-ngx_int_t ngx_chat_redis_init(ngx_cycle_t *cycle);
-void ngx_chat_redis_done(void);
-void ngx_chat_redis_publish(u_char *channel, size_t channel_len,
-    u_char *msg, size_t len);
-ngx_int_t ngx_chat_redis_subscribe(ngx_str_t *channel, ngx_uint_t on);
-
-/* keys are built in buffers of a known size */
-#define NGX_CHAT_REDIS_PREFIX_MAX  64
-
-/* reply is a redisReply, NULL when the connection went */
-typedef void (*ngx_chat_redis_reply_pt)(void *reply, void *data);
-
-ngx_int_t ngx_chat_redis_command(int argc, const char **argv,
-    const size_t *lens, ngx_chat_redis_reply_pt handler, void *data);
-ngx_uint_t ngx_chat_redis_up(void);
-
-
-/*
- * An event as it goes out: one WebSocket frame, made once and shared by
- * every connection that sends it.
- */
-
-typedef struct {
-    ngx_uint_t                   refs;
-    int64_t                      conversation;
-    int64_t                      seq;        /* 0: ephemeral */
-    ngx_str_t                    subject;    /* who a member event concerns */
-    u_char                       op;         /* '+', '-' or 0 */
-    size_t                       len;
-    u_char                      *frame;
-} ngx_chat_event_t;
-
-ngx_chat_event_t *ngx_chat_event_create(u_char *json, size_t len,
-    size_t subject_len);
-ngx_chat_event_t *ngx_chat_event_frame(ngx_uint_t opcode, u_char *data,
-    size_t len);
-ngx_chat_event_t *ngx_chat_event_raw(u_char *data, size_t len);
-ngx_chat_event_t *ngx_chat_event_from_wire(int64_t conversation,
-    u_char *wire, size_t len);
-void ngx_chat_event_release(ngx_chat_event_t *ev);
-
-
-/* fan-out: what this worker follows, and who here wants it */
-
-typedef struct ngx_chat_channel_s  ngx_chat_channel_t;
-typedef struct ngx_chat_user_s     ngx_chat_user_t;
 typedef struct ngx_chat_session_s  ngx_chat_session_t;
 
-typedef enum {
-    NGX_CHAT_SUB_WAITING = 0,    /* the connection has not started */
-    NGX_CHAT_SUB_LIVE,           /* pos == the channel's head */
-    NGX_CHAT_SUB_CATCHING,       /* behind: reading Postgres */
-    NGX_CHAT_SUB_AHEAD           /* the channel is behind it */
-} ngx_chat_sub_state_e;
-
-typedef struct {
-    ngx_queue_t                  in_channel;
-    ngx_queue_t                  in_session;
-    ngx_chat_session_t          *session;
-    ngx_chat_channel_t          *channel;
-    int64_t                      pos;        /* the last seq it was sent */
-    int64_t                      reported;   /* pos Postgres was told of */
-    ngx_uint_t                   state;
-} ngx_chat_sub_t;
-
-ngx_int_t ngx_chat_fanout_init(ngx_cycle_t *cycle);
-void ngx_chat_fanout_done(void);
-void ngx_chat_fanout_message(u_char *channel, size_t channel_len,
-    u_char *msg, size_t len);
-void ngx_chat_fanout_confirmed(u_char *channel, size_t len,
-    ngx_uint_t subscribed);
-void ngx_chat_fanout_redis_up(void);
-void ngx_chat_fanout_redis_down(void);
-ngx_chat_sub_t *ngx_chat_fanout_follow(ngx_chat_session_t *s,
-    int64_t conversation, int64_t pos);
-void ngx_chat_fanout_place(ngx_chat_sub_t *sub);
-void ngx_chat_fanout_unfollow(ngx_chat_sub_t *sub);
-int64_t ngx_chat_fanout_id(ngx_chat_sub_t *sub);
-ngx_chat_user_t *ngx_chat_fanout_user(ngx_chat_session_t *s);
-void ngx_chat_fanout_leave_user(ngx_chat_session_t *s);
-
-
-/* WebSocket connections */
-
-/* a frame waiting to be written to one connection */
-typedef struct {
-    ngx_queue_t                  queue;
-    ngx_chat_event_t            *ev;
-} ngx_chat_out_t;
-
 struct ngx_chat_session_s {
-    ngx_connection_t            *connection;
-    ngx_http_request_t          *request;    /* until the takeover */
+    ngx_chat_ws_t               *ws;
+    ngx_log_t                   *log;
     ngx_chat_identity_t          id;
-    ngx_chat_user_t             *user;
-    ngx_queue_t                  in_user;
-    ngx_queue_t                  in_worker;
+    ngx_chat_follower_t          follower;
 
-    /* reading: buffers exist only while a frame or message is incomplete */
-    u_char                      *partial;
-    size_t                       partial_len;
-    size_t                       partial_size;
-    u_char                      *message;
-    size_t                       message_len;
-    size_t                       message_size;
-    uint32_t                     utf8;
-    ngx_msec_t                   last_read;
-    ngx_msec_t                   last_ping;
-
-    /* writing */
-    ngx_queue_t                  out;
-    size_t                       out_bytes;
-    size_t                       out_sent;   /* of the first frame */
-
-    /* the chat protocol (ngx_chat_session.c) */
-    ngx_queue_t                  subs;
     ngx_queue_t                  calls;
     ngx_uint_t                   ncalls;
     ngx_queue_t                  held;       /* events before the start */
     ngx_uint_t                   nheld;
     json_t                      *resume;     /* waits for the memberships */
     json_t                      *resume_reqs;  /* answered by "resumed" */
-    void                        *reading;    /* its Postgres read running */
-    ngx_event_t                  timer;
-    ngx_msec_t                   start_by;
     json_t                      *views;      /* join/leave before them */
+    void                        *reading;    /* its Postgres read running */
+    ngx_msec_t                   start_by;
 
-    unsigned                     in_message:1;
     unsigned                     loaded:1;
     unsigned                     started:1;
     unsigned                     resuming:1;
-    unsigned                     closing:1;
-    unsigned                     close_received:1;
-    unsigned                     failed:1;   /* broke the protocol */
     unsigned                     counted:1;  /* in the presence zone */
-    unsigned                     fresh:1;    /* partial is not parsed yet */
     unsigned                     paused:1;   /* catch-up waits for writes */
     unsigned                     resync:1;   /* memberships to read again */
 };
 
-ngx_int_t ngx_chat_ws_init(ngx_cycle_t *cycle);
-void ngx_chat_ws_done(void);
-ngx_int_t ngx_chat_ws_handler(ngx_http_request_t *r);
-void ngx_chat_ws_send(ngx_chat_session_t *s, ngx_chat_event_t *ev);
-ngx_int_t ngx_chat_ws_send_text(ngx_chat_session_t *s, u_char *json,
-    size_t len);
-void ngx_chat_ws_close(ngx_chat_session_t *s, ngx_uint_t code,
-    const char *reason);
-void ngx_chat_ws_close_all(ngx_uint_t code);
+ngx_int_t ngx_chat_session_handler(ngx_http_request_t *r);
 
 
-/* the chat protocol on a connection */
-
-ngx_int_t ngx_chat_session_open(ngx_chat_session_t *s);
-void ngx_chat_session_message(ngx_chat_session_t *s, u_char *p, size_t len);
-void ngx_chat_session_event(ngx_chat_session_t *s, ngx_chat_event_t *ev);
-void ngx_chat_session_follow(ngx_chat_session_t *s, int64_t conversation,
-    int64_t from);
-void ngx_chat_session_timer(ngx_chat_session_t *s);
-void ngx_chat_session_close(ngx_chat_session_t *s);
-void ngx_chat_session_report(void);
-void ngx_chat_session_resync(ngx_chat_session_t *s);
-void ngx_chat_session_drained(ngx_chat_session_t *s);
-void ngx_chat_session_reply(ngx_chat_session_t *s, json_t *req,
-    const char *type, ngx_str_t *fields);
-void ngx_chat_session_error(ngx_chat_session_t *s, json_t *req,
-    ngx_uint_t status, u_char *text, size_t len);
-
-
-/* presence and typing */
-
-typedef void (*ngx_chat_presence_done_pt)(ngx_chat_call_t *call);
-
-char *ngx_chat_presence_zone(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-ngx_int_t ngx_chat_presence_init_worker(ngx_cycle_t *cycle,
-    ngx_shm_zone_t *zone);
-void ngx_chat_presence_done(void);
-ngx_int_t ngx_chat_presence_connection(ngx_chat_identity_t *id,
-    ngx_int_t n);
-ngx_uint_t ngx_chat_presence_local(ngx_str_t *tenant, ngx_str_t *user);
-void ngx_chat_presence_redis_up(void);
-ngx_int_t ngx_chat_presence_lookup(ngx_chat_call_t *call, json_t *users,
-    ngx_chat_presence_done_pt done);
-ngx_int_t ngx_chat_presence_may_type(ngx_chat_identity_t *id);
-void ngx_chat_typing_init(void);
-void ngx_chat_typing_done(void);
-void ngx_chat_typing_set(ngx_chat_identity_t *id, int64_t conversation,
-    ngx_uint_t on);
-
-
-/* per-worker state */
+/* per-worker state of the chat layers, set at the worker's start */
 
 typedef struct {
     ngx_chat_main_conf_t        *conf;
     ngx_chat_pg_pool_t          *pg;
-    ngx_queue_t                  sessions;
-    ngx_uint_t                   nsessions;
 } ngx_chat_worker_t;
 
 extern ngx_chat_worker_t  ngx_chat_worker;

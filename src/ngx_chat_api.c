@@ -33,9 +33,6 @@ static ngx_int_t ngx_chat_api_body_bytes(ngx_http_request_t *r, u_char **p,
 static void ngx_chat_api_run(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx);
 static void ngx_chat_api_done(ngx_chat_call_t *call);
 static ngx_int_t ngx_chat_api_health(ngx_http_request_t *r);
-static ngx_int_t ngx_chat_api_send(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *body);
-static void ngx_chat_api_json_cleanup(void *data);
 static ngx_int_t ngx_chat_api_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 static ngx_uint_t ngx_chat_api_is_json(ngx_str_t *type);
@@ -55,7 +52,6 @@ ngx_chat_api_handler(ngx_http_request_t *r)
     ngx_uint_t                 method;
     ngx_chat_match_t           m;
     ngx_chat_api_ctx_t        *ctx;
-    ngx_pool_cleanup_t        *cln;
     ngx_http_core_loc_conf_t  *clcf;
 
     /* WebSocket over HTTP/2 cannot be, and REST needs no more than 1.1 */
@@ -74,7 +70,7 @@ ngx_chat_api_handler(ngx_http_request_t *r)
     if (r->uri.len < clcf->name.len
         || ngx_strncmp(r->uri.data, clcf->name.data, clcf->name.len) != 0)
     {
-        return ngx_chat_api_error(r, 404, (u_char *) "no such route", 13);
+        return ngx_chat_http_error(r, 404, (u_char *) "no such route", 13);
     }
 
     i = ngx_chat_route_find(ngx_chat_api_routes, ngx_chat_api_nroutes,
@@ -82,7 +78,7 @@ ngx_chat_api_handler(ngx_http_request_t *r)
                             r->uri.len - clcf->name.len, &m);
 
     if (i == NGX_CHAT_NO_ROUTE) {
-        return ngx_chat_api_error(r, 404, (u_char *) "no such route", 13);
+        return ngx_chat_http_error(r, 404, (u_char *) "no such route", 13);
     }
 
     if (i == NGX_CHAT_NO_METHOD) {
@@ -101,11 +97,11 @@ ngx_chat_api_handler(ngx_http_request_t *r)
                         (m.allowed & NGX_CHAT_DELETE) ? "DELETE, " : "")
                     - allow.data - 2;
 
-        if (ngx_chat_api_header(r, "Allow", &allow) != NGX_OK) {
+        if (ngx_chat_http_header(r, "Allow", &allow) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        return ngx_chat_api_error(r, 405,
+        return ngx_chat_http_error(r, 405,
                                   (u_char *) "method not allowed here", 23);
     }
 
@@ -121,20 +117,18 @@ ngx_chat_api_handler(ngx_http_request_t *r)
     }
 
     ctx->args = json_object();
-    cln = ngx_pool_cleanup_add(r->pool, 0);
 
-    if (ctx->args == NULL || cln == NULL) {
+    if (ctx->args == NULL || ngx_chat_json_on_pool(r->pool, ctx->args)
+                             != NGX_OK)
+    {
         json_decref(ctx->args);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    cln->handler = ngx_chat_api_json_cleanup;
-    cln->data = ctx->args;
-
     ngx_http_set_ctx(r, ctx, ngx_chat_module);
 
     if (ngx_chat_api_prepare(r, ctx, &m, &err) != NGX_OK) {
-        return ngx_chat_api_refused(r, &err);
+        return ngx_chat_http_refuse(r, &err);
     }
 
     if (ctx->route->body) {
@@ -198,34 +192,6 @@ ngx_chat_api_prepare(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx,
 }
 
 
-/* the token of "Authorization: Bearer <token>" */
-
-ngx_int_t
-ngx_chat_api_bearer(ngx_http_request_t *r, ngx_str_t *token)
-{
-    ngx_table_elt_t  *auth;
-
-    auth = r->headers_in.authorization;
-
-    if (auth == NULL
-        || auth->value.len < sizeof("Bearer ")
-        || ngx_strncasecmp(auth->value.data, (u_char *) "Bearer ", 7) != 0)
-    {
-        return NGX_DECLINED;
-    }
-
-    token->data = auth->value.data + 7;
-    token->len = auth->value.len - 7;
-
-    while (token->len && token->data[0] == ' ') {
-        token->data++;
-        token->len--;
-    }
-
-    return NGX_OK;
-}
-
-
 static ngx_int_t
 ngx_chat_api_identity(ngx_http_request_t *r, ngx_chat_identity_t *id,
     ngx_chat_error_t *err)
@@ -234,7 +200,7 @@ ngx_chat_api_identity(ngx_http_request_t *r, ngx_chat_identity_t *id,
     ngx_str_t              token;
     ngx_chat_main_conf_t  *mcf;
 
-    if (ngx_chat_api_bearer(r, &token) != NGX_OK) {
+    if (ngx_chat_http_bearer(r, &token) != NGX_OK) {
         return ngx_chat_refuse(err, 401, "a bearer token is required");
     }
 
@@ -265,7 +231,7 @@ ngx_chat_api_read_body(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx)
     mcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
 
     if (r->headers_in.content_length_n > (off_t) mcf->body_max) {
-        return ngx_chat_api_error(r, 413,
+        return ngx_chat_http_error(r, 413,
                                   (u_char *) "the body is too large", 21);
     }
 
@@ -274,7 +240,7 @@ ngx_chat_api_read_body(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx)
     if ((r->headers_in.content_length_n > 0 || r->headers_in.chunked)
         && (type == NULL || !ngx_chat_api_is_json(&type->value)))
     {
-        return ngx_chat_api_error(r, 415,
+        return ngx_chat_http_error(r, 415,
                                   (u_char *) "the body must be "
                                   "application/json", 33);
     }
@@ -322,7 +288,7 @@ ngx_chat_api_body_handler(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_chat_module);
 
     if (ngx_chat_api_body_args(r, ctx, &err) != NGX_OK) {
-        ngx_http_finalize_request(r, ngx_chat_api_refused(r, &err));
+        ngx_http_finalize_request(r, ngx_chat_http_refuse(r, &err));
         return;
     }
 
@@ -460,7 +426,7 @@ ngx_chat_api_run(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx)
             && ngx_chat_args_require(ctx->args, ctx->route->body, &err)
                != NGX_OK))
     {
-        ngx_http_finalize_request(r, ngx_chat_api_refused(r, &err));
+        ngx_http_finalize_request(r, ngx_chat_http_refuse(r, &err));
         return;
     }
 
@@ -473,9 +439,9 @@ ngx_chat_api_run(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx)
     call->done = ngx_chat_api_done;
     call->data = r;
 
-    if (ngx_chat_call_start(call) != NGX_OK) {
+    if (ngx_chat_action_start(call) != NGX_OK) {
         ngx_http_finalize_request(r,
-                                  ngx_chat_api_error(r, call->status,
+                                  ngx_chat_http_error(r, call->status,
                                                      call->error.data,
                                                      call->error.len));
     }
@@ -493,13 +459,13 @@ ngx_chat_api_done(ngx_chat_call_t *call)
     c = r->connection;
 
     if (call->body.data) {
-        rc = ngx_chat_api_send(r, call->status, &call->body);
+        rc = ngx_chat_http_send(r, call->status, &call->body);
 
     } else if (call->status < 300) {
-        rc = ngx_chat_api_send(r, call->status, NULL);
+        rc = ngx_chat_http_send(r, call->status, NULL);
 
     } else {
-        rc = ngx_chat_api_error(r, call->status, call->error.data,
+        rc = ngx_chat_http_error(r, call->status, call->error.data,
                                 call->error.len);
     }
 
@@ -543,144 +509,7 @@ ngx_chat_api_health(ngx_http_request_t *r)
                            st.waiting, st.queue_max)
                - body.data;
 
-    return ngx_chat_api_send(r, st.ready ? 200 : 503, &body);
-}
-
-
-static ngx_int_t
-ngx_chat_api_send(ngx_http_request_t *r, ngx_uint_t status, ngx_str_t *body)
-{
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
-
-    r->headers_out.status = status;
-
-    if (body == NULL || body->len == 0 || status == NGX_HTTP_NO_CONTENT) {
-        r->header_only = 1;
-        r->headers_out.content_length_n = 0;
-        return ngx_http_send_header(r);
-    }
-
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_type_lowcase = NULL;
-    r->headers_out.content_length_n = body->len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_ERROR;
-    }
-
-    b->pos = body->data;
-    b->last = body->data + body->len;
-    b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
-}
-
-
-ngx_int_t
-ngx_chat_api_refused(ngx_http_request_t *r, ngx_chat_error_t *err)
-{
-    return ngx_chat_api_error(r, err->status, (u_char *) err->text,
-                              ngx_strlen(err->text));
-}
-
-
-/* {"error": {"code": "...", "message": "..."}} with the headers it needs */
-
-ngx_int_t
-ngx_chat_api_error(ngx_http_request_t *r, ngx_uint_t status, u_char *text,
-    size_t len)
-{
-    u_char      *p;
-    ngx_str_t    body, value;
-    const char  *code;
-
-    code = ngx_chat_error_code(status);
-
-    /*
-     * A body not read yet must not be taken for the next request of a
-     * keep-alive connection: it goes first (a no-op once it was read).
-     */
-    if (ngx_http_discard_request_body(r) != NGX_OK) {
-        r->keepalive = 0;
-    }
-
-    if (status == 401) {
-        ngx_str_set(&value, "Bearer realm=\"chat\"");
-        if (ngx_chat_api_header(r, "WWW-Authenticate", &value) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-
-    if (status == 503 || status == 429) {
-        ngx_str_set(&value, "1");
-        if (ngx_chat_api_header(r, "Retry-After", &value) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-
-    body.len = sizeof("{\"error\":{\"code\":\"\",\"message\":\"\"}}") - 1
-               + ngx_strlen(code) + ngx_chat_json_escape_len(text, len);
-
-    body.data = ngx_pnalloc(r->pool, body.len);
-    if (body.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    p = ngx_sprintf(body.data, "{\"error\":{\"code\":\"%s\",\"message\":\"",
-                    code);
-    p = ngx_chat_json_escape(p, text, len);
-    p = ngx_cpymem(p, "\"}}", 3);
-
-    body.len = p - body.data;
-
-    return ngx_chat_api_send(r, status, &body);
-}
-
-
-/* a header of the answer; name and value must outlive the request */
-
-ngx_int_t
-ngx_chat_api_header(ngx_http_request_t *r, char *name, ngx_str_t *value)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    h->key.data = (u_char *) name;
-    h->key.len = ngx_strlen(name);
-    h->value = *value;
-
-    if (ngx_strcmp(name, "WWW-Authenticate") == 0) {
-        r->headers_out.www_authenticate = h;
-    }
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_chat_api_json_cleanup(void *data)
-{
-    json_decref(data);
+    return ngx_chat_http_send(r, st.ready ? 200 : 503, &body);
 }
 
 

@@ -17,6 +17,14 @@
  * conversations they do not follow yet.  A channel or user with no
  * follower lingers a while before this worker unsubscribes, so that
  * reconnecting clients do not churn Redis.
+ *
+ * A follower (a WebSocket session, ngx_chat_session.c) is told of events
+ * through the handlers it gives; its subscriptions are indexed here by
+ * conversation, and those behind their channel wait in a queue of their
+ * own, so that nothing here or in the session scans every subscription of
+ * a user in thousands of conversations.  How far each subscription got
+ * reaches Postgres in batches (ngx_chat_fanout_report()): receipts tell
+ * from it who has a message delivered.
  */
 
 
@@ -24,10 +32,10 @@
 
 
 #define NGX_CHAT_LINGER          30000
-#define NGX_CHAT_TICK            1000
 #define NGX_CHAT_HELD_MAX        4096
 #define NGX_CHAT_SYNC_BATCH      256
 #define NGX_CHAT_SYNC_LIMIT      500
+#define NGX_CHAT_REPORT_BATCH    1000
 
 
 /* what this worker subscribes to in Redis: a channel or a user */
@@ -70,8 +78,8 @@ struct ngx_chat_channel_s {
 struct ngx_chat_user_s {
     ngx_str_node_t               sn;         /* the topic name, hashed */
     ngx_chat_topic_t             topic;
-    ngx_queue_t                  sessions;
-    ngx_uint_t                   nsessions;
+    ngx_queue_t                  followers;
+    ngx_uint_t                   nfollowers;
 };
 
 
@@ -83,8 +91,18 @@ typedef struct {
 } ngx_chat_sync_t;
 
 
+/* positions to tell Postgres of, in one statement */
+
+typedef struct {
+    ngx_chat_pg_query_t          query;
+    ngx_pool_t                  *pool;
+} ngx_chat_report_t;
+
+
 typedef struct {
     ngx_log_t                   *log;
+    ngx_chat_pg_pool_t          *pg;
+    ngx_msec_t                   gap_wait;
     ngx_rbtree_t                 channels;
     ngx_rbtree_node_t            channels_sentinel;
     ngx_rbtree_t                 users;
@@ -94,9 +112,8 @@ typedef struct {
     ngx_queue_t                  sync;       /* channels to read back */
     ngx_chat_sync_t             *syncing;    /* the query running */
     ngx_event_t                  sync_timer;
-    ngx_event_t                  tick;
-    ngx_uint_t                   ticks;
-    unsigned                     closing:1;
+    ngx_queue_t                  unreported; /* subs that moved on */
+    ngx_chat_report_t           *reporting;  /* the report running */
 } ngx_chat_fanout_t;
 
 
@@ -126,19 +143,27 @@ static void ngx_chat_topic_release(ngx_chat_topic_t *t);
 static void ngx_chat_topic_subscribe(ngx_chat_topic_t *t);
 static void ngx_chat_topic_destroy(ngx_chat_topic_t *t);
 static ngx_chat_topic_t *ngx_chat_topic_find(u_char *name, size_t len);
-static void ngx_chat_tick_handler(ngx_event_t *ev);
-static void ngx_chat_linger_expire(void);
+static void ngx_chat_fanout_redis_up(void);
+static void ngx_chat_fanout_redis_down(void);
+static void ngx_chat_sub_drop(ngx_chat_follower_t *f, ngx_chat_sub_t *sub);
+static void ngx_chat_sub_moved(ngx_chat_sub_t *sub, int64_t seq);
+static void ngx_chat_sub_set_state(ngx_chat_sub_t *sub, ngx_uint_t state);
+static void ngx_chat_report_result(ngx_chat_pg_query_t *q, PGresult *res);
+static u_char *ngx_chat_pg_array_string(u_char *p, ngx_str_t *s);
 
 
 static ngx_chat_fanout_t  ngx_chat_fanout;
 
 
 ngx_int_t
-ngx_chat_fanout_init(ngx_cycle_t *cycle)
+ngx_chat_fanout_init(ngx_cycle_t *cycle, ngx_chat_pg_pool_t *pg,
+    ngx_msec_t gap_wait)
 {
     ngx_chat_fanout_t  *fo = &ngx_chat_fanout;
 
     fo->log = cycle->log;
+    fo->pg = pg;
+    fo->gap_wait = gap_wait;
 
     ngx_rbtree_init(&fo->channels, &fo->channels_sentinel,
                     ngx_rbtree_insert_value);
@@ -148,6 +173,7 @@ ngx_chat_fanout_init(ngx_cycle_t *cycle)
     ngx_queue_init(&fo->topics);
     ngx_queue_init(&fo->lingering);
     ngx_queue_init(&fo->sync);
+    ngx_queue_init(&fo->unreported);
 
     /* nginx's debug log reads an event's data as a connection: not NULL */
 
@@ -155,12 +181,6 @@ ngx_chat_fanout_init(ngx_cycle_t *cycle)
     fo->sync_timer.data = fo;
     fo->sync_timer.log = fo->log;
     fo->sync_timer.cancelable = 1;
-
-    /* not cancelable: a quitting worker waits for it to close the clients */
-    fo->tick.handler = ngx_chat_tick_handler;
-    fo->tick.data = fo;
-    fo->tick.log = fo->log;
-    ngx_add_timer(&fo->tick, NGX_CHAT_TICK);
 
     return NGX_OK;
 }
@@ -172,10 +192,6 @@ ngx_chat_fanout_done(void)
     ngx_queue_t       *q;
     ngx_chat_topic_t  *t;
 
-    if (ngx_chat_fanout.tick.timer_set) {
-        ngx_del_timer(&ngx_chat_fanout.tick);
-    }
-
     if (ngx_chat_fanout.sync_timer.timer_set) {
         ngx_del_timer(&ngx_chat_fanout.sync_timer);
     }
@@ -184,134 +200,6 @@ ngx_chat_fanout_done(void)
         q = ngx_queue_head(&ngx_chat_fanout.topics);
         t = ngx_queue_data(q, ngx_chat_topic_t, all);
         ngx_chat_topic_destroy(t);
-    }
-}
-
-
-/* events: one frame, shared by reference */
-
-ngx_chat_event_t *
-ngx_chat_event_create(u_char *json, size_t len, size_t subject_len)
-{
-    u_char            *p;
-    ngx_chat_event_t  *ev;
-
-    ev = ngx_alloc(sizeof(ngx_chat_event_t) + subject_len
-                   + NGX_CHAT_WS_HEADER_MAX + len, ngx_cycle->log);
-    if (ev == NULL) {
-        return NULL;
-    }
-
-    ev->refs = 1;
-    ev->conversation = 0;
-    ev->seq = 0;
-    ev->op = 0;
-    ev->subject.data = (u_char *) (ev + 1);
-    ev->subject.len = subject_len;
-    ev->frame = ev->subject.data + subject_len;
-
-    p = ngx_chat_ws_frame_header(ev->frame, NGX_CHAT_WS_TEXT, len);
-
-    if (len) {
-        p = ngx_cpymem(p, json, len);
-    }
-
-    ev->len = p - ev->frame;
-
-    return ev;
-}
-
-
-/* a control frame (ping, pong, close) for one connection */
-
-ngx_chat_event_t *
-ngx_chat_event_frame(ngx_uint_t opcode, u_char *data, size_t len)
-{
-    ngx_chat_event_t  *ev;
-
-    ev = ngx_chat_event_create(data, len, 0);
-    if (ev) {
-        ev->frame[0] = (u_char) (0x80 | opcode);
-    }
-
-    return ev;
-}
-
-
-/* bytes that are not a frame: the handshake's answer */
-
-ngx_chat_event_t *
-ngx_chat_event_raw(u_char *data, size_t len)
-{
-    ngx_chat_event_t  *ev;
-
-    ev = ngx_chat_event_create(data, len, 0);
-    if (ev) {
-        ev->frame += ev->len - len;
-        ev->len = len;
-    }
-
-    return ev;
-}
-
-
-/* "<seq>[ +user| -user]\n<event>", as Redis and Postgres carry it */
-
-ngx_chat_event_t *
-ngx_chat_event_from_wire(int64_t conversation, u_char *wire, size_t len)
-{
-    u_char            *p, *nl, *last, op;
-    int64_t            seq;
-    ngx_str_t          subject;
-    ngx_chat_event_t  *ev;
-
-    last = wire + len;
-    nl = ngx_strlchr(wire, last, '\n');
-
-    if (nl == NULL) {
-        return NULL;
-    }
-
-    for (p = wire, seq = 0; p < nl && *p >= '0' && *p <= '9'; p++) {
-        seq = seq * 10 + (*p - '0');
-    }
-
-    op = 0;
-    ngx_str_null(&subject);
-
-    if (p + 2 < nl && p[0] == ' '
-        && (p[1] == '+' || p[1] == '-' || p[1] == '!'))
-    {
-        op = p[1];
-        subject.data = p + 2;
-        subject.len = nl - p - 2;
-
-    } else if (p != nl) {
-        return NULL;
-    }
-
-    ev = ngx_chat_event_create(nl + 1, last - nl - 1, subject.len);
-    if (ev == NULL) {
-        return NULL;
-    }
-
-    ev->conversation = conversation;
-    ev->seq = seq;
-    ev->op = op;
-
-    if (subject.len) {
-        ngx_memcpy(ev->subject.data, subject.data, subject.len);
-    }
-
-    return ev;
-}
-
-
-void
-ngx_chat_event_release(ngx_chat_event_t *ev)
-{
-    if (--ev->refs == 0) {
-        ngx_free(ev);
     }
 }
 
@@ -513,8 +401,9 @@ ngx_chat_channel_hold(ngx_chat_channel_t *ch, ngx_chat_event_t *ev)
 static void
 ngx_chat_channel_advance(ngx_chat_channel_t *ch, ngx_chat_event_t *ev)
 {
-    ngx_queue_t     *q, *next;
-    ngx_chat_sub_t  *sub;
+    ngx_queue_t          *q, *next;
+    ngx_chat_sub_t       *sub;
+    ngx_chat_follower_t  *f;
 
     ch->head = ev->seq;
 
@@ -524,15 +413,12 @@ ngx_chat_channel_advance(ngx_chat_channel_t *ch, ngx_chat_event_t *ev)
     {
         next = ngx_queue_next(q);
         sub = ngx_queue_data(q, ngx_chat_sub_t, in_channel);
+        f = sub->follower;
 
-        ngx_chat_session_event(sub->session, ev);
-        sub->pos = ev->seq;
+        f->handlers->event(f, ev);
+        ngx_chat_sub_moved(sub, ev->seq);
 
-        if (ev->op == '-'
-            && ev->subject.len == sub->session->id.user.len
-            && ngx_strncmp(ev->subject.data, sub->session->id.user.data,
-                           ev->subject.len) == 0)
-        {
+        if (ngx_chat_event_concerns(ev, '-', &f->id->user)) {
             /* removed: its own member_removed is the last it gets */
             ngx_chat_fanout_unfollow(sub);
         }
@@ -563,9 +449,10 @@ ngx_chat_channel_advance(ngx_chat_channel_t *ch, ngx_chat_event_t *ev)
 static void
 ngx_chat_channel_signal(ngx_chat_channel_t *ch, ngx_chat_event_t *ev)
 {
-    ngx_uint_t       i;
-    ngx_queue_t     *q, *queues[2];
-    ngx_chat_sub_t  *sub;
+    ngx_uint_t            i;
+    ngx_queue_t          *q, *queues[2];
+    ngx_chat_sub_t       *sub;
+    ngx_chat_follower_t  *f;
 
     queues[0] = &ch->live;
     queues[1] = &ch->behind;
@@ -576,25 +463,53 @@ ngx_chat_channel_signal(ngx_chat_channel_t *ch, ngx_chat_event_t *ev)
              q = ngx_queue_next(q))
         {
             sub = ngx_queue_data(q, ngx_chat_sub_t, in_channel);
+            f = sub->follower;
 
-            if (ev->op == '!'
-                && ev->subject.len == sub->session->id.user.len
-                && ngx_strncmp(ev->subject.data, sub->session->id.user.data,
-                               ev->subject.len) == 0)
-            {
-                continue;
+            if (!ngx_chat_event_concerns(ev, '!', &f->id->user)) {
+                f->handlers->event(f, ev);
             }
-
-            ngx_chat_session_event(sub->session, ev);
         }
     }
 }
 
 
-/* subscriptions of connections */
+/* followers: a session's subscriptions, indexed by conversation */
+
+void
+ngx_chat_fanout_follower_init(ngx_chat_follower_t *f,
+    const ngx_chat_follower_handlers_t *handlers, ngx_chat_identity_t *id)
+{
+    f->handlers = handlers;
+    f->id = id;
+    ngx_rbtree_init(&f->subs, &f->sentinel, ngx_rbtree_insert_value);
+    ngx_queue_init(&f->catching);
+}
+
 
 ngx_chat_sub_t *
-ngx_chat_fanout_follow(ngx_chat_session_t *s, int64_t conversation,
+ngx_chat_fanout_find(ngx_chat_follower_t *f, int64_t conversation)
+{
+    ngx_rbtree_key_t    key;
+    ngx_rbtree_node_t  *node, *sentinel;
+
+    key = (ngx_rbtree_key_t) conversation;
+    node = f->subs.root;
+    sentinel = f->subs.sentinel;
+
+    while (node != sentinel) {
+        if (key == node->key) {
+            return (ngx_chat_sub_t *) node;
+        }
+
+        node = (key < node->key) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+ngx_chat_sub_t *
+ngx_chat_fanout_follow(ngx_chat_follower_t *f, int64_t conversation,
     int64_t pos)
 {
     ngx_chat_sub_t      *sub;
@@ -609,7 +524,7 @@ ngx_chat_fanout_follow(ngx_chat_session_t *s, int64_t conversation,
         }
     }
 
-    sub = ngx_alloc(sizeof(ngx_chat_sub_t), ngx_chat_fanout.log);
+    sub = ngx_calloc(sizeof(ngx_chat_sub_t), ngx_chat_fanout.log);
     if (sub == NULL) {
         if (ch->nsubs == 0 && !ch->topic.lingering) {
             ngx_chat_topic_release(&ch->topic);
@@ -617,18 +532,24 @@ ngx_chat_fanout_follow(ngx_chat_session_t *s, int64_t conversation,
         return NULL;
     }
 
-    sub->session = s;
+    sub->node.key = (ngx_rbtree_key_t) conversation;
+    sub->follower = f;
     sub->channel = ch;
     sub->pos = pos;
     sub->reported = pos;
     sub->state = NGX_CHAT_SUB_WAITING;
 
+    ngx_rbtree_insert(&f->subs, &sub->node);
     ngx_queue_insert_tail(&ch->behind, &sub->in_channel);
-    ngx_queue_insert_tail(&s->subs, &sub->in_session);
+    f->nsubs++;
 
     if (ch->nsubs++ == 0) {
         ngx_chat_topic_acquire(&ch->topic);
     }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ngx_chat_fanout.log, 0,
+                   "chat fanout: \"%V\" follows c:%L from %L",
+                   &f->id->user, conversation, pos);
 
     return sub;
 }
@@ -646,7 +567,7 @@ ngx_chat_fanout_place(ngx_chat_sub_t *sub)
     ngx_queue_remove(&sub->in_channel);
 
     if (sub->pos == ch->head) {
-        sub->state = NGX_CHAT_SUB_LIVE;
+        ngx_chat_sub_set_state(sub, NGX_CHAT_SUB_LIVE);
         ngx_queue_insert_tail(&ch->live, &sub->in_channel);
         return;
     }
@@ -654,32 +575,89 @@ ngx_chat_fanout_place(ngx_chat_sub_t *sub)
     ngx_queue_insert_tail(&ch->behind, &sub->in_channel);
 
     if (sub->pos < ch->head) {
-        sub->state = NGX_CHAT_SUB_CATCHING;
+        ngx_chat_sub_set_state(sub, NGX_CHAT_SUB_CATCHING);
         return;
     }
 
     /* the channel has not seen what this follower knows exists */
-    sub->state = NGX_CHAT_SUB_AHEAD;
+    ngx_chat_sub_set_state(sub, NGX_CHAT_SUB_AHEAD);
     ngx_chat_channel_need_sync(ch);
 }
 
 
-int64_t
-ngx_chat_fanout_id(ngx_chat_sub_t *sub)
+/* followers behind their channel are in a queue of their own */
+
+static void
+ngx_chat_sub_set_state(ngx_chat_sub_t *sub, ngx_uint_t state)
 {
-    return (int64_t) sub->channel->node.key;
+    ngx_chat_follower_t  *f;
+
+    f = sub->follower;
+
+    if (sub->state == NGX_CHAT_SUB_CATCHING) {
+        ngx_queue_remove(&sub->in_catching);
+        f->ncatching--;
+    }
+
+    if (state == NGX_CHAT_SUB_CATCHING) {
+        ngx_queue_insert_tail(&f->catching, &sub->in_catching);
+        f->ncatching++;
+    }
+
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, ngx_chat_fanout.log, 0,
+                   "chat fanout: \"%V\" on c:%L at %L: state %ui",
+                   &f->id->user, (int64_t) sub->node.key, sub->pos, state);
+
+    sub->state = state;
+}
+
+
+/* a replayed event reached the follower */
+
+void
+ngx_chat_fanout_sent(ngx_chat_sub_t *sub, int64_t seq)
+{
+    ngx_chat_sub_moved(sub, seq);
+}
+
+
+/* the position moved on: it is told to Postgres with the next report */
+
+static void
+ngx_chat_sub_moved(ngx_chat_sub_t *sub, int64_t seq)
+{
+    sub->pos = seq;
+
+    if (!sub->unreported && sub->pos > sub->reported) {
+        sub->unreported = 1;
+        ngx_queue_insert_tail(&ngx_chat_fanout.unreported, &sub->in_report);
+    }
 }
 
 
 void
 ngx_chat_fanout_unfollow(ngx_chat_sub_t *sub)
 {
+    ngx_chat_sub_drop(sub->follower, sub);
+}
+
+
+static void
+ngx_chat_sub_drop(ngx_chat_follower_t *f, ngx_chat_sub_t *sub)
+{
     ngx_chat_channel_t  *ch;
 
     ch = sub->channel;
 
+    ngx_chat_sub_set_state(sub, NGX_CHAT_SUB_WAITING);
+
+    if (sub->unreported) {
+        ngx_queue_remove(&sub->in_report);
+    }
+
     ngx_queue_remove(&sub->in_channel);
-    ngx_queue_remove(&sub->in_session);
+    ngx_rbtree_delete(&f->subs, &sub->node);
+    f->nsubs--;
     ngx_free(sub);
 
     if (--ch->nsubs == 0) {
@@ -702,7 +680,7 @@ ngx_chat_channel_need_sync(ngx_chat_channel_t *ch)
 
     if (!fo->sync_timer.timer_set && fo->syncing == NULL) {
         /* the missing event may still come from Redis meanwhile */
-        ngx_add_timer(&fo->sync_timer, ngx_chat_worker.conf->ws.gap_wait);
+        ngx_add_timer(&fo->sync_timer, fo->gap_wait);
     }
 }
 
@@ -766,7 +744,7 @@ ngx_chat_sync_handler(ngx_event_t *ev)
     sync->query.handler = ngx_chat_sync_result;
     sync->query.data = sync;
 
-    if (ngx_chat_pg_send(ngx_chat_worker.pg, &sync->query) != NGX_OK) {
+    if (ngx_chat_pg_send(fo->pg, &sync->query) != NGX_OK) {
         ngx_chat_sync_retry(sync);
         return;
     }
@@ -867,10 +845,10 @@ ngx_chat_sync_retry(ngx_chat_sync_t *sync)
 }
 
 
-/* users */
+/* users: what concerns a user in conversations it does not follow yet */
 
-ngx_chat_user_t *
-ngx_chat_fanout_user(ngx_chat_session_t *s)
+ngx_int_t
+ngx_chat_fanout_join(ngx_chat_follower_t *f)
 {
     size_t            len;
     u_char            buf[320];
@@ -880,7 +858,7 @@ ngx_chat_fanout_user(ngx_chat_session_t *s)
 
     name.data = buf;
     name.len = ngx_snprintf(buf, sizeof(buf), "u:%uz:%V:%V",
-                            s->id.tenant.len, &s->id.tenant, &s->id.user)
+                            f->id->tenant.len, &f->id->tenant, &f->id->user)
                - buf;
 
     hash = ngx_crc32_short(name.data, name.len);
@@ -890,7 +868,7 @@ ngx_chat_fanout_user(ngx_chat_session_t *s)
         len = sizeof(ngx_chat_user_t) + name.len;
         u = ngx_calloc(len, ngx_chat_fanout.log);
         if (u == NULL) {
-            return NULL;
+            return NGX_ERROR;
         }
 
         u->topic.is_user = 1;
@@ -900,37 +878,43 @@ ngx_chat_fanout_user(ngx_chat_session_t *s)
 
         u->sn.str = u->topic.name;
         u->sn.node.key = hash;
-        ngx_queue_init(&u->sessions);
+        ngx_queue_init(&u->followers);
 
         ngx_rbtree_insert(&ngx_chat_fanout.users, &u->sn.node);
         ngx_queue_insert_tail(&ngx_chat_fanout.topics, &u->topic.all);
     }
 
-    ngx_queue_insert_tail(&u->sessions, &s->in_user);
-    s->user = u;
+    ngx_queue_insert_tail(&u->followers, &f->in_user);
+    f->user = u;
 
-    if (u->nsessions++ == 0) {
+    if (u->nfollowers++ == 0) {
         ngx_chat_topic_acquire(&u->topic);
     }
 
-    return u;
+    return NGX_OK;
 }
 
 
+/* the follower goes: every subscription of it, and its user's */
+
 void
-ngx_chat_fanout_leave_user(ngx_chat_session_t *s)
+ngx_chat_fanout_leave(ngx_chat_follower_t *f)
 {
     ngx_chat_user_t  *u;
 
-    u = s->user;
+    while (f->subs.root != f->subs.sentinel) {
+        ngx_chat_sub_drop(f, (ngx_chat_sub_t *) f->subs.root);
+    }
+
+    u = f->user;
     if (u == NULL) {
         return;
     }
 
-    ngx_queue_remove(&s->in_user);
-    s->user = NULL;
+    ngx_queue_remove(&f->in_user);
+    f->user = NULL;
 
-    if (--u->nsessions == 0) {
+    if (--u->nfollowers == 0) {
         ngx_chat_topic_release(&u->topic);
     }
 }
@@ -949,21 +933,22 @@ ngx_chat_user_find(ngx_str_t *name, uint32_t hash)
 
 /*
  * A "follow" published while this worker was not listening is lost: the
- * user's connections read their memberships again and follow what they
+ * user's followers read their memberships again and follow what they
  * missed.
  */
 
 static void
 ngx_chat_user_resync(ngx_chat_user_t *u)
 {
-    ngx_queue_t  *q;
+    ngx_queue_t          *q;
+    ngx_chat_follower_t  *f;
 
-    for (q = ngx_queue_head(&u->sessions);
-         q != ngx_queue_sentinel(&u->sessions);
+    for (q = ngx_queue_head(&u->followers);
+         q != ngx_queue_sentinel(&u->followers);
          q = ngx_queue_next(q))
     {
-        ngx_chat_session_resync(ngx_queue_data(q, ngx_chat_session_t,
-                                               in_user));
+        f = ngx_queue_data(q, ngx_chat_follower_t, in_user);
+        f->handlers->resync(f);
     }
 }
 
@@ -990,7 +975,7 @@ ngx_chat_user_message(u_char *name, size_t len, u_char *msg, size_t msg_len)
     ngx_queue_t          *q, *next;
     ngx_chat_user_t      *u;
     ngx_chat_event_t     *ev;
-    ngx_chat_session_t   *s;
+    ngx_chat_follower_t  *f;
 
     n.data = name;
     n.len = len;
@@ -1032,19 +1017,19 @@ ngx_chat_user_message(u_char *name, size_t len, u_char *msg, size_t msg_len)
         ev->conversation = conversation;
     }
 
-    for (q = ngx_queue_head(&u->sessions);
-         q != ngx_queue_sentinel(&u->sessions);
+    for (q = ngx_queue_head(&u->followers);
+         q != ngx_queue_sentinel(&u->followers);
          q = next)
     {
         next = ngx_queue_next(q);
-        s = ngx_queue_data(q, ngx_chat_session_t, in_user);
+        f = ngx_queue_data(q, ngx_chat_follower_t, in_user);
 
         if (ev) {
-            ngx_chat_session_event(s, ev);
+            f->handlers->event(f, ev);
         }
 
         if (conversation) {
-            ngx_chat_session_follow(s, conversation, seq);
+            f->handlers->follow(f, conversation, seq);
         }
     }
 
@@ -1091,6 +1076,8 @@ static void
 ngx_chat_topic_subscribe(ngx_chat_topic_t *t)
 {
     if (ngx_chat_redis_subscribe(&t->name, 1) == NGX_OK) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_chat_fanout.log, 0,
+                       "chat fanout: subscribing to \"%V\"", &t->name);
         t->state = NGX_CHAT_TOPIC_PENDING;
     }
 }
@@ -1152,6 +1139,10 @@ ngx_chat_fanout_confirmed(u_char *name, size_t len, ngx_uint_t subscribed)
         return;
     }
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_chat_fanout.log, 0,
+                   "chat fanout: \"%V\" %s", &t->name,
+                   subscribed ? "subscribed" : "unsubscribed");
+
     if (subscribed) {
         if (t->state == NGX_CHAT_TOPIC_PENDING) {
             t->state = NGX_CHAT_TOPIC_ON;
@@ -1185,7 +1176,21 @@ ngx_chat_fanout_confirmed(u_char *name, size_t len, ngx_uint_t subscribed)
 }
 
 
+/* the subscribing link to Redis came or went */
+
 void
+ngx_chat_fanout_subscriber(ngx_uint_t up)
+{
+    if (up) {
+        ngx_chat_fanout_redis_up();
+
+    } else {
+        ngx_chat_fanout_redis_down();
+    }
+}
+
+
+static void
 ngx_chat_fanout_redis_up(void)
 {
     ngx_queue_t       *q, *next;
@@ -1207,7 +1212,7 @@ ngx_chat_fanout_redis_up(void)
 
 /* the subscriptions are gone with the connection */
 
-void
+static void
 ngx_chat_fanout_redis_down(void)
 {
     ngx_queue_t       *q, *next;
@@ -1232,8 +1237,10 @@ ngx_chat_fanout_redis_down(void)
 }
 
 
-static void
-ngx_chat_linger_expire(void)
+/* topics that nobody followed for a while are unsubscribed */
+
+void
+ngx_chat_fanout_expire(void)
 {
     ngx_queue_t       *q;
     ngx_chat_topic_t  *t;
@@ -1261,40 +1268,141 @@ ngx_chat_linger_expire(void)
             continue;
         }
 
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_chat_fanout.log, 0,
+                       "chat fanout: \"%V\" unsubscribed", &t->name);
+
         t->state = NGX_CHAT_TOPIC_LEAVING;
     }
 }
 
 
 /*
- * Once a second: lingering topics expire, delivery positions reach
- * Postgres; and when the worker quits or reloads, every connection is
- * closed with 1001 so that its client reconnects to a new worker.
+ * How far each subscription got reaches Postgres in one statement, at
+ * most NGX_CHAT_REPORT_BATCH at a time, oldest news first: receipts tell
+ * from it who has a message delivered.  A position is advice, not a
+ * promise: one lost with a failed report is sent with the next event
+ * delivered.
  */
 
-static void
-ngx_chat_tick_handler(ngx_event_t *ev)
+void
+ngx_chat_fanout_report(void)
 {
-    ngx_chat_fanout_t  *fo = &ngx_chat_fanout;
+    u_char               *p[4], *start[4];
+    size_t                size[4];
+    ngx_uint_t            n, i;
+    ngx_pool_t           *pool;
+    ngx_queue_t          *q;
+    ngx_chat_sub_t       *sub;
+    ngx_chat_report_t    *rp;
+    ngx_chat_fanout_t    *fo = &ngx_chat_fanout;
+    ngx_chat_identity_t  *id;
 
-    if (ngx_exiting || ngx_terminate) {
-        if (!fo->closing) {
-            fo->closing = 1;
-            ngx_chat_ws_close_all(NGX_CHAT_WS_GOING_AWAY);
-        }
-
-        if (ngx_chat_worker.nsessions) {
-            ngx_add_timer(ev, 100);
-        }
-
+    if (fo->reporting || ngx_queue_empty(&fo->unreported)) {
         return;
     }
 
-    ngx_chat_linger_expire();
-
-    if (++fo->ticks % 5 == 0) {
-        ngx_chat_session_report();
+    pool = ngx_create_pool(16384, fo->log);
+    if (pool == NULL) {
+        return;
     }
 
-    ngx_add_timer(ev, NGX_CHAT_TICK);
+    rp = ngx_pcalloc(pool, sizeof(ngx_chat_report_t));
+    if (rp == NULL) {
+        ngx_destroy_pool(pool);
+        return;
+    }
+
+    /* user ids and tenants quoted and escaped, ids and seqs as numbers */
+    size[0] = size[1] = NGX_CHAT_REPORT_BATCH * (2 * 128 + 3) + 3;
+    size[2] = size[3] = NGX_CHAT_REPORT_BATCH * (NGX_INT64_LEN + 1) + 3;
+
+    for (i = 0; i < 4; i++) {
+        start[i] = ngx_pnalloc(pool, size[i]);
+        if (start[i] == NULL) {
+            ngx_destroy_pool(pool);
+            return;
+        }
+        p[i] = ngx_cpymem(start[i], "{", 1);
+    }
+
+    for (n = 0; n < NGX_CHAT_REPORT_BATCH && !ngx_queue_empty(&fo->unreported);
+         n++)
+    {
+        q = ngx_queue_head(&fo->unreported);
+        ngx_queue_remove(q);
+        sub = ngx_queue_data(q, ngx_chat_sub_t, in_report);
+        sub->unreported = 0;
+        id = sub->follower->id;
+
+        p[0] = ngx_chat_pg_array_string(p[0], &id->tenant);
+        p[1] = ngx_chat_pg_array_string(p[1], &id->user);
+        p[2] = ngx_sprintf(p[2], "%L,", (int64_t) sub->node.key);
+        p[3] = ngx_sprintf(p[3], "%L,", sub->pos);
+
+        sub->reported = sub->pos;
+    }
+
+    rp->pool = pool;
+    rp->query.stmt = NGX_CHAT_SQL_WS_DELIVERED;
+    rp->query.nparams = 4;
+    rp->query.handler = ngx_chat_report_result;
+    rp->query.data = rp;
+
+    for (i = 0; i < 4; i++) {
+        /* the last comma closes the array */
+        *(p[i] - 1) = '}';
+        *p[i] = '\0';
+        rp->query.params[i] = (char *) start[i];
+    }
+
+    if (ngx_chat_pg_send(fo->pg, &rp->query) != NGX_OK) {
+        ngx_destroy_pool(pool);
+        return;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, fo->log, 0,
+                   "chat fanout: reporting %ui positions", n);
+
+    fo->reporting = rp;
+}
+
+
+static void
+ngx_chat_report_result(ngx_chat_pg_query_t *q, PGresult *res)
+{
+    ngx_chat_report_t  *rp;
+
+    rp = q->data;
+    ngx_chat_fanout.reporting = NULL;
+
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_log_error(NGX_LOG_WARN, ngx_chat_fanout.log, 0,
+                      "chat: reporting delivery positions failed: %s",
+                      res ? PQresultErrorMessage(res) : "no database");
+    }
+
+    ngx_destroy_pool(rp->pool);
+}
+
+
+/* "text", as an element of a Postgres array literal, and a comma */
+
+static u_char *
+ngx_chat_pg_array_string(u_char *p, ngx_str_t *s)
+{
+    u_char  *c, *last;
+
+    *p++ = '"';
+
+    for (c = s->data, last = s->data + s->len; c < last; c++) {
+        if (*c == '"' || *c == '\\') {
+            *p++ = '\\';
+        }
+        *p++ = *c;
+    }
+
+    *p++ = '"';
+    *p++ = ',';
+
+    return p;
 }

@@ -3,8 +3,13 @@
  * ngx_chat: directives, configuration and the life of a worker.
  *
  * Everything is configured at the http{} level except the handlers, which
- * a location takes with "chat_api".  Each directive is checked where it is
- * read, so that "nginx -t" names the directive at fault.
+ * a location takes with "chat_api" or "chat_websocket".  Each directive is
+ * checked where it is read, so that "nginx -t" names the directive at
+ * fault.
+ *
+ * A worker's start wires the layers: the transport (Postgres, Redis,
+ * WebSocket) reports upward only through the handlers given here, and the
+ * worker's tick, once a second, drives what no single connection owns.
  */
 
 
@@ -34,9 +39,32 @@ static char *ngx_chat_ws_origins(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_chat_init_process(ngx_cycle_t *cycle);
 static void ngx_chat_exit_process(ngx_cycle_t *cycle);
+static void ngx_chat_redis_publisher_up(void);
+static void ngx_chat_tick(ngx_event_t *ev);
+
+
+#define NGX_CHAT_TICK            1000
+#define NGX_CHAT_REPORT_TICKS    5
 
 
 ngx_chat_worker_t  ngx_chat_worker;
+
+
+/* what Redis reports goes to the fan-out and to presence */
+
+static const ngx_chat_redis_handlers_t  ngx_chat_redis_handlers = {
+    ngx_chat_fanout_message,
+    ngx_chat_fanout_confirmed,
+    ngx_chat_fanout_subscriber,
+    ngx_chat_redis_publisher_up
+};
+
+
+/* not cancelable: a quitting worker waits for it to close the clients */
+static ngx_event_t       ngx_chat_tick_event;
+static ngx_connection_t  ngx_chat_tick_conn;
+static ngx_uint_t   ngx_chat_ticks;
+static ngx_uint_t   ngx_chat_closing;
 
 
 static ngx_command_t  ngx_chat_commands[] = {
@@ -832,7 +860,7 @@ ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     lcf->kind = NGX_CHAT_LOC_WEBSOCKET;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = ngx_chat_ws_handler;
+    clcf->handler = ngx_chat_session_handler;
 
     mcf = ngx_http_conf_get_module_main_conf(cf, ngx_chat_module);
     mcf->locations++;
@@ -905,7 +933,6 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
     }
 
     ngx_chat_worker.conf = mcf;
-    ngx_queue_init(&ngx_chat_worker.sessions);
 
     ngx_chat_worker.pg = ngx_chat_pg_pool_create(cycle, &mcf->pg);
     if (ngx_chat_worker.pg == NULL) {
@@ -916,9 +943,11 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    if (ngx_chat_ws_init(cycle) != NGX_OK
-        || ngx_chat_fanout_init(cycle) != NGX_OK
-        || ngx_chat_redis_init(cycle) != NGX_OK)
+    if (ngx_chat_ws_init(cycle, &mcf->ws) != NGX_OK
+        || ngx_chat_fanout_init(cycle, ngx_chat_worker.pg, mcf->ws.gap_wait)
+           != NGX_OK
+        || ngx_chat_redis_init(cycle, &mcf->redis, &ngx_chat_redis_handlers)
+           != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -930,6 +959,13 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
     {
         return NGX_ERROR;
     }
+
+    ngx_chat_tick_event.handler = ngx_chat_tick;
+    /* nginx's debug log reads an event's data as a connection */
+    ngx_chat_tick_conn.fd = (ngx_socket_t) -1;
+    ngx_chat_tick_event.data = &ngx_chat_tick_conn;
+    ngx_chat_tick_event.log = cycle->log;
+    ngx_add_timer(&ngx_chat_tick_event, NGX_CHAT_TICK);
 
     return NGX_OK;
 }
@@ -943,6 +979,10 @@ ngx_chat_exit_process(ngx_cycle_t *cycle)
     }
 
     if (ngx_chat_worker.conf->redis.host.data) {
+        if (ngx_chat_tick_event.timer_set) {
+            ngx_del_timer(&ngx_chat_tick_event);
+        }
+
         ngx_chat_ws_done();
         ngx_chat_typing_done();
         ngx_chat_presence_done();
@@ -954,4 +994,48 @@ ngx_chat_exit_process(ngx_cycle_t *cycle)
         ngx_chat_pg_pool_destroy(ngx_chat_worker.pg);
         ngx_chat_worker.pg = NULL;
     }
+}
+
+
+static void
+ngx_chat_redis_publisher_up(void)
+{
+    ngx_chat_presence_redis_up();
+}
+
+
+/*
+ * Once a second: lingering topics expire, delivery positions reach
+ * Postgres every few seconds; and when the worker quits or reloads, every
+ * WebSocket is closed with 1001 so that its client reconnects to a new
+ * worker, and the tick waits for them to go.
+ */
+
+static void
+ngx_chat_tick(ngx_event_t *ev)
+{
+    if (ngx_exiting || ngx_terminate) {
+        if (!ngx_chat_closing) {
+            ngx_chat_closing = 1;
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ev->log, 0,
+                           "chat: closing %ui WebSocket connections",
+                           ngx_chat_ws_connections());
+            ngx_chat_ws_close_all(NGX_CHAT_WS_GOING_AWAY,
+                                  "server going away");
+        }
+
+        if (ngx_chat_ws_connections()) {
+            ngx_add_timer(ev, 100);
+        }
+
+        return;
+    }
+
+    ngx_chat_fanout_expire();
+
+    if (++ngx_chat_ticks % NGX_CHAT_REPORT_TICKS == 0) {
+        ngx_chat_fanout_report();
+    }
+
+    ngx_add_timer(ev, NGX_CHAT_TICK);
 }

@@ -182,6 +182,7 @@ ngx_chat_pg_send(ngx_chat_pg_pool_t *pool, ngx_chat_pg_query_t *q)
     ngx_queue_t         *link;
     ngx_chat_pg_conn_t  *pc;
 
+    q->pool = pool;
     q->conn = NULL;
     q->waiting = 0;
 
@@ -206,6 +207,10 @@ ngx_chat_pg_send(ngx_chat_pg_pool_t *pool, ngx_chat_pg_query_t *q)
     pool->nwaiting++;
     q->waiting = 1;
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, pool->log, 0,
+                   "chat pg: query \"%s\" waits, %ui waiting",
+                   ngx_chat_stmts[q->stmt].name, pool->nwaiting);
+
     ngx_memzero(&q->timer, sizeof(ngx_event_t));
     q->timer.handler = ngx_chat_pg_wait_timeout;
     q->timer.data = q;
@@ -224,7 +229,7 @@ ngx_chat_pg_cancel(ngx_chat_pg_query_t *q)
     ngx_chat_pg_pool_t  *pool;
 
     if (q->waiting) {
-        pool = ngx_chat_worker.pg;
+        pool = q->pool;
 
         ngx_queue_remove(&q->queue);
         pool->nwaiting--;
@@ -346,6 +351,10 @@ ngx_chat_pg_connect(ngx_chat_pg_conn_t *pc)
 
     pc->state = NGX_CHAT_PG_CONNECTING;
     pool->nconnecting++;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pool->log, 0,
+                   "chat pg: connection %ui connecting",
+                   (ngx_uint_t) (pc - pool->conns));
 
     if (ngx_chat_pg_track_socket(pc) != NGX_OK
         || ngx_chat_conn_want_write(pc->c, 1) != NGX_OK)
@@ -543,6 +552,10 @@ ngx_chat_pg_prepare(ngx_chat_pg_conn_t *pc)
     pc->pending = ngx_chat_nstmts + 1;
     pc->failed = 0;
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, pc->pool->log, 0,
+                   "chat pg: connection %ui preparing %ui statements",
+                   (ngx_uint_t) (pc - pc->pool->conns), ngx_chat_nstmts);
+
     (void) ngx_chat_pg_flush(pc);
 }
 
@@ -614,6 +627,10 @@ ngx_chat_pg_ready(ngx_chat_pg_conn_t *pc)
     pc->state = NGX_CHAT_PG_IDLE;
     pool->nconnecting--;
     pool->nready++;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, pool->log, 0,
+                   "chat pg: connection %ui ready, %ui of the pool",
+                   (ngx_uint_t) (pc - pool->conns), pool->nready);
     ngx_queue_insert_tail(&pool->idle, &pc->idle);
 
     ngx_chat_pg_dispatch(pool);
@@ -646,6 +663,11 @@ ngx_chat_pg_run(ngx_chat_pg_conn_t *pc, ngx_chat_pg_query_t *q)
     pc->state = NGX_CHAT_PG_BUSY;
     pc->query = q;
     q->conn = pc;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, pc->pool->log, 0,
+                   "chat pg: query \"%s\" runs on connection %ui",
+                   ngx_chat_stmts[q->stmt].name,
+                   (ngx_uint_t) (pc - pc->pool->conns));
 
     ngx_add_timer(&pc->timer, NGX_CHAT_PG_QUERY_TIME);
 
@@ -703,6 +725,11 @@ ngx_chat_pg_read_result(ngx_chat_pg_conn_t *pc)
 
     q = pc->query;
     res = pc->result;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, pc->pool->log, 0,
+                   "chat pg: connection %ui answered%s",
+                   (ngx_uint_t) (pc - pc->pool->conns),
+                   q ? "" : " a query that went away");
 
     if (pc->timer.timer_set) {
         ngx_del_timer(&pc->timer);
@@ -795,8 +822,12 @@ ngx_chat_pg_wait_timeout(ngx_event_t *ev)
     q = ev->data;
 
     ngx_queue_remove(&q->queue);
-    ngx_chat_worker.pg->nwaiting--;
+    q->pool->nwaiting--;
     q->waiting = 0;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, q->pool->log, 0,
+                   "chat pg: query \"%s\" waited too long for a connection",
+                   ngx_chat_stmts[q->stmt].name);
 
     q->handler(q, NULL);
 }
@@ -834,6 +865,10 @@ ngx_chat_pg_lost(ngx_chat_pg_conn_t *pc)
 
     q = pc->query;
     pc->query = NULL;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, pool->log, 0,
+                   "chat pg: connection %ui lost in state %ui",
+                   (ngx_uint_t) (pc - pool->conns), pc->state);
 
     switch (pc->state) {
 

@@ -1,6 +1,6 @@
 
 /*
- * ngx_chat: presence and typing.
+ * ngx_chat: presence.
  *
  * Who is connected to this host is counted in a shared memory zone, one
  * node per user of a tenant (an rbtree keyed by a hash, as in
@@ -21,8 +21,8 @@
  * after a pause (a flapping connection says nothing), once it knows from
  * Redis whether the user is still, or already, online elsewhere.
  *
- * Typing is a signal on the conversation's channel, never stored.  The
- * worker that heard "typing" ends it itself after 5 seconds of silence.
+ * The zone also keeps what the workers of a host share of a user's typing
+ * (ngx_chat_presence_typing()); typing itself is ngx_chat_typing.c.
  */
 
 
@@ -41,13 +41,6 @@
 #define NGX_CHAT_PRESENCE_KEY_LEN    (NGX_CHAT_REDIS_PREFIX_MAX + 32)
 #define NGX_CHAT_PRESENCE_MEMBER_LEN (3 + 1 + 255 + 1 + 255)
 
-#define NGX_CHAT_TYPING_EXPIRE       5000
-#define NGX_CHAT_TYPING_REPEAT       3000
-#define NGX_CHAT_TYPING_RATE         5       /* a second, per user */
-
-#define NGX_CHAT_TYPING_START        0
-#define NGX_CHAT_TYPING_STOP         1
-#define NGX_CHAT_TYPING_END          2
 
 
 typedef struct {
@@ -98,16 +91,6 @@ typedef struct {
 } ngx_chat_lookup_t;
 
 
-typedef struct {
-    ngx_rbtree_node_t            node;
-    ngx_event_t                  expire;
-    int64_t                      conversation;
-    ngx_msec_t                   sent;
-    ngx_str_t                    tenant;
-    ngx_str_t                    user;
-} ngx_chat_typing_t;
-
-
 static ngx_int_t ngx_chat_presence_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static void ngx_chat_presence_insert(ngx_rbtree_node_t *temp,
@@ -143,16 +126,6 @@ static void ngx_chat_lookup_reply(void *reply, void *data);
 static void ngx_chat_lookup_finish(ngx_chat_lookup_t *lk);
 static void ngx_chat_lookup_answer(ngx_chat_lookup_t *lk);
 static void ngx_chat_lookup_cleanup(void *data);
-static void ngx_chat_typing_publish(ngx_str_t *tenant, ngx_str_t *user,
-    int64_t conversation, ngx_uint_t on);
-static void ngx_chat_typing_insert(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
-static ngx_chat_typing_t *ngx_chat_typing_find(uint32_t hash,
-    int64_t conversation, ngx_str_t *tenant, ngx_str_t *user);
-static void ngx_chat_typing_expire(ngx_event_t *ev);
-static void ngx_chat_typing_free(ngx_chat_typing_t *t);
-static ngx_int_t ngx_chat_typing_state(ngx_str_t *tenant, ngx_str_t *user,
-    int64_t conversation, ngx_uint_t what, ngx_msec_t *left);
 
 
 /* workers cache the time apart: a difference of their clocks is signed */
@@ -165,10 +138,7 @@ static ngx_int_t                 ngx_chat_presence_slot = -1;
 static ngx_uint_t                ngx_chat_presence_mine;  /* users here */
 static ngx_msec_t                ngx_chat_presence_refreshed;
 static ngx_event_t               ngx_chat_presence_timer;
-static ngx_rbtree_t              ngx_chat_typing_tree;
-static ngx_rbtree_node_t         ngx_chat_typing_sentinel;
 static ngx_msec_t                ngx_chat_presence_full_logged;
-static ngx_uint_t                ngx_chat_typing_ready;
 
 
 /* chat_presence_zone name size; */
@@ -342,17 +312,6 @@ ngx_chat_presence_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
 }
 
 
-/* typing goes through Redis: it works with or without a presence zone */
-
-void
-ngx_chat_typing_init(void)
-{
-    ngx_rbtree_init(&ngx_chat_typing_tree, &ngx_chat_typing_sentinel,
-                    ngx_chat_typing_insert);
-    ngx_chat_typing_ready = 1;
-}
-
-
 ngx_int_t
 ngx_chat_presence_init_worker(ngx_cycle_t *cycle, ngx_shm_zone_t *zone)
 {
@@ -461,19 +420,6 @@ ngx_chat_presence_done(void)
         ngx_shmtx_unlock(&ctx->shpool->mutex);
     }
 
-}
-
-
-void
-ngx_chat_typing_done(void)
-{
-    if (!ngx_chat_typing_ready) {
-        return;
-    }
-
-    while (ngx_chat_typing_tree.root != ngx_chat_typing_tree.sentinel) {
-        ngx_chat_typing_free((ngx_chat_typing_t *) ngx_chat_typing_tree.root);
-    }
 }
 
 
@@ -703,7 +649,7 @@ ngx_chat_presence_local(ngx_str_t *tenant, ngx_str_t *user)
 /* at most NGX_CHAT_TYPING_RATE typing signals a second from one user */
 
 ngx_int_t
-ngx_chat_presence_may_type(ngx_chat_identity_t *id)
+ngx_chat_presence_typing_rate(ngx_chat_identity_t *id)
 {
     ngx_int_t                  rc;
     uint32_t                   hash;
@@ -1463,88 +1409,14 @@ ngx_chat_lookup_cleanup(void *data)
 
 
 /*
- * Typing: the signal goes to the conversation's channel, marked so that
- * the typist's own connections skip it; "typing" that is not repeated
- * within NGX_CHAT_TYPING_EXPIRE ends by itself.
- */
-
-void
-ngx_chat_typing_set(ngx_chat_identity_t *id, int64_t conversation,
-    ngx_uint_t on)
-{
-    uint32_t            hash;
-    ngx_msec_t          left;
-    ngx_chat_typing_t  *t;
-
-    ngx_crc32_init(hash);
-    ngx_crc32_update(&hash, (u_char *) &conversation, sizeof(int64_t));
-    ngx_crc32_update(&hash, id->tenant.data, id->tenant.len);
-    ngx_crc32_update(&hash, id->user.data, id->user.len);
-    ngx_crc32_final(hash);
-
-    if (!ngx_chat_typing_ready) {
-        /* no chat_redis: no one to tell */
-        return;
-    }
-
-    t = ngx_chat_typing_find(hash, conversation, &id->tenant, &id->user);
-
-    if (!on) {
-        if (t) {
-            ngx_chat_typing_free(t);
-        }
-
-        (void) ngx_chat_typing_state(&id->tenant, &id->user, conversation,
-                                     NGX_CHAT_TYPING_STOP, &left);
-        ngx_chat_typing_publish(&id->tenant, &id->user, conversation, 0);
-        return;
-    }
-
-    if (t == NULL) {
-        t = ngx_calloc(sizeof(ngx_chat_typing_t) + id->tenant.len
-                       + id->user.len, ngx_cycle->log);
-        if (t == NULL) {
-            return;
-        }
-
-        t->node.key = hash;
-        t->conversation = conversation;
-        t->tenant.data = (u_char *) (t + 1);
-        t->tenant.len = id->tenant.len;
-        t->user.data = t->tenant.data + id->tenant.len;
-        t->user.len = id->user.len;
-        ngx_memcpy(t->tenant.data, id->tenant.data, id->tenant.len);
-        ngx_memcpy(t->user.data, id->user.data, id->user.len);
-
-        t->expire.handler = ngx_chat_typing_expire;
-        t->expire.data = t;
-        t->expire.log = ngx_cycle->log;
-        t->expire.cancelable = 1;
-
-        ngx_rbtree_insert(&ngx_chat_typing_tree, &t->node);
-    }
-
-    /* those who came in late learn it when it is repeated */
-    if (ngx_chat_typing_state(&t->tenant, &t->user, conversation,
-                              NGX_CHAT_TYPING_START, &left)
-        == NGX_OK)
-    {
-        ngx_chat_typing_publish(&t->tenant, &t->user, conversation, 1);
-    }
-
-    ngx_add_timer(&t->expire, NGX_CHAT_TYPING_EXPIRE);
-}
-
-
-/*
  * The user's typing, as every worker of the host knows it: started (NGX_OK
  * when "true" is due again), stopped, or checked when a worker's timer
  * ends (NGX_OK when "false" is due; NGX_AGAIN with *left when another
  * worker heard it since).  Without a zone a worker knows only its own.
  */
 
-static ngx_int_t
-ngx_chat_typing_state(ngx_str_t *tenant, ngx_str_t *user,
+ngx_int_t
+ngx_chat_presence_typing(ngx_str_t *tenant, ngx_str_t *user,
     int64_t conversation, ngx_uint_t what, ngx_msec_t *left)
 {
     uint32_t                   hash;
@@ -1626,159 +1498,3 @@ done:
 }
 
 
-/* equal hashes are ordered by conversation, then tenant and user bytes */
-
-static ngx_int_t
-ngx_chat_typing_cmp(int64_t conversation, ngx_str_t *tenant,
-    ngx_str_t *user, ngx_chat_typing_t *t)
-{
-    ngx_int_t  rc;
-
-    if (conversation != t->conversation) {
-        return (conversation < t->conversation) ? -1 : 1;
-    }
-
-    if (tenant->len != t->tenant.len || user->len != t->user.len) {
-        return (tenant->len != t->tenant.len)
-               ? (ngx_int_t) tenant->len - (ngx_int_t) t->tenant.len
-               : (ngx_int_t) user->len - (ngx_int_t) t->user.len;
-    }
-
-    rc = ngx_memcmp(tenant->data, t->tenant.data, tenant->len);
-
-    return rc ? rc : ngx_memcmp(user->data, t->user.data, user->len);
-}
-
-
-static void
-ngx_chat_typing_insert(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
-    ngx_rbtree_node_t *sentinel)
-{
-    ngx_rbtree_node_t  **p;
-    ngx_chat_typing_t   *t;
-
-    t = (ngx_chat_typing_t *) node;
-
-    for ( ;; ) {
-
-        if (node->key != temp->key) {
-            p = (node->key < temp->key) ? &temp->left : &temp->right;
-
-        } else {
-            p = (ngx_chat_typing_cmp(t->conversation, &t->tenant, &t->user,
-                                     (ngx_chat_typing_t *) temp)
-                 < 0) ? &temp->left : &temp->right;
-        }
-
-        if (*p == sentinel) {
-            break;
-        }
-
-        temp = *p;
-    }
-
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
-}
-
-
-static ngx_chat_typing_t *
-ngx_chat_typing_find(uint32_t hash, int64_t conversation, ngx_str_t *tenant,
-    ngx_str_t *user)
-{
-    ngx_int_t           rc;
-    ngx_rbtree_node_t  *node, *sentinel;
-
-    node = ngx_chat_typing_tree.root;
-    sentinel = ngx_chat_typing_tree.sentinel;
-
-    while (node != sentinel) {
-
-        if (hash != node->key) {
-            node = (hash < node->key) ? node->left : node->right;
-            continue;
-        }
-
-        rc = ngx_chat_typing_cmp(conversation, tenant, user,
-                                 (ngx_chat_typing_t *) node);
-
-        if (rc == 0) {
-            return (ngx_chat_typing_t *) node;
-        }
-
-        node = (rc < 0) ? node->left : node->right;
-    }
-
-    return NULL;
-}
-
-
-static void
-ngx_chat_typing_expire(ngx_event_t *ev)
-{
-    ngx_int_t           rc;
-    ngx_msec_t          left;
-    ngx_chat_typing_t  *t = ev->data;
-
-    rc = ngx_chat_typing_state(&t->tenant, &t->user, t->conversation,
-                               NGX_CHAT_TYPING_END, &left);
-
-    if (rc == NGX_AGAIN) {
-        /* typed again through another worker */
-        ngx_add_timer(&t->expire, left);
-        return;
-    }
-
-    if (rc == NGX_OK) {
-        ngx_chat_typing_publish(&t->tenant, &t->user, t->conversation, 0);
-    }
-
-    ngx_chat_typing_free(t);
-}
-
-
-static void
-ngx_chat_typing_free(ngx_chat_typing_t *t)
-{
-    if (t->expire.timer_set) {
-        ngx_del_timer(&t->expire);
-    }
-
-    ngx_rbtree_delete(&ngx_chat_typing_tree, &t->node);
-    ngx_free(t);
-}
-
-
-/* "0 !<user>\n{typing}": no seq, not for the typist's own connections */
-
-static void
-ngx_chat_typing_publish(ngx_str_t *tenant, ngx_str_t *user,
-    int64_t conversation, ngx_uint_t on)
-{
-    u_char  *p, *msg, channel[NGX_INT64_LEN + 3];
-    size_t   len;
-
-    len = sizeof("0 !\n{\"type\":\"typing\",\"conversation_id\":,"
-                 "\"user_id\":\"\",\"is_typing\":false}")
-          + user->len + NGX_INT64_LEN
-          + ngx_chat_json_escape_len(user->data, user->len);
-
-    msg = ngx_alloc(len, ngx_cycle->log);
-    if (msg == NULL) {
-        return;
-    }
-
-    p = ngx_sprintf(msg, "0 !%V\n{\"type\":\"typing\",\"conversation_id\":%L,"
-                         "\"user_id\":\"", user, conversation);
-    p = ngx_chat_json_escape(p, user->data, user->len);
-    p = ngx_sprintf(p, "\",\"is_typing\":%s}", on ? "true" : "false");
-
-    ngx_chat_redis_publish(channel,
-                           ngx_sprintf(channel, "c:%L", conversation)
-                           - channel,
-                           msg, p - msg);
-    ngx_free(msg);
-}

@@ -4,8 +4,8 @@
  *
  * Everything declared here takes bytes and returns results: it calls no
  * nginx function (only its types and macros), touches no event and
- * allocates only through jansson.  The module, the unit tests in t/unit/
- * and the fuzz targets link the same objects.
+ * allocates only through jansson and malloc().  The module, the unit
+ * tests in t/unit/ and the fuzz targets link the same objects.
  */
 
 
@@ -192,6 +192,52 @@ void ngx_chat_ws_unmask(u_char *p, size_t len, u_char *mask, size_t offset);
 ngx_int_t ngx_chat_utf8_step(uint32_t *state, u_char *p, size_t len);
 ngx_uint_t ngx_chat_ws_close_code(u_char *p, size_t len, ngx_uint_t *bad);
 u_char *ngx_chat_ws_frame_header(u_char *p, ngx_uint_t opcode, size_t len);
+
+
+/* the reader: a client's bytes to messages and control frames */
+
+typedef enum {
+    NGX_CHAT_WS_READ_MESSAGE = 0,    /* a whole text message */
+    NGX_CHAT_WS_READ_PING,           /* data: what the pong echoes */
+    NGX_CHAT_WS_READ_PONG,
+    NGX_CHAT_WS_READ_CLOSE,          /* code: the peer's, 0 if it gave none */
+    NGX_CHAT_WS_READ_FAIL            /* code, reason: what to close with */
+} ngx_chat_ws_read_e;
+
+typedef struct {
+    ngx_uint_t                   what;
+    u_char                      *data;
+    size_t                       len;
+    ngx_uint_t                   code;
+    const char                  *reason;
+} ngx_chat_ws_read_t;
+
+typedef void (*ngx_chat_ws_read_pt)(void *data, ngx_chat_ws_read_t *ev);
+
+typedef struct {
+    size_t                       max;        /* of a message */
+    size_t                       frame_max;  /* of a frame kept whole */
+    ngx_chat_ws_read_pt          handler;
+    void                        *data;
+
+    /* buffers exist only while a frame or a message is incomplete */
+    u_char                      *partial;
+    size_t                       partial_len;
+    size_t                       partial_size;
+    u_char                      *message;
+    size_t                       message_len;
+    size_t                       message_size;
+    uint32_t                     utf8;
+
+    unsigned                     in_message:1;
+    unsigned                     done:1;     /* failed, or the peer closed */
+} ngx_chat_ws_reader_t;
+
+size_t ngx_chat_ws_read(ngx_chat_ws_reader_t *rd, u_char *buf, size_t len);
+ngx_int_t ngx_chat_ws_keep(ngx_chat_ws_reader_t *rd, u_char *p, size_t len);
+ngx_int_t ngx_chat_ws_feed(ngx_chat_ws_reader_t *rd, u_char *buf,
+    size_t have);
+void ngx_chat_ws_reader_free(ngx_chat_ws_reader_t *rd);
 
 
 #endif /* _NGX_CHAT_PURE_H_INCLUDED_ */

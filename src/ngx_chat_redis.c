@@ -10,6 +10,11 @@
  * wait in a bounded queue.  Postgres is the source of truth: what Redis
  * loses, the fan-out reads back from there (ngx_chat_fanout.c).
  *
+ * This file knows nothing of what it carries: messages, confirmations
+ * and the links' coming and going are reported through the handlers the
+ * module gives at init (ngx_chat_module.c wires them to the fan-out and
+ * to presence).
+ *
  * hiredis owns the sockets: the adapter never closes one, and a context
  * is never touched after hiredis may have freed it (the disconnect
  * callback clears the link's pointer first).
@@ -67,6 +72,7 @@ typedef struct {
 
 typedef struct {
     ngx_chat_redis_conf_t       *conf;
+    const ngx_chat_redis_handlers_t  *handlers;
     ngx_log_t                   *log;
     ngx_chat_redis_link_t        pub;
     ngx_chat_redis_link_t        sub;
@@ -109,11 +115,13 @@ static ngx_chat_redis_t  ngx_chat_redis;
 
 
 ngx_int_t
-ngx_chat_redis_init(ngx_cycle_t *cycle)
+ngx_chat_redis_init(ngx_cycle_t *cycle, ngx_chat_redis_conf_t *conf,
+    const ngx_chat_redis_handlers_t *handlers)
 {
     ngx_chat_redis_t  *rd = &ngx_chat_redis;
 
-    rd->conf = &ngx_chat_worker.conf->redis;
+    rd->conf = conf;
+    rd->handlers = handlers;
     rd->log = cycle->log;
     ngx_queue_init(&rd->pending);
 
@@ -575,12 +583,15 @@ ngx_chat_redis_on_connect(const redisAsyncContext *ac, int status)
     link->connected = 1;
     link->owed = 0;
 
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_chat_redis.log, 0,
+                   "chat redis: %s link up", link->name);
+
     if (link->subscriber) {
-        ngx_chat_fanout_redis_up();
+        ngx_chat_redis.handlers->subscriber(1);
 
     } else {
         ngx_chat_redis_flush_pending();
-        ngx_chat_presence_redis_up();
+        ngx_chat_redis.handlers->publisher_up();
     }
 }
 
@@ -613,10 +624,16 @@ ngx_chat_redis_lost(ngx_chat_redis_link_t *link)
 {
     link->owed = 0;
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_chat_redis.log, 0,
+                   "chat redis: %s link down, retry in %M ms", link->name,
+                   link->backoff ? ngx_min(link->backoff * 2,
+                                           NGX_CHAT_REDIS_BACKOFF_MAX)
+                                 : NGX_CHAT_REDIS_BACKOFF_MIN);
+
     ngx_chat_redis_retry(link);
 
     if (link->subscriber) {
-        ngx_chat_fanout_redis_down();
+        ngx_chat_redis.handlers->subscriber(0);
     }
 }
 
@@ -655,10 +672,10 @@ ngx_chat_redis_on_subscribed(redisAsyncContext *ac, void *r, void *data)
         ngx_chat_redis_heard(ac->data, 0);
 
         if (reply->element[2]->type == REDIS_REPLY_STRING) {
-            ngx_chat_fanout_message((u_char *) channel->str + skip,
-                                    channel->len - skip,
-                                    (u_char *) reply->element[2]->str,
-                                    reply->element[2]->len);
+            ngx_chat_redis.handlers->message((u_char *) channel->str + skip,
+                                             channel->len - skip,
+                                             (u_char *) reply->element[2]->str,
+                                             reply->element[2]->len);
         }
         return;
     }
@@ -667,15 +684,15 @@ ngx_chat_redis_on_subscribed(redisAsyncContext *ac, void *r, void *data)
 
     if (kind->len == 9 && ngx_strncmp(kind->str, "subscribe", 9) == 0) {
         ngx_chat_redis_heard(ac->data, 1);
-        ngx_chat_fanout_confirmed((u_char *) channel->str + skip,
-                                  channel->len - skip, 1);
+        ngx_chat_redis.handlers->confirmed((u_char *) channel->str + skip,
+                                           channel->len - skip, 1);
         return;
     }
 
     if (kind->len == 11 && ngx_strncmp(kind->str, "unsubscribe", 11) == 0) {
         ngx_chat_redis_heard(ac->data, 1);
-        ngx_chat_fanout_confirmed((u_char *) channel->str + skip,
-                                  channel->len - skip, 0);
+        ngx_chat_redis.handlers->confirmed((u_char *) channel->str + skip,
+                                           channel->len - skip, 0);
     }
 }
 

@@ -11,8 +11,14 @@
  * Postgres; the very bytes Redis carried, so that replay and live meet
  * without a gap or a repeat.
  *
- * Client messages run the same actions as REST (ngx_chat_actions.c) and
+ * Client messages run the same actions as REST (ngx_chat_action.c) and
  * are answered with "ack" or "error", carrying the client's "req".
+ * Everything a client can make the connection hold (requests waiting for
+ * an answer, resumes under way, views sent before the memberships came,
+ * events held before the start) has a cap, with an error past it.
+ *
+ * The transport (ngx_chat_ws.c) reports here through the handlers below;
+ * the fan-out through the follower's.
  */
 
 
@@ -21,12 +27,11 @@
 
 #define NGX_CHAT_SESSION_CALLS   64
 #define NGX_CHAT_SESSION_HELD    256
+#define NGX_CHAT_SESSION_RESUMES 16
+#define NGX_CHAT_SESSION_VIEWS   64
 #define NGX_CHAT_CATCH_BATCH     256
 #define NGX_CHAT_CATCH_LIMIT     200
-#define NGX_CHAT_REPORT_BATCH    1000
 #define NGX_CHAT_RETRY           1000
-
-
 
 
 typedef struct {
@@ -36,6 +41,14 @@ typedef struct {
     const ngx_chat_ws_type_t    *type;
     json_t                      *req;
 } ngx_chat_ws_call_t;
+
+
+/* an event that came before the start, without a seq to read it back by */
+
+typedef struct {
+    ngx_queue_t                  queue;
+    ngx_chat_event_t            *ev;
+} ngx_chat_held_t;
 
 
 /* a read of Postgres by one connection: its memberships, or a catch-up */
@@ -50,6 +63,9 @@ typedef struct {
 } ngx_chat_reading_t;
 
 
+static ngx_int_t ngx_chat_session_identity(ngx_http_request_t *r,
+    ngx_chat_session_t *s, ngx_chat_error_t *err);
+static ngx_int_t ngx_chat_session_open(ngx_chat_session_t *s);
 static void ngx_chat_session_hello(ngx_chat_session_t *s);
 static void ngx_chat_session_load(ngx_chat_session_t *s);
 static void ngx_chat_session_loaded(ngx_chat_pg_query_t *q, PGresult *res);
@@ -68,8 +84,6 @@ static ngx_int_t ngx_chat_session_replay_one(ngx_chat_session_t *s,
     ngx_chat_sub_t *sub, int64_t id, u_char *wire, size_t len);
 static void ngx_chat_session_read_all(ngx_chat_reading_t *rd, ngx_uint_t k,
     ngx_uint_t rows);
-static void ngx_chat_session_reported(ngx_chat_pg_query_t *q,
-    PGresult *res);
 static int ngx_libc_cdecl ngx_chat_sub_cmp(const void *a, const void *b);
 static void ngx_chat_session_resumed(ngx_chat_session_t *s);
 static const ngx_chat_ws_type_t *ngx_chat_session_type(json_t *type);
@@ -84,23 +98,153 @@ static json_t *ngx_chat_session_args(ngx_chat_session_t *s,
 static void ngx_chat_session_viewed(ngx_chat_session_t *s, int64_t id,
     json_t *req);
 static void ngx_chat_session_views(ngx_chat_session_t *s);
-static ngx_chat_sub_t *ngx_chat_session_sub(ngx_chat_session_t *s,
-    int64_t conversation);
-static void ngx_chat_json_cleanup(void *data);
+static void ngx_chat_session_reply(ngx_chat_session_t *s, json_t *req,
+    const char *type, ngx_str_t *fields);
+static void ngx_chat_session_error(ngx_chat_session_t *s, json_t *req,
+    ngx_uint_t status, u_char *text, size_t len);
 static void ngx_chat_session_wake(ngx_chat_session_t *s, ngx_msec_t after);
+
+static void ngx_chat_session_message(ngx_chat_ws_t *ws, u_char *p,
+    size_t len);
+static void ngx_chat_session_timer(ngx_chat_ws_t *ws);
+static void ngx_chat_session_drained(ngx_chat_ws_t *ws);
+static void ngx_chat_session_closed(ngx_chat_ws_t *ws);
+
+static void ngx_chat_session_event(ngx_chat_follower_t *f,
+    ngx_chat_event_t *ev);
+static void ngx_chat_session_follow(ngx_chat_follower_t *f,
+    int64_t conversation, int64_t from);
+static void ngx_chat_session_resync(ngx_chat_follower_t *f);
+
+#define ngx_chat_session_of(f)                                                \
+    ((ngx_chat_session_t *) ((u_char *) (f)                                   \
+                             - offsetof(ngx_chat_session_t, follower)))
 
 #define ngx_chat_session_error_text(s, req, status, text)                     \
     ngx_chat_session_error(s, req, status, (u_char *) (text),                 \
                            sizeof(text) - 1)
-static u_char *ngx_chat_pg_array_string(u_char *p, ngx_str_t *s);
 
 
+static const ngx_chat_ws_handlers_t  ngx_chat_session_ws_handlers = {
+    ngx_chat_session_message,
+    ngx_chat_session_timer,
+    ngx_chat_session_drained,
+    ngx_chat_session_closed
+};
 
+
+static const ngx_chat_follower_handlers_t  ngx_chat_session_follower = {
+    ngx_chat_session_event,
+    ngx_chat_session_follow,
+    ngx_chat_session_resync
+};
+
+
+/* the chat_websocket location */
 
 ngx_int_t
+ngx_chat_session_handler(ngx_http_request_t *r)
+{
+    ngx_chat_ws_t            *ws;
+    ngx_chat_error_t          err;
+    ngx_chat_session_t       *s;
+    ngx_chat_loc_conf_t      *lcf;
+    ngx_chat_ws_handshake_t   hs;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
+
+    ngx_memzero(&hs, sizeof(ngx_chat_ws_handshake_t));
+
+    if (ngx_chat_ws_check(r, lcf->origins, &hs, &err) != NGX_OK) {
+        return ngx_chat_http_refuse(r, &err);
+    }
+
+    if (ngx_chat_worker.pg == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    s = ngx_pcalloc(r->connection->pool, sizeof(ngx_chat_session_t));
+    if (s == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_queue_init(&s->calls);
+    ngx_queue_init(&s->held);
+
+    if (ngx_chat_session_identity(r, s, &err) != NGX_OK) {
+        return ngx_chat_http_refuse(r, &err);
+    }
+
+    ws = ngx_chat_ws_upgrade(r, &hs, &ngx_chat_worker.conf->ws,
+                             &ngx_chat_session_ws_handlers, s);
+    if (ws == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    s->ws = ws;
+    s->log = r->connection->log;
+
+    if (ngx_chat_session_open(s) != NGX_OK) {
+        ngx_chat_ws_close(ws, NGX_CHAT_WS_SERVER_ERROR, "out of memory");
+    }
+
+    return NGX_DONE;
+}
+
+
+/* the identity outlives the request: it goes to the connection's pool */
+
+static ngx_int_t
+ngx_chat_session_identity(ngx_http_request_t *r, ngx_chat_session_t *s,
+    ngx_chat_error_t *err)
+{
+    ngx_int_t              rc;
+    ngx_str_t              token;
+    ngx_pool_t            *pool;
+    ngx_chat_main_conf_t  *mcf;
+    ngx_chat_identity_t    id;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
+    pool = r->connection->pool;
+
+    if (ngx_chat_ws_token(r, &token) != NGX_OK) {
+        return ngx_chat_refuse(err, 401, "a bearer token is required");
+    }
+
+    rc = ngx_chat_auth_token(&mcf->jwt, &token, r->pool, r->connection->log,
+                             &id);
+
+    if (rc == NGX_ERROR) {
+        return ngx_chat_refuse(err, 500, "internal error");
+    }
+
+    if (rc != NGX_OK) {
+        return ngx_chat_refuse(err, 401, "the token is invalid");
+    }
+
+    if (ngx_chat_copy(pool, &s->id.tenant, id.tenant.data, id.tenant.len)
+        != NGX_OK
+        || ngx_chat_copy(pool, &s->id.user, id.user.data, id.user.len)
+           != NGX_OK
+        || ngx_chat_copy(pool, &s->id.name, id.name.data, id.name.len)
+           != NGX_OK)
+    {
+        return ngx_chat_refuse(err, 500, "internal error");
+    }
+
+    s->id.exp = id.exp;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
 ngx_chat_session_open(ngx_chat_session_t *s)
 {
-    if (ngx_chat_fanout_user(s) == NULL) {
+    ngx_chat_fanout_follower_init(&s->follower, &ngx_chat_session_follower,
+                                  &s->id);
+
+    if (ngx_chat_fanout_join(&s->follower) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -109,8 +253,15 @@ ngx_chat_session_open(ngx_chat_session_t *s)
 
     s->start_by = ngx_current_msec + ngx_chat_worker.conf->ws.start_grace;
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, s->log, 0,
+                   "chat session: \"%V\" of \"%V\" opens",
+                   &s->id.user, &s->id.tenant);
+
     ngx_chat_session_hello(s);
     ngx_chat_session_load(s);
+
+    /* delivery starts by itself after the grace; the token runs out */
+    ngx_chat_session_wake(s, ngx_chat_worker.conf->ws.start_grace);
 
     return NGX_OK;
 }
@@ -148,7 +299,7 @@ ngx_chat_session_hello(ngx_chat_session_t *s)
                     tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
                     tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec, tp->msec);
 
-    (void) ngx_chat_ws_send_text(s, buf, p - buf);
+    (void) ngx_chat_ws_send_text(s->ws, buf, p - buf);
 }
 
 
@@ -216,15 +367,15 @@ ngx_chat_session_loaded(ngx_chat_pg_query_t *q, PGresult *res)
                            PQgetlength(res, i, 2));
 
         /* a "follow" from Redis may have come first */
-        if (ngx_chat_session_sub(s, id) != NULL) {
+        if (ngx_chat_fanout_find(&s->follower, id) != NULL) {
             continue;
         }
 
         if (s->loaded) {
-            ngx_chat_session_follow(s, id, ngx_max(joined, 1));
+            ngx_chat_session_follow(&s->follower, id, ngx_max(joined, 1));
 
         } else {
-            (void) ngx_chat_fanout_follow(s, id, seq);
+            (void) ngx_chat_fanout_follow(&s->follower, id, seq);
         }
     }
 
@@ -264,7 +415,7 @@ ngx_chat_reading_create(ngx_chat_session_t *s, ngx_uint_t stmt,
     ngx_pool_cleanup_t  *cln;
     ngx_chat_reading_t  *rd;
 
-    pool = ngx_create_pool(4096, s->connection->log);
+    pool = ngx_create_pool(4096, s->log);
     if (pool == NULL) {
         return NULL;
     }
@@ -312,9 +463,11 @@ ngx_chat_reading_cleanup(void *data)
 static void
 ngx_chat_session_start(ngx_chat_session_t *s)
 {
-    ngx_queue_t     *q;
-    ngx_chat_sub_t  *sub;
-    ngx_chat_out_t  *out;
+    ngx_queue_t        *q;
+    ngx_rbtree_t       *tree;
+    ngx_chat_held_t    *held;
+    ngx_chat_sub_t     *sub;
+    ngx_rbtree_node_t  *node;
 
     if (s->started) {
         return;
@@ -327,14 +480,22 @@ ngx_chat_session_start(ngx_chat_session_t *s)
         return;
     }
 
-    for (q = ngx_queue_head(&s->subs);
-         q != ngx_queue_sentinel(&s->subs);
-         q = ngx_queue_next(q))
-    {
-        sub = ngx_queue_data(q, ngx_chat_sub_t, in_session);
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, s->log, 0,
+                   "chat session: delivery starts, %ui conversations",
+                   s->follower.nsubs);
 
-        if (sub->state == NGX_CHAT_SUB_WAITING) {
-            ngx_chat_fanout_place(sub);
+    tree = &s->follower.subs;
+
+    if (tree->root != tree->sentinel) {
+        for (node = ngx_rbtree_min(tree->root, tree->sentinel);
+             node;
+             node = ngx_rbtree_next(tree, node))
+        {
+            sub = (ngx_chat_sub_t *) node;
+
+            if (sub->state == NGX_CHAT_SUB_WAITING) {
+                ngx_chat_fanout_place(sub);
+            }
         }
     }
 
@@ -343,10 +504,10 @@ ngx_chat_session_start(ngx_chat_session_t *s)
     while (!ngx_queue_empty(&s->held)) {
         q = ngx_queue_head(&s->held);
         ngx_queue_remove(q);
-        out = ngx_queue_data(q, ngx_chat_out_t, queue);
-        ngx_chat_ws_send(s, out->ev);
-        ngx_chat_event_release(out->ev);
-        ngx_free(out);
+        held = ngx_queue_data(q, ngx_chat_held_t, queue);
+        ngx_chat_ws_send(s->ws, held->ev);
+        ngx_chat_event_release(held->ev);
+        ngx_free(held);
     }
 
     s->nheld = 0;
@@ -367,6 +528,17 @@ ngx_chat_session_resume(ngx_chat_session_t *s, json_t *map, json_t *req)
 
     if (s->resume_reqs == NULL) {
         s->resume_reqs = json_array();
+        if (s->resume_reqs == NULL) {
+            ngx_chat_session_error_text(s, req, 500, "out of memory");
+            return;
+        }
+    }
+
+    if (json_array_size(s->resume_reqs) >= NGX_CHAT_SESSION_RESUMES) {
+        ngx_chat_session_error_text(s, req, 429,
+                                    "too many resumes are under way; wait "
+                                    "for \"resumed\"");
+        return;
     }
 
     json_array_append_new(s->resume_reqs, req ? json_incref(req)
@@ -378,6 +550,7 @@ ngx_chat_session_resume(ngx_chat_session_t *s, json_t *map, json_t *req)
             s->resume = json_object();
         }
 
+        /* a later position of a conversation replaces an earlier one */
         json_object_update(s->resume, map);
         s->started = 1;
         return;
@@ -392,9 +565,9 @@ ngx_chat_session_resume(ngx_chat_session_t *s, json_t *map, json_t *req)
 static void
 ngx_chat_session_rewind(ngx_chat_session_t *s, json_t *map)
 {
-    u_char           key[NGX_INT64_LEN + 1];
     json_t          *seq;
-    ngx_queue_t     *q;
+    int64_t          id;
+    const char      *key;
     ngx_chat_sub_t  *sub;
 
     if (s->reading) {
@@ -405,16 +578,17 @@ ngx_chat_session_rewind(ngx_chat_session_t *s, json_t *map)
         ngx_chat_reading_done(s->reading);
     }
 
-    for (q = ngx_queue_head(&s->subs);
-         q != ngx_queue_sentinel(&s->subs);
-         q = ngx_queue_next(q))
-    {
-        sub = ngx_queue_data(q, ngx_chat_sub_t, in_session);
+    /* what the client names, each found by its id: not every membership */
 
-        *ngx_sprintf(key, "%L", ngx_chat_fanout_id(sub)) = '\0';
-        seq = json_object_get(map, (char *) key);
+    json_object_foreach(map, key, seq) {
+        if (ngx_chat_parse_id((u_char *) key, ngx_strlen(key), &id)
+            != NGX_OK)
+        {
+            continue;
+        }
 
-        if (seq == NULL) {
+        sub = ngx_chat_fanout_find(&s->follower, id);
+        if (sub == NULL) {
             continue;
         }
 
@@ -445,10 +619,11 @@ ngx_chat_session_catch_up(ngx_chat_session_t *s)
     u_char              *ids, *seqs, *p, *e;
     ngx_uint_t           n;
     ngx_queue_t         *q;
-    ngx_chat_sub_t      *sub;
     ngx_chat_reading_t  *rd;
 
-    if (s->reading || !s->started || !s->loaded || s->closing || s->paused) {
+    if (s->reading || !s->started || !s->loaded || s->ws->closing
+        || s->paused)
+    {
         return;
     }
 
@@ -457,24 +632,14 @@ ngx_chat_session_catch_up(ngx_chat_session_t *s)
         return;
     }
 
-    n = 0;
-
-    for (q = ngx_queue_head(&s->subs);
-         q != ngx_queue_sentinel(&s->subs);
-         q = ngx_queue_next(q))
-    {
-        sub = ngx_queue_data(q, ngx_chat_sub_t, in_session);
-        n += (sub->state == NGX_CHAT_SUB_CATCHING);
-    }
-
-    if (n == 0) {
+    if (s->follower.ncatching == 0) {
         if (s->resuming) {
             ngx_chat_session_resumed(s);
         }
         return;
     }
 
-    n = ngx_min(n, NGX_CHAT_CATCH_BATCH);
+    n = ngx_min(s->follower.ncatching, NGX_CHAT_CATCH_BATCH);
 
     rd = ngx_chat_reading_create(s, NGX_CHAT_SQL_WS_EVENTS,
                                  ngx_chat_session_caught);
@@ -494,15 +659,12 @@ ngx_chat_session_catch_up(ngx_chat_session_t *s)
         return;
     }
 
-    for (q = ngx_queue_head(&s->subs);
-         q != ngx_queue_sentinel(&s->subs) && rd->nsubs < n;
+    for (q = ngx_queue_head(&s->follower.catching);
+         q != ngx_queue_sentinel(&s->follower.catching) && rd->nsubs < n;
          q = ngx_queue_next(q))
     {
-        sub = ngx_queue_data(q, ngx_chat_sub_t, in_session);
-
-        if (sub->state == NGX_CHAT_SUB_CATCHING) {
-            rd->subs[rd->nsubs++] = sub;
-        }
+        rd->subs[rd->nsubs++] = ngx_queue_data(q, ngx_chat_sub_t,
+                                               in_catching);
     }
 
     /* the rows come by conversation: so are the subscriptions here */
@@ -513,7 +675,7 @@ ngx_chat_session_catch_up(ngx_chat_session_t *s)
     e = ngx_cpymem(seqs, "{", 1);
 
     for (n = 0; n < rd->nsubs; n++) {
-        rd->ids[n] = ngx_chat_fanout_id(rd->subs[n]);
+        rd->ids[n] = ngx_chat_sub_conversation(rd->subs[n]);
         p = ngx_sprintf(p, "%s%L", n ? "," : "", rd->ids[n]);
         e = ngx_sprintf(e, "%s%L", n ? "," : "", rd->subs[n]->pos);
     }
@@ -525,6 +687,10 @@ ngx_chat_session_catch_up(ngx_chat_session_t *s)
     rd->query.params[0] = (char *) ids;
     rd->query.params[1] = (char *) seqs;
     rd->query.params[2] = ngx_value(NGX_CHAT_CATCH_LIMIT);
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, s->log, 0,
+                   "chat session: catching up %ui conversations",
+                   rd->nsubs);
 
     if (ngx_chat_pg_send(ngx_chat_worker.pg, &rd->query) != NGX_OK) {
         ngx_chat_reading_done(rd);
@@ -538,8 +704,8 @@ ngx_chat_sub_cmp(const void *a, const void *b)
 {
     int64_t  x, y;
 
-    x = ngx_chat_fanout_id(*(ngx_chat_sub_t **) a);
-    y = ngx_chat_fanout_id(*(ngx_chat_sub_t **) b);
+    x = ngx_chat_sub_conversation(*(ngx_chat_sub_t **) a);
+    y = ngx_chat_sub_conversation(*(ngx_chat_sub_t **) b);
 
     return (x > y) - (x < y);
 }
@@ -627,9 +793,11 @@ ngx_chat_session_replay_one(ngx_chat_session_t *s, ngx_chat_sub_t *sub,
     ngx_chat_event_t  *ev;
 
     if (s->paused
-        || s->out_bytes + len > ngx_chat_worker.conf->ws.send_queue / 4 * 3)
+        || ngx_chat_ws_queued(s->ws) + len
+           > ngx_chat_worker.conf->ws.send_queue / 4 * 3)
     {
         s->paused = 1;
+        ngx_chat_ws_want_room(s->ws);
         return NGX_BUSY;
     }
 
@@ -638,14 +806,11 @@ ngx_chat_session_replay_one(ngx_chat_session_t *s, ngx_chat_sub_t *sub,
         return NGX_ERROR;
     }
 
-    ngx_chat_ws_send(s, ev);
-    sub->pos = ev->seq;
+    ngx_chat_ws_send(s->ws, ev);
+    ngx_chat_fanout_sent(sub, ev->seq);
     rc = NGX_OK;
 
-    if (ev->op == '-' && ev->subject.len == s->id.user.len
-        && ngx_strncmp(ev->subject.data, s->id.user.data, s->id.user.len)
-           == 0)
-    {
+    if (ngx_chat_event_concerns(ev, '-', &s->id.user)) {
         ngx_chat_fanout_unfollow(sub);
         rc = NGX_DONE;
     }
@@ -670,9 +835,11 @@ ngx_chat_session_read_all(ngx_chat_reading_t *rd, ngx_uint_t k,
 
 /* the connection wrote enough of what waited: the catch-up goes on */
 
-void
-ngx_chat_session_drained(ngx_chat_session_t *s)
+static void
+ngx_chat_session_drained(ngx_chat_ws_t *ws)
 {
+    ngx_chat_session_t  *s = ws->data;
+
     s->paused = 0;
     ngx_chat_session_catch_up(s);
 }
@@ -698,13 +865,16 @@ ngx_chat_session_resumed(ngx_chat_session_t *s)
 
 /* an event from the fan-out for this connection */
 
-void
-ngx_chat_session_event(ngx_chat_session_t *s, ngx_chat_event_t *ev)
+static void
+ngx_chat_session_event(ngx_chat_follower_t *f, ngx_chat_event_t *ev)
 {
-    ngx_chat_out_t  *out;
+    ngx_chat_held_t     *held;
+    ngx_chat_session_t  *s;
+
+    s = ngx_chat_session_of(f);
 
     if (s->started && s->loaded) {
-        ngx_chat_ws_send(s, ev);
+        ngx_chat_ws_send(s->ws, ev);
         return;
     }
 
@@ -714,31 +884,34 @@ ngx_chat_session_event(ngx_chat_session_t *s, ngx_chat_event_t *ev)
         return;
     }
 
-    out = ngx_alloc(sizeof(ngx_chat_out_t), s->connection->log);
-    if (out == NULL) {
+    held = ngx_alloc(sizeof(ngx_chat_held_t), s->log);
+    if (held == NULL) {
         return;
     }
 
-    out->ev = ev;
+    held->ev = ev;
     ev->refs++;
-    ngx_queue_insert_tail(&s->held, &out->queue);
+    ngx_queue_insert_tail(&s->held, &held->queue);
     s->nheld++;
 }
 
 
 /* the user was added to a conversation: it is followed from that seq */
 
-void
-ngx_chat_session_follow(ngx_chat_session_t *s, int64_t conversation,
+static void
+ngx_chat_session_follow(ngx_chat_follower_t *f, int64_t conversation,
     int64_t from)
 {
-    ngx_chat_sub_t  *sub;
+    ngx_chat_sub_t      *sub;
+    ngx_chat_session_t  *s;
 
-    if (s->closing || ngx_chat_session_sub(s, conversation) != NULL) {
+    s = ngx_chat_session_of(f);
+
+    if (s->ws->closing || ngx_chat_fanout_find(f, conversation) != NULL) {
         return;
     }
 
-    sub = ngx_chat_fanout_follow(s, conversation, from - 1);
+    sub = ngx_chat_fanout_follow(f, conversation, from - 1);
     if (sub == NULL) {
         return;
     }
@@ -756,10 +929,14 @@ ngx_chat_session_follow(ngx_chat_session_t *s, int64_t conversation,
  * at which the user joined it.
  */
 
-void
-ngx_chat_session_resync(ngx_chat_session_t *s)
+static void
+ngx_chat_session_resync(ngx_chat_follower_t *f)
 {
-    if (!s->loaded || s->closing) {
+    ngx_chat_session_t  *s;
+
+    s = ngx_chat_session_of(f);
+
+    if (!s->loaded || s->ws->closing) {
         return;
     }
 
@@ -771,11 +948,32 @@ ngx_chat_session_resync(ngx_chat_session_t *s)
 }
 
 
-/* the connection's timer: the start, and reads that failed before */
+/*
+ * The connection's timer: the token's end, the start, and reads that
+ * failed before.  A connection lasts no longer than the token it came
+ * with.
+ */
 
-void
-ngx_chat_session_timer(ngx_chat_session_t *s)
+static void
+ngx_chat_session_timer(ngx_chat_ws_t *ws)
 {
+    time_t               left;
+    ngx_chat_session_t  *s = ws->data;
+
+    left = s->id.exp + ngx_chat_worker.conf->jwt.leeway - ngx_time();
+
+    if (left < 0) {
+        ngx_chat_ws_close(ws, NGX_CHAT_WS_POLICY, "token expired");
+        return;
+    }
+
+    /* the token is looked at again when it ends, at the latest */
+    ngx_chat_session_wake(s, (ngx_msec_t) (left + 1) * 1000);
+
+    if (!s->started && ngx_current_msec < s->start_by) {
+        ngx_chat_session_wake(s, s->start_by - ngx_current_msec);
+    }
+
     if (s->reading) {
         return;
     }
@@ -794,12 +992,18 @@ ngx_chat_session_timer(ngx_chat_session_t *s)
 }
 
 
-void
-ngx_chat_session_close(ngx_chat_session_t *s)
+/* the transport is going: everything of the session goes with it */
+
+static void
+ngx_chat_session_closed(ngx_chat_ws_t *ws)
 {
     ngx_queue_t         *q;
-    ngx_chat_out_t      *out;
+    ngx_chat_held_t     *held;
     ngx_chat_ws_call_t  *wc;
+    ngx_chat_session_t  *s = ws->data;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, s->log, 0,
+                   "chat session: \"%V\" closes", &s->id.user);
 
     while (!ngx_queue_empty(&s->calls)) {
         q = ngx_queue_head(&s->calls);
@@ -811,13 +1015,9 @@ ngx_chat_session_close(ngx_chat_session_t *s)
         ngx_chat_reading_done(s->reading);
     }
 
-    while (!ngx_queue_empty(&s->subs)) {
-        q = ngx_queue_head(&s->subs);
-        ngx_chat_fanout_unfollow(ngx_queue_data(q, ngx_chat_sub_t,
-                                                in_session));
+    if (s->follower.handlers) {
+        ngx_chat_fanout_leave(&s->follower);
     }
-
-    ngx_chat_fanout_leave_user(s);
 
     if (s->counted) {
         (void) ngx_chat_presence_connection(&s->id, -1);
@@ -827,9 +1027,9 @@ ngx_chat_session_close(ngx_chat_session_t *s)
     while (!ngx_queue_empty(&s->held)) {
         q = ngx_queue_head(&s->held);
         ngx_queue_remove(q);
-        out = ngx_queue_data(q, ngx_chat_out_t, queue);
-        ngx_chat_event_release(out->ev);
-        ngx_free(out);
+        held = ngx_queue_data(q, ngx_chat_held_t, queue);
+        ngx_chat_event_release(held->ev);
+        ngx_free(held);
     }
 
     json_decref(s->resume);
@@ -843,12 +1043,13 @@ ngx_chat_session_close(ngx_chat_session_t *s)
 
 /* a text message from the client */
 
-void
-ngx_chat_session_message(ngx_chat_session_t *s, u_char *p, size_t len)
+static void
+ngx_chat_session_message(ngx_chat_ws_t *ws, u_char *p, size_t len)
 {
     json_t                    *msg, *req;
     json_error_t               jerr;
     const ngx_chat_ws_type_t  *t;
+    ngx_chat_session_t        *s = ws->data;
 
     msg = json_loadb((char *) p, len, JSON_REJECT_DUPLICATES, &jerr);
 
@@ -1016,7 +1217,7 @@ ngx_chat_session_view(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
     }
 
     if (s->views == NULL
-        || json_array_size(s->views) >= NGX_CHAT_SESSION_CALLS
+        || json_array_size(s->views) >= NGX_CHAT_SESSION_VIEWS
         || json_array_append_new(s->views,
                                  json_pack("[IO]", (json_int_t) id,
                                            req ? req : json_null()))
@@ -1036,7 +1237,7 @@ ngx_chat_session_view(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
 static void
 ngx_chat_session_viewed(ngx_chat_session_t *s, int64_t id, json_t *req)
 {
-    if (ngx_chat_session_sub(s, id) == NULL) {
+    if (ngx_chat_fanout_find(&s->follower, id) == NULL) {
         ngx_chat_session_error_text(s, req, 404, "conversation not found");
         return;
     }
@@ -1071,7 +1272,6 @@ ngx_chat_session_action(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
 {
     json_t              *args;
     ngx_pool_t          *pool;
-    ngx_pool_cleanup_t  *cln;
     ngx_chat_ws_call_t  *wc;
 
     if (s->ncalls >= NGX_CHAT_SESSION_CALLS) {
@@ -1091,23 +1291,19 @@ ngx_chat_session_action(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
                             json_boolean(t->flags & NGX_CHAT_A_TYPING_ON));
     }
 
-    pool = ngx_create_pool(1024, s->connection->log);
+    pool = ngx_create_pool(1024, s->log);
     if (pool == NULL) {
         json_decref(args);
         return;
     }
 
     wc = ngx_pcalloc(pool, sizeof(ngx_chat_ws_call_t));
-    cln = ngx_pool_cleanup_add(pool, 0);
 
-    if (wc == NULL || cln == NULL) {
+    if (wc == NULL || ngx_chat_json_on_pool(pool, args) != NGX_OK) {
         json_decref(args);
         ngx_destroy_pool(pool);
         return;
     }
-
-    cln->handler = ngx_chat_json_cleanup;
-    cln->data = args;
 
     wc->session = s;
     wc->type = t;
@@ -1118,14 +1314,14 @@ ngx_chat_session_action(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
     wc->call.id = s->id;
     wc->call.args = args;
     wc->call.pool = pool;
-    wc->call.log = s->connection->log;
+    wc->call.log = s->log;
     wc->call.done = ngx_chat_session_call_done;
     wc->call.data = wc;
 
     ngx_queue_insert_tail(&s->calls, &wc->queue);
     s->ncalls++;
 
-    if (ngx_chat_call_start(&wc->call) != NGX_OK) {
+    if (ngx_chat_action_start(&wc->call) != NGX_OK) {
         ngx_chat_session_error(s, req, wc->call.status, wc->call.error.data,
                                wc->call.error.len);
         ngx_chat_session_call_free(wc);
@@ -1189,7 +1385,7 @@ ngx_chat_session_call_free(ngx_chat_ws_call_t *wc)
 
 /* {"type": type, "req": req[, fields]} */
 
-void
+static void
 ngx_chat_session_reply(ngx_chat_session_t *s, json_t *req, const char *type,
     ngx_str_t *fields)
 {
@@ -1202,7 +1398,7 @@ ngx_chat_session_reply(ngx_chat_session_t *s, json_t *req, const char *type,
     len = sizeof("{\"type\":\"\",\"req\":,}") + ngx_strlen(type)
           + (text ? ngx_strlen(text) : 0) + (fields ? fields->len : 0);
 
-    buf = ngx_alloc(len, s->connection->log);
+    buf = ngx_alloc(len, s->log);
     if (buf == NULL) {
         free(text);
         return;
@@ -1221,12 +1417,12 @@ ngx_chat_session_reply(ngx_chat_session_t *s, json_t *req, const char *type,
 
     *p++ = '}';
 
-    (void) ngx_chat_ws_send_text(s, buf, p - buf);
+    (void) ngx_chat_ws_send_text(s->ws, buf, p - buf);
     ngx_free(buf);
 }
 
 
-void
+static void
 ngx_chat_session_error(ngx_chat_session_t *s, json_t *req, ngx_uint_t status,
     u_char *text, size_t len)
 {
@@ -1236,7 +1432,7 @@ ngx_chat_session_error(ngx_chat_session_t *s, json_t *req, ngx_uint_t status,
 
     size = 64 + ngx_chat_json_escape_len(text, len);
 
-    buf = ngx_alloc(size, s->connection->log);
+    buf = ngx_alloc(size, s->log);
     if (buf == NULL) {
         return;
     }
@@ -1254,186 +1450,8 @@ ngx_chat_session_error(ngx_chat_session_t *s, json_t *req, ngx_uint_t status,
 }
 
 
-static ngx_chat_sub_t *
-ngx_chat_session_sub(ngx_chat_session_t *s, int64_t conversation)
-{
-    ngx_queue_t     *q;
-    ngx_chat_sub_t  *sub;
-
-    for (q = ngx_queue_head(&s->subs);
-         q != ngx_queue_sentinel(&s->subs);
-         q = ngx_queue_next(q))
-    {
-        sub = ngx_queue_data(q, ngx_chat_sub_t, in_session);
-
-        if (ngx_chat_fanout_id(sub) == conversation) {
-            return sub;
-        }
-    }
-
-    return NULL;
-}
-
-
 static void
 ngx_chat_session_wake(ngx_chat_session_t *s, ngx_msec_t after)
 {
-    if (s->closing) {
-        return;
-    }
-
-    if (!s->timer.timer_set
-        || s->timer.timer.key > ngx_current_msec + after)
-    {
-        ngx_add_timer(&s->timer, after);
-    }
-}
-
-
-static void
-ngx_chat_json_cleanup(void *data)
-{
-    json_decref(data);
-}
-
-
-/*
- * How far each connection got reaches Postgres every few seconds, in one
- * statement: receipts tell from it who has a message delivered.  A
- * position is advice, not a promise: one lost with a failed report is
- * sent with the next event delivered.
- */
-
-static ngx_uint_t  ngx_chat_reporting;
-
-void
-ngx_chat_session_report(void)
-{
-    u_char              *p[4], *start[4];
-    size_t               size[4];
-    ngx_uint_t           n, i;
-    ngx_pool_t          *pool;
-    ngx_queue_t         *q, *qs;
-    ngx_chat_sub_t      *sub;
-    ngx_chat_reading_t  *rd;
-    ngx_chat_session_t  *s;
-
-    if (ngx_chat_reporting || ngx_chat_worker.nsessions == 0) {
-        return;
-    }
-
-    pool = ngx_create_pool(16384, ngx_cycle->log);
-    if (pool == NULL) {
-        return;
-    }
-
-    /* user ids and tenants quoted and escaped, ids and seqs as numbers */
-    size[0] = size[1] = NGX_CHAT_REPORT_BATCH * (2 * 128 + 3) + 3;
-    size[2] = size[3] = NGX_CHAT_REPORT_BATCH * (NGX_INT64_LEN + 1) + 3;
-
-    for (i = 0; i < 4; i++) {
-        start[i] = ngx_pnalloc(pool, size[i]);
-        if (start[i] == NULL) {
-            ngx_destroy_pool(pool);
-            return;
-        }
-        p[i] = ngx_cpymem(start[i], "{", 1);
-    }
-
-    n = 0;
-
-    for (qs = ngx_queue_head(&ngx_chat_worker.sessions);
-         qs != ngx_queue_sentinel(&ngx_chat_worker.sessions)
-         && n < NGX_CHAT_REPORT_BATCH;
-         qs = ngx_queue_next(qs))
-    {
-        s = ngx_queue_data(qs, ngx_chat_session_t, in_worker);
-
-        for (q = ngx_queue_head(&s->subs);
-             q != ngx_queue_sentinel(&s->subs) && n < NGX_CHAT_REPORT_BATCH;
-             q = ngx_queue_next(q))
-        {
-            sub = ngx_queue_data(q, ngx_chat_sub_t, in_session);
-
-            if (sub->pos <= sub->reported) {
-                continue;
-            }
-
-            p[0] = ngx_chat_pg_array_string(p[0], &s->id.tenant);
-            p[1] = ngx_chat_pg_array_string(p[1], &s->id.user);
-            p[2] = ngx_sprintf(p[2], "%L,", ngx_chat_fanout_id(sub));
-            p[3] = ngx_sprintf(p[3], "%L,", sub->pos);
-
-            sub->reported = sub->pos;
-            n++;
-        }
-    }
-
-    rd = ngx_pcalloc(pool, sizeof(ngx_chat_reading_t));
-
-    if (n == 0 || rd == NULL) {
-        ngx_destroy_pool(pool);
-        return;
-    }
-
-    rd->pool = pool;
-    rd->query.stmt = NGX_CHAT_SQL_WS_DELIVERED;
-    rd->query.nparams = 4;
-    rd->query.handler = ngx_chat_session_reported;
-    rd->query.data = rd;
-
-    for (i = 0; i < 4; i++) {
-        /* the last comma closes the array */
-        *(p[i] - 1) = '}';
-        *p[i] = '\0';
-        rd->query.params[i] = (char *) start[i];
-    }
-
-    if (ngx_chat_pg_send(ngx_chat_worker.pg, &rd->query) != NGX_OK) {
-        ngx_destroy_pool(pool);
-        return;
-    }
-
-    ngx_chat_reporting = 1;
-}
-
-
-static void
-ngx_chat_session_reported(ngx_chat_pg_query_t *q, PGresult *res)
-{
-    ngx_chat_reading_t  *rd;
-
-    rd = q->data;
-    ngx_chat_reporting = 0;
-
-    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                      "chat: reporting delivery positions failed: %s",
-                      res ? PQresultErrorMessage(res) : "no database");
-    }
-
-    ngx_destroy_pool(rd->pool);
-}
-
-
-/* "text", as an element of a Postgres array literal, and a comma */
-
-static u_char *
-ngx_chat_pg_array_string(u_char *p, ngx_str_t *s)
-{
-    u_char  *c, *last;
-
-    *p++ = '"';
-
-    for (c = s->data, last = s->data + s->len; c < last; c++) {
-        if (*c == '"' || *c == '\\') {
-            *p++ = '\\';
-        }
-        *p++ = *c;
-    }
-
-    *p++ = '"';
-    *p++ = ',';
-
-    return p;
+    ngx_chat_ws_wake(s->ws, after);
 }

@@ -2,15 +2,24 @@
 /*
  * ngx_chat: WebSocket connections (RFC 6455), the transport.
  *
- * The handshake is checked in the chat_websocket location handler; then
- * the connection leaves nginx's HTTP code: the request is freed (an idle
- * connection keeps only its small connection pool) and the connection's
- * events come here.  Frames are read into one buffer per worker; a
- * connection holds a buffer of its own only while a frame or a fragmented
- * message is incomplete.  What goes out is a queue of shared frames
- * (ngx_chat_event_t), written with writev() from a posted write event:
- * frames queued in one turn of the event loop leave in one call.  A
- * client that reads too slowly for its queue is closed with 1013.
+ * A handshake is checked (ngx_chat_ws_check()) and answered with a 101
+ * through nginx's own header filters (ngx_chat_ws_upgrade()), so that
+ * add_header and the access log see it like any answer.  Once the 101 has
+ * gone, the connection leaves nginx's HTTP code: the request is freed (an
+ * idle connection keeps only its small connection pool) and the
+ * connection's events come here.
+ *
+ * Frames are read into one buffer per worker and parsed by the pure
+ * reader (ngx_chat_ws_frame.c), which keeps an incomplete frame in a
+ * buffer of its own.  What goes out is a chain of shared frames
+ * (ngx_chat_event_t) written with c->send_chain() from a posted write
+ * event: frames queued in one turn of the event loop leave in one writev(),
+ * or, under TLS, in as few records as fit.  A client that reads too
+ * slowly for its queue is closed with 1013.
+ *
+ * This file knows nothing of chat: a whole message, the upper layer's own
+ * timer and the end of the connection are reported through the handlers
+ * given to ngx_chat_ws_upgrade().
  */
 
 
@@ -21,118 +30,87 @@
 #define NGX_CHAT_WS_GUID         "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define NGX_CHAT_WS_CLOSE_WAIT   2000
 #define NGX_CHAT_WS_READS        4
+#define NGX_CHAT_WS_FREE_OUTS    65536
 
 
-static ngx_int_t ngx_chat_ws_check(ngx_http_request_t *r, ngx_str_t *key,
-    ngx_uint_t *subprotocol, ngx_chat_error_t *err);
-static ngx_int_t ngx_chat_ws_origin_allowed(ngx_http_request_t *r);
-static ngx_int_t ngx_chat_ws_token(ngx_http_request_t *r, ngx_str_t *token);
-static ngx_table_elt_t *ngx_chat_ws_header(ngx_http_request_t *r,
-    char *name);
+/* a frame waiting to be written to one connection: a link of its chain */
+
+typedef struct {
+    ngx_chain_t                  cl;
+    ngx_buf_t                    buf;
+    ngx_chat_event_t            *ev;
+} ngx_chat_ws_out_t;
+
+
+static ngx_int_t ngx_chat_ws_origin_allowed(ngx_http_request_t *r,
+    ngx_array_t *origins);
 static ngx_int_t ngx_chat_ws_has_token(ngx_str_t *value, char *token);
-static ngx_int_t ngx_chat_ws_accept(ngx_chat_session_t *s, ngx_str_t *key,
-    ngx_uint_t subprotocol);
-static ngx_int_t ngx_chat_ws_identity(ngx_chat_session_t *s,
-    ngx_chat_identity_t *id, ngx_chat_error_t *err);
+static ngx_int_t ngx_chat_ws_answer(ngx_http_request_t *r,
+    ngx_chat_ws_handshake_t *hs);
 static void ngx_chat_ws_takeover(ngx_event_t *ev);
-static void ngx_chat_ws_release_http(ngx_connection_t *c,
-    ngx_http_connection_t *hc);
+static void ngx_chat_ws_header_written(ngx_http_request_t *r);
+static void ngx_chat_ws_start(ngx_chat_ws_t *ws);
+static void ngx_chat_ws_release_http(ngx_connection_t *c);
 static void ngx_chat_ws_read_handler(ngx_event_t *rev);
-static ngx_int_t ngx_chat_ws_keep_partial(ngx_chat_session_t *s, u_char *p,
-    size_t len);
-static size_t ngx_chat_ws_frames(ngx_chat_session_t *s, u_char *buf,
-    size_t len);
-static void ngx_chat_ws_frame(ngx_chat_session_t *s, ngx_chat_ws_frame_t *f,
-    u_char *payload);
-static void ngx_chat_ws_data(ngx_chat_session_t *s, ngx_chat_ws_frame_t *f,
-    u_char *payload);
-static void ngx_chat_ws_control(ngx_chat_session_t *s, ngx_uint_t opcode,
+static void ngx_chat_ws_frame(void *data, ngx_chat_ws_read_t *ev);
+static void ngx_chat_ws_control(ngx_chat_ws_t *ws, ngx_uint_t opcode,
     u_char *data, size_t len);
-static void ngx_chat_ws_fail(ngx_chat_session_t *s, ngx_uint_t code,
-    const char *reason);
 static void ngx_chat_ws_write_handler(ngx_event_t *wev);
-static ngx_int_t ngx_chat_ws_flush(ngx_chat_session_t *s);
-static ssize_t ngx_chat_ws_send_ssl(ngx_chat_session_t *s);
-static void ngx_chat_ws_sent(ngx_chat_session_t *s, size_t n);
-static void ngx_chat_ws_drop_unsent(ngx_chat_session_t *s);
+static ngx_int_t ngx_chat_ws_flush(ngx_chat_ws_t *ws);
+static void ngx_chat_ws_drop_unsent(ngx_chat_ws_t *ws);
 static void ngx_chat_ws_timer_handler(ngx_event_t *ev);
-static void ngx_chat_ws_destroy(ngx_chat_session_t *s);
-static ngx_chat_out_t *ngx_chat_ws_out_alloc(void);
-static void ngx_chat_ws_out_free(ngx_chat_out_t *out);
+static void ngx_chat_ws_arm(ngx_chat_ws_t *ws);
+static void ngx_chat_ws_destroy(ngx_chat_ws_t *ws);
+static ngx_chat_ws_out_t *ngx_chat_ws_out_alloc(void);
+static void ngx_chat_ws_out_free(ngx_chat_ws_out_t *out);
 
 
-/* per worker: the read buffer, and queue nodes to reuse */
+/* per worker: the read buffer, queue nodes to reuse, every connection */
 static u_char       *ngx_chat_ws_rbuf;
 static size_t        ngx_chat_ws_rbuf_size;
 static ngx_queue_t   ngx_chat_ws_free_outs;
 static ngx_uint_t    ngx_chat_ws_nfree_outs;
+static ngx_queue_t   ngx_chat_ws_all;
+static ngx_uint_t    ngx_chat_ws_count;
 
 
 ngx_int_t
-ngx_chat_ws_handler(ngx_http_request_t *r)
+ngx_chat_ws_init(ngx_cycle_t *cycle, ngx_chat_ws_conf_t *conf)
 {
-    ngx_str_t             key;
-    ngx_uint_t            subprotocol;
-    ngx_connection_t     *c;
-    ngx_chat_error_t      err;
-    ngx_chat_session_t   *s;
-    ngx_chat_identity_t   id;
+    ngx_queue_init(&ngx_chat_ws_free_outs);
+    ngx_queue_init(&ngx_chat_ws_all);
 
-    ngx_str_null(&key);
-    subprotocol = 0;
+    /* one whole frame fits, with room for what follows it */
+    ngx_chat_ws_rbuf_size = ngx_max(65536, conf->message_max + 4096);
 
-    if (ngx_chat_ws_check(r, &key, &subprotocol, &err) != NGX_OK) {
-        return ngx_chat_api_refused(r, &err);
-    }
+    ngx_chat_ws_rbuf = ngx_alloc(ngx_chat_ws_rbuf_size, cycle->log);
 
-    if (ngx_chat_worker.pg == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    c = r->connection;
-
-    s = ngx_pcalloc(c->pool, sizeof(ngx_chat_session_t));
-    if (s == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    s->connection = c;
-    s->request = r;
-    ngx_queue_init(&s->out);
-    ngx_queue_init(&s->subs);
-    ngx_queue_init(&s->calls);
-    ngx_queue_init(&s->held);
-
-    if (ngx_chat_ws_identity(s, &id, &err) != NGX_OK) {
-        return ngx_chat_api_refused(r, &err);
-    }
-
-    if (ngx_chat_ws_accept(s, &key, subprotocol) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_http_discard_request_body(r);
-
-    /*
-     * The request is freed once nginx is done with it: after this handler
-     * returns, from a posted event.
-     */
-
-    r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
-    r->main->count++;
-
-    s->timer.handler = ngx_chat_ws_takeover;
-    s->timer.data = s;
-    s->timer.log = c->log;
-    ngx_post_event(&s->timer, &ngx_posted_events);
-
-    return NGX_DONE;
+    return ngx_chat_ws_rbuf ? NGX_OK : NGX_ERROR;
 }
 
 
-static ngx_int_t
-ngx_chat_ws_check(ngx_http_request_t *r, ngx_str_t *key,
-    ngx_uint_t *subprotocol, ngx_chat_error_t *err)
+/* the worker exits: connections still open are closed without more ado */
+
+void
+ngx_chat_ws_done(void)
+{
+    ngx_queue_t  *q;
+
+    while (!ngx_queue_empty(&ngx_chat_ws_all)) {
+        q = ngx_queue_head(&ngx_chat_ws_all);
+        ngx_chat_ws_destroy(ngx_queue_data(q, ngx_chat_ws_t, in_worker));
+    }
+}
+
+
+/*
+ * Whether the request is a handshake this location takes: NGX_OK with the
+ * key and whether the client speaks "chat.v1"; otherwise err says why.
+ */
+
+ngx_int_t
+ngx_chat_ws_check(ngx_http_request_t *r, ngx_array_t *origins,
+    ngx_chat_ws_handshake_t *hs, ngx_chat_error_t *err)
 {
     u_char            buf[32];
     ngx_str_t         decoded, value;
@@ -141,7 +119,7 @@ ngx_chat_ws_check(ngx_http_request_t *r, ngx_str_t *key,
     if (r->method != NGX_HTTP_GET) {
         ngx_str_set(&value, "GET");
 
-        if (ngx_chat_api_header(r, "Allow", &value) != NGX_OK) {
+        if (ngx_chat_http_header(r, "Allow", &value) != NGX_OK) {
             return ngx_chat_refuse(err, 500, "internal error");
         }
 
@@ -154,10 +132,8 @@ ngx_chat_ws_check(ngx_http_request_t *r, ngx_str_t *key,
     }
 #endif
 
-    /* 1.22 does not keep the Connection header in headers_in: look it up */
-
-    upgrade = ngx_chat_ws_header(r, "Upgrade");
-    connection = ngx_chat_ws_header(r, "Connection");
+    upgrade = ngx_chat_http_header_in(r, "Upgrade");
+    connection = ngx_chat_http_header_in(r, "Connection");
 
     if (r->http_version < NGX_HTTP_VERSION_11
         || upgrade == NULL
@@ -169,14 +145,14 @@ ngx_chat_ws_check(ngx_http_request_t *r, ngx_str_t *key,
         return ngx_chat_refuse(err, 400, "not a WebSocket handshake");
     }
 
-    h = ngx_chat_ws_header(r, "Sec-WebSocket-Version");
+    h = ngx_chat_http_header_in(r, "Sec-WebSocket-Version");
 
     if (h == NULL || h->value.len != 2
         || ngx_strncmp(h->value.data, "13", 2) != 0)
     {
         ngx_str_set(&value, "13");
 
-        if (ngx_chat_api_header(r, "Sec-WebSocket-Version", &value)
+        if (ngx_chat_http_header(r, "Sec-WebSocket-Version", &value)
             != NGX_OK)
         {
             return ngx_chat_refuse(err, 500, "internal error");
@@ -185,7 +161,7 @@ ngx_chat_ws_check(ngx_http_request_t *r, ngx_str_t *key,
         return ngx_chat_refuse(err, 426, "WebSocket version 13 is required");
     }
 
-    h = ngx_chat_ws_header(r, "Sec-WebSocket-Key");
+    h = ngx_chat_http_header_in(r, "Sec-WebSocket-Key");
     decoded.data = buf;
 
     if (h == NULL || h->value.len != 24
@@ -195,14 +171,14 @@ ngx_chat_ws_check(ngx_http_request_t *r, ngx_str_t *key,
         return ngx_chat_refuse(err, 400, "bad Sec-WebSocket-Key");
     }
 
-    *key = h->value;
+    hs->key = h->value;
 
-    if (ngx_chat_ws_origin_allowed(r) != NGX_OK) {
+    if (ngx_chat_ws_origin_allowed(r, origins) != NGX_OK) {
         return ngx_chat_refuse(err, 403, "this Origin may not connect");
     }
 
-    h = ngx_chat_ws_header(r, "Sec-WebSocket-Protocol");
-    *subprotocol = (h && ngx_chat_ws_has_token(&h->value, "chat.v1"));
+    h = ngx_chat_http_header_in(r, "Sec-WebSocket-Protocol");
+    hs->subprotocol = (h && ngx_chat_ws_has_token(&h->value, "chat.v1"));
 
     return NGX_OK;
 }
@@ -211,25 +187,23 @@ ngx_chat_ws_check(ngx_http_request_t *r, ngx_str_t *key,
 /* browsers send Origin; other clients may not, and are let in */
 
 static ngx_int_t
-ngx_chat_ws_origin_allowed(ngx_http_request_t *r)
+ngx_chat_ws_origin_allowed(ngx_http_request_t *r, ngx_array_t *origins)
 {
-    ngx_str_t            *origins;
-    ngx_uint_t            i;
-    ngx_table_elt_t      *h;
-    ngx_chat_loc_conf_t  *lcf;
+    ngx_str_t        *origin;
+    ngx_uint_t        i;
+    ngx_table_elt_t  *h;
 
-    lcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
-    h = ngx_chat_ws_header(r, "Origin");
+    h = ngx_chat_http_header_in(r, "Origin");
 
-    if (lcf->origins == NULL || h == NULL) {
+    if (origins == NULL || h == NULL) {
         return NGX_OK;
     }
 
-    origins = lcf->origins->elts;
+    origin = origins->elts;
 
-    for (i = 0; i < lcf->origins->nelts; i++) {
-        if (origins[i].len == h->value.len
-            && ngx_strncasecmp(origins[i].data, h->value.data,
+    for (i = 0; i < origins->nelts; i++) {
+        if (origin[i].len == h->value.len
+            && ngx_strncasecmp(origin[i].data, h->value.data,
                                h->value.len) == 0)
         {
             return NGX_OK;
@@ -240,15 +214,19 @@ ngx_chat_ws_origin_allowed(ngx_http_request_t *r)
 }
 
 
-/* the header, ?access_token=, or the subprotocol "bearer.<jwt>" */
+/*
+ * The credentials a client can give a handshake: the header, the query's
+ * access_token, or the subprotocol "bearer.<jwt>" (browsers cannot set
+ * headers on a WebSocket)
+ */
 
-static ngx_int_t
+ngx_int_t
 ngx_chat_ws_token(ngx_http_request_t *r, ngx_str_t *token)
 {
     u_char           *p, *last, *start;
     ngx_table_elt_t  *h;
 
-    if (ngx_chat_api_bearer(r, token) == NGX_OK) {
+    if (ngx_chat_http_bearer(r, token) == NGX_OK) {
         return NGX_OK;
     }
 
@@ -258,7 +236,7 @@ ngx_chat_ws_token(ngx_http_request_t *r, ngx_str_t *token)
         return NGX_OK;
     }
 
-    h = ngx_chat_ws_header(r, "Sec-WebSocket-Protocol");
+    h = ngx_chat_http_header_in(r, "Sec-WebSocket-Protocol");
     if (h == NULL) {
         return NGX_DECLINED;
     }
@@ -295,39 +273,6 @@ ngx_chat_ws_token(ngx_http_request_t *r, ngx_str_t *token)
 }
 
 
-static ngx_table_elt_t *
-ngx_chat_ws_header(ngx_http_request_t *r, char *name)
-{
-    size_t            len;
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    len = ngx_strlen(name);
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NULL;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == len
-            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
-        {
-            return &h[i];
-        }
-    }
-}
-
-
 /* a comma-separated header value holds the token (any case) */
 
 static ngx_int_t
@@ -346,8 +291,8 @@ ngx_chat_ws_has_token(ngx_str_t *value, char *token)
         }
 
         if ((p == value->data || p[-1] == ' ' || p[-1] == ',')
-            && (p + len == last || p[len] == ' ' || p[len] == ','))
-        {
+            && (p + len == last || p[len] == ' ' || p[len] == ',')
+        ) {
             return 1;
         }
     }
@@ -356,167 +301,237 @@ ngx_chat_ws_has_token(ngx_str_t *value, char *token)
 }
 
 
-/* the 101 answer is the first frame of the connection's queue */
+/*
+ * The 101 goes through nginx's header filters; frames queued meanwhile
+ * (the upper layer's hello) wait until the connection is taken over, from
+ * a posted event, once nginx is done with the request.  The location
+ * handler returns NGX_DONE after this.
+ */
+
+ngx_chat_ws_t *
+ngx_chat_ws_upgrade(ngx_http_request_t *r, ngx_chat_ws_handshake_t *hs,
+    ngx_chat_ws_conf_t *conf, const ngx_chat_ws_handlers_t *handlers,
+    void *data)
+{
+    ngx_connection_t  *c;
+    ngx_chat_ws_t     *ws;
+
+    c = r->connection;
+
+    ws = ngx_pcalloc(c->pool, sizeof(ngx_chat_ws_t));
+    if (ws == NULL) {
+        return NULL;
+    }
+
+    ws->connection = c;
+    ws->request = r;
+    ws->conf = conf;
+    ws->handlers = handlers;
+    ws->data = data;
+    ws->out_last = &ws->out;
+
+    ws->reader.max = conf->message_max;
+    ws->reader.frame_max = ngx_chat_ws_rbuf_size;
+    ws->reader.handler = ngx_chat_ws_frame;
+    ws->reader.data = ws;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK
+        || ngx_chat_ws_answer(r, hs) != NGX_OK)
+    {
+        return NULL;
+    }
+
+    ngx_http_set_ctx(r, ws, ngx_chat_module);
+    r->main->count++;
+
+    ws->timer.handler = ngx_chat_ws_takeover;
+    ws->timer.data = ws;
+    ws->timer.log = c->log;
+    ngx_post_event(&ws->timer, &ngx_posted_events);
+
+    ngx_queue_insert_tail(&ngx_chat_ws_all, &ws->in_worker);
+    ngx_chat_ws_count++;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0, "chat ws: upgraded");
+
+    return ws;
+}
+
 
 static ngx_int_t
-ngx_chat_ws_accept(ngx_chat_session_t *s, ngx_str_t *key,
-    ngx_uint_t subprotocol)
+ngx_chat_ws_answer(ngx_http_request_t *r, ngx_chat_ws_handshake_t *hs)
 {
-    u_char             hash[20], buf[256], *p;
-    ngx_str_t          accept, digest;
-    ngx_sha1_t         sha1;
-    ngx_chat_out_t    *out;
-    ngx_chat_event_t  *ev;
+    u_char      hash[20];
+    ngx_int_t   rc;
+    ngx_str_t   accept, digest, value;
+    ngx_sha1_t  sha1;
 
     ngx_sha1_init(&sha1);
-    ngx_sha1_update(&sha1, key->data, key->len);
+    ngx_sha1_update(&sha1, hs->key.data, hs->key.len);
     ngx_sha1_update(&sha1, NGX_CHAT_WS_GUID, sizeof(NGX_CHAT_WS_GUID) - 1);
     ngx_sha1_final(hash, &sha1);
 
     digest.data = hash;
     digest.len = sizeof(hash);
 
-    accept.data = buf + 200;
-    ngx_encode_base64(&accept, &digest);
-
-    p = ngx_sprintf(buf, "HTTP/1.1 101 Switching Protocols" CRLF
-                         "Upgrade: websocket" CRLF
-                         "Connection: Upgrade" CRLF
-                         "Sec-WebSocket-Accept: %V" CRLF
-                         "%s" CRLF,
-                    &accept,
-                    subprotocol ? "Sec-WebSocket-Protocol: chat.v1" CRLF
-                                : "");
-
-    ev = ngx_chat_event_raw(buf, p - buf);
-    out = ngx_chat_ws_out_alloc();
-
-    if (ev == NULL || out == NULL) {
-        if (ev) {
-            ngx_chat_event_release(ev);
-        }
+    accept.data = ngx_pnalloc(r->pool, ngx_base64_encoded_length(20));
+    if (accept.data == NULL) {
         return NGX_ERROR;
     }
 
-    out->ev = ev;
-    ngx_queue_insert_tail(&s->out, &out->queue);
-    s->out_bytes = ev->len;
+    ngx_encode_base64(&accept, &digest);
 
-    return NGX_OK;
-}
+    ngx_str_set(&value, "websocket");
 
-
-/* the identity outlives the request: it goes to the connection's pool */
-
-static ngx_int_t
-ngx_chat_ws_identity(ngx_chat_session_t *s, ngx_chat_identity_t *id,
-    ngx_chat_error_t *err)
-{
-    ngx_int_t              rc;
-    ngx_str_t              token, *dst[3], *src[3];
-    ngx_uint_t             i;
-    ngx_http_request_t    *r;
-    ngx_chat_main_conf_t  *mcf;
-
-    r = s->request;
-    mcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
-
-    if (ngx_chat_ws_token(r, &token) != NGX_OK) {
-        return ngx_chat_refuse(err, 401, "a bearer token is required");
+    if (ngx_chat_http_header(r, "Upgrade", &value) != NGX_OK
+        || ngx_chat_http_header(r, "Sec-WebSocket-Accept", &accept) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
-    rc = ngx_chat_auth_token(&mcf->jwt, &token, r->pool, r->connection->log,
-                             id);
+    if (hs->subprotocol) {
+        ngx_str_set(&value, "chat.v1");
 
-    if (rc == NGX_ERROR) {
-        return ngx_chat_refuse(err, 500, "internal error");
-    }
-
-    if (rc != NGX_OK) {
-        return ngx_chat_refuse(err, 401, "the token is invalid");
-    }
-
-    dst[0] = &s->id.tenant; src[0] = &id->tenant;
-    dst[1] = &s->id.user;   src[1] = &id->user;
-    dst[2] = &s->id.name;   src[2] = &id->name;
-
-    for (i = 0; i < 3; i++) {
-        dst[i]->data = ngx_pnalloc(s->connection->pool, src[i]->len + 1);
-        if (dst[i]->data == NULL) {
-            return ngx_chat_refuse(err, 500, "internal error");
+        if (ngx_chat_http_header(r, "Sec-WebSocket-Protocol", &value)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
         }
-
-        ngx_memcpy(dst[i]->data, src[i]->data, src[i]->len + 1);
-        dst[i]->len = src[i]->len;
     }
 
-    s->id.exp = id->exp;
+    /* the header filter adds "Connection: upgrade" to a 101 */
+    r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
+    ngx_str_set(&r->headers_out.status_line, "101 Switching Protocols");
+    r->headers_out.content_length_n = -1;
+    r->keepalive = 0;
 
-    return NGX_OK;
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_send_special(r, NGX_HTTP_FLUSH);
+
+    return (rc == NGX_ERROR) ? NGX_ERROR : NGX_OK;
 }
 
 
 /*
- * Runs after the location handler returned: the bytes the client sent
- * after its handshake are kept, the request is freed, and the connection
- * is the module's from now on.
+ * Runs after the location handler returned.  A 101 that the socket did
+ * not take at once is written first, by the request's own write handler.
  */
 
 static void
 ngx_chat_ws_takeover(ngx_event_t *ev)
 {
-    ngx_int_t               rc;
-    ngx_buf_t              *b;
-    ngx_connection_t       *c;
-    ngx_chat_session_t     *s;
-    ngx_http_request_t     *r;
-    ngx_http_connection_t  *hc;
+    ngx_chat_ws_t       *ws;
+    ngx_http_request_t  *r;
 
-    s = ev->data;
-    r = s->request;
-    c = s->connection;
-    hc = r->http_connection;
+    ws = ev->data;
+    r = ws->request;
+
+    if (r->out || (r->connection->buffered & NGX_HTTP_WRITE_BUFFERED)) {
+        r->write_event_handler = ngx_chat_ws_header_written;
+        r->read_event_handler = ngx_http_block_reading;
+        return;
+    }
+
+    ngx_chat_ws_start(ws);
+}
+
+
+static void
+ngx_chat_ws_header_written(ngx_http_request_t *r)
+{
+    ngx_chat_ws_t  *ws;
+
+    ws = ngx_http_get_module_ctx(r, ngx_chat_module);
+
+    if (ngx_http_output_filter(r, NULL) == NGX_ERROR
+        || r->connection->error)
+    {
+        /* the 101 cannot reach the client: its connection is ours to end */
+        ngx_http_free_request(r, 0);
+        ws->request = NULL;
+        ngx_chat_ws_destroy(ws);
+        return;
+    }
+
+    if (r->out || (r->connection->buffered & NGX_HTTP_WRITE_BUFFERED)) {
+        if (ngx_handle_write_event(r->connection->write, 0) != NGX_OK) {
+            ngx_http_free_request(r, 0);
+            ws->request = NULL;
+            ngx_chat_ws_destroy(ws);
+        }
+        return;
+    }
+
+    ngx_chat_ws_start(ws);
+}
+
+
+/*
+ * The bytes the client sent after its handshake are kept, the request is
+ * freed, and the connection is the module's from now on.
+ */
+
+static void
+ngx_chat_ws_start(ngx_chat_ws_t *ws)
+{
+    ngx_int_t            rc;
+    ngx_buf_t           *b;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = ws->request;
+    c = ws->connection;
 
     b = r->header_in;
     rc = NGX_OK;
 
     if (b && b->pos < b->last) {
         /* frames the client sent with its handshake, parsed on first read */
-        rc = ngx_chat_ws_keep_partial(s, b->pos, b->last - b->pos);
-        s->fresh = 1;
+        rc = ngx_chat_ws_keep(&ws->reader, b->pos, b->last - b->pos);
+        ws->fresh = 1;
     }
 
     ngx_http_free_request(r, 0);
-    s->request = NULL;
+    ws->request = NULL;
 
-    ngx_chat_ws_release_http(c, hc);
+    ngx_chat_ws_release_http(c);
 
-    c->data = s;
+    c->data = ws;
     c->read->handler = ngx_chat_ws_read_handler;
     c->write->handler = ngx_chat_ws_write_handler;
     c->log->action = "serving a WebSocket";
 
-    s->timer.handler = ngx_chat_ws_timer_handler;
-    s->timer.cancelable = 1;
-    s->last_read = ngx_current_msec;
-    s->last_ping = ngx_current_msec;
+    ws->timer.handler = ngx_chat_ws_timer_handler;
+    ws->timer.cancelable = 1;
+    ws->last_read = ngx_current_msec;
+    ws->last_ping = ngx_current_msec;
 
-    ngx_queue_insert_tail(&ngx_chat_worker.sessions, &s->in_worker);
-    ngx_chat_worker.nsessions++;
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "chat ws: connection taken over");
 
-    if (rc != NGX_OK || ngx_chat_session_open(s) != NGX_OK) {
-        ngx_chat_ws_destroy(s);
+    if (rc != NGX_OK) {
+        ngx_chat_ws_destroy(ws);
         return;
     }
 
-    ngx_add_timer(&s->timer, ngx_min(ngx_chat_worker.conf->ws.ping,
-                                     ngx_chat_worker.conf->ws.start_grace));
+    if (ws->closing) {
+        /* closed before it started: the close frame goes, and it ends */
+        ngx_add_timer(&ws->timer, NGX_CHAT_WS_CLOSE_WAIT);
 
-    /* the 101 and hello go out, and what the client sent is read */
+    } else {
+        ngx_chat_ws_arm(ws);
+    }
+
+    /* what was queued goes out, and what the client sent is read */
 
     ngx_post_event(c->write, &ngx_posted_events);
 
-    if (s->partial_len || c->read->ready) {
+    if (ws->reader.partial_len || c->read->ready) {
         ngx_post_event(c->read, &ngx_posted_events);
     }
 }
@@ -524,32 +539,15 @@ ngx_chat_ws_takeover(ngx_event_t *ev)
 
 /*
  * What HTTP leaves on the connection and a WebSocket does not need: the
- * header buffers (as ngx_http_set_keepalive() frees them) and timers.
+ * header buffer and the request's timers.  Large header buffers stay in
+ * the HTTP connection until it closes (nginx keeps them for the next
+ * request of a keep-alive connection, and only its own code frees them).
  */
 
 static void
-ngx_chat_ws_release_http(ngx_connection_t *c, ngx_http_connection_t *hc)
+ngx_chat_ws_release_http(ngx_connection_t *c)
 {
-    ngx_chain_t  *cl, *ln, **lists[2];
-    ngx_uint_t    i;
-
     c->destroyed = 0;
-
-    lists[0] = &hc->free;
-    lists[1] = &hc->busy;
-
-    for (i = 0; i < 2; i++) {
-        for (cl = *lists[i]; cl; /* void */) {
-            ln = cl;
-            cl = cl->next;
-            ngx_pfree(c->pool, ln->buf->start);
-            ngx_free_chain(c->pool, ln);
-        }
-
-        *lists[i] = NULL;
-    }
-
-    hc->nbusy = 0;
 
     if (c->buffer) {
         (void) ngx_pfree(c->pool, c->buffer->start);
@@ -576,27 +574,24 @@ ngx_chat_ws_release_http(ngx_connection_t *c, ngx_http_connection_t *hc)
 static void
 ngx_chat_ws_read_handler(ngx_event_t *rev)
 {
-    u_char              *buf;
-    size_t               have, size, used;
-    ssize_t              n;
-    ngx_uint_t           reads;
-    ngx_connection_t    *c;
-    ngx_chat_session_t  *s;
+    u_char            *buf;
+    size_t             have, size;
+    ssize_t            n;
+    ngx_uint_t         reads;
+    ngx_chat_ws_t     *ws;
+    ngx_connection_t  *c;
 
     c = rev->data;
-    s = c->data;
+    ws = c->data;
 
-    if (s->fresh) {
-        s->fresh = 0;
-        have = s->partial_len;
-        ngx_memcpy(ngx_chat_ws_rbuf, s->partial, have);
+    if (ws->fresh) {
+        ws->fresh = 0;
 
-        used = ngx_chat_ws_frames(s, ngx_chat_ws_rbuf, have);
-
-        if (ngx_chat_ws_keep_partial(s, ngx_chat_ws_rbuf + used, have - used)
+        if (ngx_chat_ws_feed(&ws->reader, ws->reader.partial,
+                             ws->reader.partial_len)
             != NGX_OK)
         {
-            ngx_chat_ws_destroy(s);
+            ngx_chat_ws_destroy(ws);
             return;
         }
     }
@@ -605,15 +600,14 @@ ngx_chat_ws_read_handler(ngx_event_t *rev)
 
         /*
          * the rest of an incomplete frame is read into its own buffer,
-         * behind what came of it: a frame sent a byte at a time costs a
-         * copy of each byte, not one of the whole frame so far per read
+         * behind what came of it
          */
 
-        have = s->partial_len;
+        have = ws->reader.partial_len;
 
         if (have) {
-            buf = s->partial;
-            size = s->partial_size;
+            buf = ws->reader.partial;
+            size = ws->reader.partial_size;
 
         } else {
             buf = ngx_chat_ws_rbuf;
@@ -624,25 +618,23 @@ ngx_chat_ws_read_handler(ngx_event_t *rev)
 
         if (n == NGX_AGAIN) {
             if (ngx_handle_read_event(rev, 0) != NGX_OK) {
-                ngx_chat_ws_destroy(s);
+                ngx_chat_ws_destroy(ws);
             }
             return;
         }
 
         if (n == NGX_ERROR || n == 0) {
             /* the client went away: no close frame can reach it */
-            ngx_chat_ws_destroy(s);
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                           "chat ws: the client went away");
+            ngx_chat_ws_destroy(ws);
             return;
         }
 
-        have += n;
-        s->last_read = ngx_current_msec;
+        ws->last_read = ngx_current_msec;
 
-        used = ngx_chat_ws_frames(s, buf, have);
-
-        if (ngx_chat_ws_keep_partial(s, buf + used, have - used) != NGX_OK)
-        {
-            ngx_chat_ws_destroy(s);
+        if (ngx_chat_ws_feed(&ws->reader, buf, have + n) != NGX_OK) {
+            ngx_chat_ws_destroy(ws);
             return;
         }
     }
@@ -652,265 +644,72 @@ ngx_chat_ws_read_handler(ngx_event_t *rev)
 }
 
 
-/*
- * The bytes of an incomplete frame wait on the connection, in a buffer
- * that holds the whole frame once its header is known (a header not yet
- * whole gets room for the longest one).  p may point into that buffer.
- */
-
-static ngx_int_t
-ngx_chat_ws_keep_partial(ngx_chat_session_t *s, u_char *p, size_t len)
-{
-    u_char               *buf;
-    size_t                need;
-    ngx_int_t             rc;
-    ngx_uint_t            code;
-    ngx_chat_ws_frame_t   f;
-
-    if (len == 0) {
-        if (s->partial) {
-            ngx_free(s->partial);
-        }
-
-        s->partial = NULL;
-        s->partial_len = 0;
-        s->partial_size = 0;
-        return NGX_OK;
-    }
-
-    rc = ngx_chat_ws_parse_header(p, len, ngx_chat_worker.conf->ws.message_max,
-                                  &f, &code);
-
-    if (rc == NGX_ERROR) {
-        return NGX_ERROR;
-    }
-
-    need = (rc == NGX_OK) ? f.header_len + f.len
-                         : NGX_CHAT_WS_CLIENT_HEADER_MAX;
-    need = ngx_max(need, len);
-
-    if (need > ngx_chat_ws_rbuf_size) {
-        return NGX_ERROR;
-    }
-
-    if (s->partial_size >= need) {
-        ngx_memmove(s->partial, p, len);
-        s->partial_len = len;
-        return NGX_OK;
-    }
-
-    buf = ngx_alloc(need, s->connection->log);
-    if (buf == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(buf, p, len);
-
-    if (s->partial) {
-        ngx_free(s->partial);
-    }
-
-    s->partial = buf;
-    s->partial_len = len;
-    s->partial_size = need;
-
-    return NGX_OK;
-}
-
-
-/* handles every complete frame in buf; returns the bytes it used */
-
-static size_t
-ngx_chat_ws_frames(ngx_chat_session_t *s, u_char *buf, size_t len)
-{
-    u_char               *p, *last;
-    ngx_int_t             rc;
-    ngx_uint_t            code;
-    ngx_chat_ws_frame_t   f;
-
-    /* a failed connection reads on only to let the socket drain */
-    if (s->failed) {
-        return len;
-    }
-
-    p = buf;
-    last = buf + len;
-
-    while (p < last) {
-        rc = ngx_chat_ws_parse_header(p, last - p,
-                                      ngx_chat_worker.conf->ws.message_max,
-                                      &f, &code);
-
-        if (rc == NGX_AGAIN) {
-            break;
-        }
-
-        if (rc == NGX_ERROR) {
-            ngx_chat_ws_fail(s, code, "bad frame");
-            return len;
-        }
-
-        if ((size_t) (last - p) < f.header_len + f.len) {
-            break;
-        }
-
-        p += f.header_len;
-        ngx_chat_ws_unmask(p, f.len, f.mask, 0);
-        ngx_chat_ws_frame(s, &f, p);
-        p += f.len;
-
-        if (s->close_received) {
-            return len;
-        }
-    }
-
-    return p - buf;
-}
-
+/* what the reader made of the client's bytes */
 
 static void
-ngx_chat_ws_frame(ngx_chat_session_t *s, ngx_chat_ws_frame_t *f,
-    u_char *payload)
+ngx_chat_ws_frame(void *data, ngx_chat_ws_read_t *ev)
 {
-    u_char      echo[2];
-    ngx_uint_t  code, bad;
+    u_char          echo[2];
+    ngx_chat_ws_t  *ws = data;
 
-    switch (f->opcode) {
+    switch (ev->what) {
 
-    case NGX_CHAT_WS_PING:
-        if (!s->closing) {
-            ngx_chat_ws_control(s, NGX_CHAT_WS_PONG, payload, f->len);
+    case NGX_CHAT_WS_READ_MESSAGE:
+        if (!ws->closing) {
+            ws->handlers->message(ws, ev->data, ev->len);
         }
         return;
 
-    case NGX_CHAT_WS_PONG:
+    case NGX_CHAT_WS_READ_PING:
+        if (!ws->closing) {
+            ngx_chat_ws_control(ws, NGX_CHAT_WS_PONG, ev->data, ev->len);
+        }
         return;
 
-    case NGX_CHAT_WS_CLOSE:
-        code = ngx_chat_ws_close_code(payload, f->len, &bad);
+    case NGX_CHAT_WS_READ_PONG:
+        return;
 
-        if (code == 0) {
-            ngx_chat_ws_fail(s, bad, "bad close frame");
+    case NGX_CHAT_WS_READ_CLOSE:
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
+                       "chat ws: the client closed with %ui", ev->code);
 
-        } else if (!s->closing) {
+        if (!ws->closing) {
             /* the answer echoes the code */
-            echo[0] = (u_char) (code >> 8);
-            echo[1] = (u_char) code;
-            ngx_chat_ws_control(s, NGX_CHAT_WS_CLOSE, echo,
-                                f->len ? 2 : 0);
-            s->closing = 1;
+            echo[0] = (u_char) (ev->code >> 8);
+            echo[1] = (u_char) ev->code;
+            ngx_chat_ws_control(ws, NGX_CHAT_WS_CLOSE, echo,
+                                ev->code ? 2 : 0);
+            ws->closing = 1;
         }
 
         /* the connection ends once what is queued has gone */
-        s->close_received = 1;
-        ngx_post_event(s->connection->write, &ngx_posted_events);
+        ws->close_received = 1;
+        ngx_post_event(ws->connection->write, &ngx_posted_events);
         return;
 
-    default:
-        if (!s->closing) {
-            ngx_chat_ws_data(s, f, payload);
-        }
+    default: /* NGX_CHAT_WS_READ_FAIL */
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
+                       "chat ws: protocol error %ui: %s", ev->code,
+                       ev->reason);
+
+        /* what the client sends after it is not frames to trust */
+        ngx_chat_ws_close(ws, ev->code, ev->reason);
     }
 }
 
 
-/* text messages, whole or in fragments, checked as UTF-8 as they come */
-
 static void
-ngx_chat_ws_data(ngx_chat_session_t *s, ngx_chat_ws_frame_t *f,
-    u_char *payload)
-{
-    u_char  *p;
-    size_t   max, size;
-
-    max = ngx_chat_worker.conf->ws.message_max;
-
-    if (f->opcode == NGX_CHAT_WS_BINARY) {
-        ngx_chat_ws_fail(s, NGX_CHAT_WS_UNSUPPORTED,
-                         "only text messages are accepted");
-        return;
-    }
-
-    if ((f->opcode == NGX_CHAT_WS_TEXT) == s->in_message) {
-        ngx_chat_ws_fail(s, NGX_CHAT_WS_PROTOCOL_ERROR,
-                         s->in_message ? "a message is unfinished"
-                                       : "nothing to continue");
-        return;
-    }
-
-    if (f->opcode == NGX_CHAT_WS_TEXT) {
-        s->utf8 = 0;
-    }
-
-    if (ngx_chat_utf8_step(&s->utf8, payload, f->len) != NGX_OK
-        || (f->fin && s->utf8 != 0))
-    {
-        ngx_chat_ws_fail(s, NGX_CHAT_WS_BAD_DATA, "invalid UTF-8");
-        return;
-    }
-
-    if (f->fin && !s->in_message) {
-        ngx_chat_session_message(s, payload, f->len);
-        return;
-    }
-
-    if (s->message_len + f->len > max) {
-        ngx_chat_ws_fail(s, NGX_CHAT_WS_TOO_BIG, "message too big");
-        return;
-    }
-
-    if (s->message_len + f->len > s->message_size) {
-
-        /* doubling: many small fragments cost each byte a few copies */
-
-        size = ngx_max(s->message_len + f->len, 2 * s->message_size);
-        size = ngx_min(ngx_max(size, 4096), max);
-
-        p = ngx_alloc(size, s->connection->log);
-        if (p == NULL) {
-            ngx_chat_ws_close(s, NGX_CHAT_WS_SERVER_ERROR, "out of memory");
-            return;
-        }
-
-        if (s->message) {
-            ngx_memcpy(p, s->message, s->message_len);
-            ngx_free(s->message);
-        }
-
-        s->message = p;
-        s->message_size = size;
-    }
-
-    ngx_memcpy(s->message + s->message_len, payload, f->len);
-    s->message_len += f->len;
-    s->in_message = 1;
-
-    if (!f->fin) {
-        return;
-    }
-
-    ngx_chat_session_message(s, s->message, s->message_len);
-
-    ngx_free(s->message);
-    s->message = NULL;
-    s->message_len = 0;
-    s->message_size = 0;
-    s->in_message = 0;
-}
-
-
-static void
-ngx_chat_ws_control(ngx_chat_session_t *s, ngx_uint_t opcode, u_char *data,
+ngx_chat_ws_control(ngx_chat_ws_t *ws, ngx_uint_t opcode, u_char *data,
     size_t len)
 {
     ngx_chat_event_t  *ev;
 
-    ev = ngx_chat_event_frame(opcode, data, len);
+    ev = ngx_chat_event_control(opcode, data, len);
     if (ev == NULL) {
         return;
     }
 
-    ngx_chat_ws_send(s, ev);
+    ngx_chat_ws_send(ws, ev);
     ngx_chat_event_release(ev);
 }
 
@@ -922,24 +721,24 @@ ngx_chat_ws_control(ngx_chat_session_t *s, ngx_uint_t opcode, u_char *data,
  */
 
 void
-ngx_chat_ws_send(ngx_chat_session_t *s, ngx_chat_event_t *ev)
+ngx_chat_ws_send(ngx_chat_ws_t *ws, ngx_chat_event_t *ev)
 {
-    ngx_connection_t  *c;
-    ngx_chat_out_t    *out;
+    ngx_uint_t          close;
+    ngx_connection_t   *c;
+    ngx_chat_ws_out_t  *out;
 
-    c = s->connection;
+    c = ws->connection;
+    close = ((ev->frame[0] & 0x0f) == NGX_CHAT_WS_CLOSE);
 
-    if (s->closing && (ev->frame[0] & 0x0f) != NGX_CHAT_WS_CLOSE) {
+    if (ws->closing && !close) {
         return;
     }
 
-    if (s->out_bytes + ev->len > ngx_chat_worker.conf->ws.send_queue
-        && (ev->frame[0] & 0x0f) != NGX_CHAT_WS_CLOSE)
-    {
+    if (ws->out_bytes + ev->len > ws->conf->send_queue && !close) {
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
                       "chat: client reads too slowly, closing it");
-        ngx_chat_ws_drop_unsent(s);
-        ngx_chat_ws_close(s, NGX_CHAT_WS_TRY_AGAIN, "too slow");
+        ngx_chat_ws_drop_unsent(ws);
+        ngx_chat_ws_close(ws, NGX_CHAT_WS_TRY_AGAIN, "too slow");
         return;
     }
 
@@ -948,19 +747,31 @@ ngx_chat_ws_send(ngx_chat_session_t *s, ngx_chat_event_t *ev)
         return;
     }
 
+    ngx_memzero(&out->buf, sizeof(ngx_buf_t));
+    out->buf.pos = ev->frame;
+    out->buf.last = ev->frame + ev->len;
+    out->buf.memory = 1;
+
+    /* TLS buffers what it is given until a flush */
+    out->buf.flush = 1;
+
+    out->cl.buf = &out->buf;
+    out->cl.next = NULL;
     out->ev = ev;
     ev->refs++;
-    ngx_queue_insert_tail(&s->out, &out->queue);
-    s->out_bytes += ev->len;
 
-    if (s->request == NULL && c->write->ready && !c->write->posted) {
+    *ws->out_last = &out->cl;
+    ws->out_last = &out->cl.next;
+    ws->out_bytes += ev->len;
+
+    if (ws->request == NULL && c->write->ready && !c->write->posted) {
         ngx_post_event(c->write, &ngx_posted_events);
     }
 }
 
 
 ngx_int_t
-ngx_chat_ws_send_text(ngx_chat_session_t *s, u_char *json, size_t len)
+ngx_chat_ws_send_text(ngx_chat_ws_t *ws, u_char *json, size_t len)
 {
     ngx_chat_event_t  *ev;
 
@@ -969,66 +780,104 @@ ngx_chat_ws_send_text(ngx_chat_session_t *s, u_char *json, size_t len)
         return NGX_ERROR;
     }
 
-    ngx_chat_ws_send(s, ev);
+    ngx_chat_ws_send(ws, ev);
     ngx_chat_event_release(ev);
 
     return NGX_OK;
 }
 
 
+/* bytes queued and not sent yet */
+
+size_t
+ngx_chat_ws_queued(ngx_chat_ws_t *ws)
+{
+    return ws->out_bytes;
+}
+
+
+/*
+ * The close handshake starts: the close frame goes after what is queued.
+ * The connection ends when the client answers it, or after a while.  A
+ * close for a protocol error is not answered by a client that broke the
+ * protocol: the end comes when the frame has gone (see the write handler).
+ */
+
 void
-ngx_chat_ws_close(ngx_chat_session_t *s, ngx_uint_t code, const char *reason)
+ngx_chat_ws_close(ngx_chat_ws_t *ws, ngx_uint_t code, const char *reason)
 {
     u_char  buf[125];
     size_t  len;
 
-    if (s->closing) {
+    if (ws->closing) {
         return;
     }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
+                   "chat ws: closing with %ui: %s", code, reason);
 
     buf[0] = (u_char) (code >> 8);
     buf[1] = (u_char) code;
     len = ngx_min(ngx_strlen(reason), sizeof(buf) - 2);
     ngx_memcpy(buf + 2, reason, len);
 
-    ngx_chat_ws_control(s, NGX_CHAT_WS_CLOSE, buf, len + 2);
-    s->closing = 1;
+    ngx_chat_ws_control(ws, NGX_CHAT_WS_CLOSE, buf, len + 2);
+    ws->closing = 1;
 
-    if (s->timer.timer_set) {
-        ngx_del_timer(&s->timer);
+    if (ws->request == NULL) {
+        if (ws->timer.timer_set) {
+            ngx_del_timer(&ws->timer);
+        }
+
+        ngx_add_timer(&ws->timer, NGX_CHAT_WS_CLOSE_WAIT);
     }
-
-    if (s->request == NULL) {
-        ngx_add_timer(&s->timer, NGX_CHAT_WS_CLOSE_WAIT);
-    }
-}
-
-
-/*
- * The client broke the protocol: what it sends after that is not frames
- * to trust (RFC 6455 7.1.7), only the close handshake's end is waited for.
- */
-
-static void
-ngx_chat_ws_fail(ngx_chat_session_t *s, ngx_uint_t code, const char *reason)
-{
-    ngx_chat_ws_close(s, code, reason);
-    s->failed = 1;
 }
 
 
 void
-ngx_chat_ws_close_all(ngx_uint_t code)
+ngx_chat_ws_close_all(ngx_uint_t code, const char *reason)
 {
-    ngx_queue_t         *q;
-    ngx_chat_session_t  *s;
+    ngx_queue_t    *q;
+    ngx_chat_ws_t  *ws;
 
-    for (q = ngx_queue_head(&ngx_chat_worker.sessions);
-         q != ngx_queue_sentinel(&ngx_chat_worker.sessions);
+    for (q = ngx_queue_head(&ngx_chat_ws_all);
+         q != ngx_queue_sentinel(&ngx_chat_ws_all);
          q = ngx_queue_next(q))
     {
-        s = ngx_queue_data(q, ngx_chat_session_t, in_worker);
-        ngx_chat_ws_close(s, code, "server going away");
+        ws = ngx_queue_data(q, ngx_chat_ws_t, in_worker);
+        ngx_chat_ws_close(ws, code, reason);
+    }
+}
+
+
+ngx_uint_t
+ngx_chat_ws_connections(void)
+{
+    return ngx_chat_ws_count;
+}
+
+
+/* the upper layer's timer: its handler is called after that long */
+
+void
+ngx_chat_ws_wake(ngx_chat_ws_t *ws, ngx_msec_t after)
+{
+    ngx_msec_t  at;
+
+    if (ws->closing) {
+        return;
+    }
+
+    at = ngx_current_msec + ngx_max(after, 1);
+
+    if (ws->wake && (ngx_msec_int_t) (ws->wake - at) <= 0) {
+        return;
+    }
+
+    ws->wake = at;
+
+    if (ws->request == NULL) {
+        ngx_chat_ws_arm(ws);
     }
 }
 
@@ -1036,293 +885,258 @@ ngx_chat_ws_close_all(ngx_uint_t code)
 static void
 ngx_chat_ws_write_handler(ngx_event_t *wev)
 {
-    ngx_int_t            rc;
-    ngx_connection_t    *c;
-    ngx_chat_session_t  *s;
+    ngx_int_t          rc;
+    ngx_chat_ws_t     *ws;
+    ngx_connection_t  *c;
 
     c = wev->data;
-    s = c->data;
+    ws = c->data;
 
-    rc = ngx_chat_ws_flush(s);
+    rc = ngx_chat_ws_flush(ws);
 
     if (rc == NGX_ERROR) {
-        ngx_chat_ws_destroy(s);
+        ngx_chat_ws_destroy(ws);
         return;
     }
 
-    if (s->paused
-        && s->out_bytes < ngx_chat_worker.conf->ws.send_queue / 4)
-    {
-        /* a catch-up that waited for room goes on */
-        ngx_chat_session_drained(s);
+    if (ws->want_room && ws->out_bytes < ws->conf->send_queue / 4) {
+        ws->want_room = 0;
+        ws->handlers->drained(ws);
     }
 
     if (rc == NGX_AGAIN) {
         if (ngx_handle_write_event(wev, 0) != NGX_OK) {
-            ngx_chat_ws_destroy(s);
+            ngx_chat_ws_destroy(ws);
         }
         return;
     }
 
-    if (s->closing && s->close_received) {
+    if (!ws->closing) {
+        return;
+    }
+
+    if (ws->close_received) {
         /* both close frames went: the handshake is over */
-        ngx_chat_ws_destroy(s);
+        ngx_chat_ws_destroy(ws);
+        return;
+    }
+
+    if (ws->reader.done && !ws->lingering) {
+        /*
+         * ours went to a client that broke the protocol: it is not waited
+         * for.  Our side of the TCP connection ends now, and what the
+         * client still sends is read and dropped until it ends its side,
+         * so that no reset overtakes the close frame.
+         */
+        ws->lingering = 1;
+
+        if (c->ssl || ngx_shutdown_socket(c->fd, NGX_WRITE_SHUTDOWN) == -1) {
+            ngx_chat_ws_destroy(ws);
+            return;
+        }
+
+        ngx_post_event(c->read, &ngx_posted_events);
     }
 }
 
 
 static ngx_int_t
-ngx_chat_ws_flush(ngx_chat_session_t *s)
+ngx_chat_ws_flush(ngx_chat_ws_t *ws)
 {
-    size_t             total;
-    ssize_t            n;
-    ngx_err_t          err;
-    ngx_uint_t         niov;
-    ngx_queue_t       *q;
-    struct iovec       iov[NGX_IOVS_PREALLOCATE];
-    ngx_chat_out_t    *out;
-    ngx_connection_t  *c;
+    size_t              left, before;
+    ngx_uint_t          first;
+    ngx_chain_t        *rest, *cl, *next;
+    ngx_connection_t   *c;
+    ngx_chat_ws_out_t  *out;
 
-    c = s->connection;
+    c = ws->connection;
 
-    while (!ngx_queue_empty(&s->out)) {
+    if (ws->out == NULL && !(c->buffered & NGX_SSL_BUFFERED)) {
+        return NGX_OK;
+    }
 
-        if (c->ssl) {
-            n = ngx_chat_ws_send_ssl(s);
+    /* what is left of the first frame; the others are whole */
+    left = ws->out ? (size_t) (ws->out->buf->last - ws->out->buf->pos) : 0;
 
-            if (n == NGX_AGAIN || n == NGX_ERROR) {
-                return n;
-            }
+    rest = c->send_chain(c, ws->out, 0);
 
-            continue;
-        }
+    if (rest == NGX_CHAIN_ERROR) {
+        c->error = 1;
+        return NGX_ERROR;
+    }
 
-        niov = 0;
-        total = 0;
+    first = 1;
 
-        for (q = ngx_queue_head(&s->out);
-             q != ngx_queue_sentinel(&s->out) && niov < NGX_IOVS_PREALLOCATE;
-             q = ngx_queue_next(q))
-        {
-            out = ngx_queue_data(q, ngx_chat_out_t, queue);
-            iov[niov].iov_base = out->ev->frame;
-            iov[niov].iov_len = out->ev->len;
+    for (cl = ws->out; cl && cl != rest; cl = next) {
+        next = cl->next;
+        out = (ngx_chat_ws_out_t *) cl;
 
-            if (niov == 0) {
-                iov[0].iov_base = out->ev->frame + s->out_sent;
-                iov[0].iov_len -= s->out_sent;
-            }
+        ws->out_bytes -= first ? left : out->ev->len;
+        first = 0;
 
-            total += iov[niov].iov_len;
-            niov++;
-        }
+        ngx_chat_ws_out_free(out);
+    }
 
-        n = writev(c->fd, iov, niov);
+    if (rest) {
+        /* a frame begun: its buffer tells how much of it went */
+        before = first ? left : ((ngx_chat_ws_out_t *) rest)->ev->len;
+        ws->out_bytes -= before - (rest->buf->last - rest->buf->pos);
+    }
 
-        if (n == -1) {
-            err = ngx_socket_errno;
+    ws->out = rest;
 
-            if (err == NGX_EAGAIN) {
-                c->write->ready = 0;
-                return NGX_AGAIN;
-            }
+    if (rest == NULL) {
+        ws->out_last = &ws->out;
+    }
 
-            if (err == NGX_EINTR) {
-                continue;
-            }
-
-            ngx_connection_error(c, err, "writev() failed");
-            c->error = 1;
-            return NGX_ERROR;
-        }
-
-        c->sent += n;
-        ngx_chat_ws_sent(s, n);
-
-        if ((size_t) n < total) {
-            c->write->ready = 0;
-            return NGX_AGAIN;
-        }
+    if (rest || (c->buffered & NGX_SSL_BUFFERED)) {
+        return NGX_AGAIN;
     }
 
     return NGX_OK;
 }
 
 
-/* TLS cannot gather: one frame per call, OpenSSL makes the records */
-
-static ssize_t
-ngx_chat_ws_send_ssl(ngx_chat_session_t *s)
-{
-    ssize_t            n;
-    ngx_chat_out_t    *out;
-    ngx_connection_t  *c;
-
-    c = s->connection;
-    out = ngx_queue_data(ngx_queue_head(&s->out), ngx_chat_out_t, queue);
-
-    n = c->send(c, out->ev->frame + s->out_sent, out->ev->len - s->out_sent);
-
-    if (n > 0) {
-        ngx_chat_ws_sent(s, n);
-    }
-
-    return n;
-}
-
-
-static void
-ngx_chat_ws_sent(ngx_chat_session_t *s, size_t n)
-{
-    size_t           left;
-    ngx_queue_t     *q;
-    ngx_chat_out_t  *out;
-
-    while (n && !ngx_queue_empty(&s->out)) {
-        q = ngx_queue_head(&s->out);
-        out = ngx_queue_data(q, ngx_chat_out_t, queue);
-        left = out->ev->len - s->out_sent;
-
-        if (n < left) {
-            s->out_sent += n;
-            s->out_bytes -= n;
-            return;
-        }
-
-        n -= left;
-        s->out_bytes -= left;
-        s->out_sent = 0;
-
-        ngx_queue_remove(q);
-        ngx_chat_ws_out_free(out);
-    }
-}
-
-
 /* keeps only a frame already begun: the byte stream must stay whole */
 
 static void
-ngx_chat_ws_drop_unsent(ngx_chat_session_t *s)
+ngx_chat_ws_drop_unsent(ngx_chat_ws_t *ws)
 {
-    ngx_queue_t     *q;
-    ngx_chat_out_t  *out;
+    ngx_chain_t        *cl, *next;
+    ngx_chat_ws_out_t  *out;
 
-    while (!ngx_queue_empty(&s->out)) {
-        q = ngx_queue_last(&s->out);
+    if (ws->out == NULL) {
+        return;
+    }
 
-        if (q == ngx_queue_head(&s->out) && s->out_sent) {
-            break;
-        }
+    out = (ngx_chat_ws_out_t *) ws->out;
+    cl = ws->out;
 
-        out = ngx_queue_data(q, ngx_chat_out_t, queue);
-        ngx_queue_remove(q);
-        s->out_bytes -= out->ev->len;
-        ngx_chat_ws_out_free(out);
+    if (out->buf.pos != out->ev->frame) {
+        /* the first frame has begun: it stays */
+        cl = ws->out->next;
+        ws->out->next = NULL;
+        ws->out_last = &ws->out->next;
+        ws->out_bytes = out->buf.last - out->buf.pos;
+
+    } else {
+        ws->out = NULL;
+        ws->out_last = &ws->out;
+        ws->out_bytes = 0;
+    }
+
+    for ( /* void */ ; cl; cl = next) {
+        next = cl->next;
+        ngx_chat_ws_out_free((ngx_chat_ws_out_t *) cl);
     }
 }
 
 
-/* heartbeat, idle timeout, the end of the close handshake */
+/* heartbeat, idle timeout, the end of the close handshake, the wake */
 
 static void
 ngx_chat_ws_timer_handler(ngx_event_t *ev)
 {
-    ngx_msec_t            now, next;
-    ngx_chat_session_t   *s;
-    ngx_chat_ws_conf_t   *conf;
+    ngx_msec_t           now;
+    ngx_chat_ws_t       *ws;
+    ngx_chat_ws_conf_t  *conf;
 
-    s = ev->data;
-    conf = &ngx_chat_worker.conf->ws;
+    ws = ev->data;
+    conf = ws->conf;
     now = ngx_current_msec;
 
-    if (s->closing) {
-        ngx_chat_ws_destroy(s);
+    if (ws->closing) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ws->connection->log, 0,
+                       "chat ws: the close handshake timed out");
+        ngx_chat_ws_destroy(ws);
         return;
     }
 
-    if (now - s->last_read >= conf->timeout) {
-        ngx_chat_ws_close(s, NGX_CHAT_WS_GOING_AWAY, "idle");
+    if (now - ws->last_read >= conf->timeout) {
+        ngx_chat_ws_close(ws, NGX_CHAT_WS_GOING_AWAY, "idle");
         return;
     }
 
-    if (ngx_time() > s->id.exp + ngx_chat_worker.conf->jwt.leeway) {
-        /* a connection lasts no longer than the token it came with */
-        ngx_chat_ws_close(s, NGX_CHAT_WS_POLICY, "token expired");
-        return;
-    }
+    if (now - ws->last_ping >= conf->ping) {
+        ngx_chat_ws_control(ws, NGX_CHAT_WS_PING, NULL, 0);
+        ws->last_ping = now;
 
-    if (now - s->last_ping >= conf->ping) {
-        ngx_chat_ws_control(s, NGX_CHAT_WS_PING, NULL, 0);
-        s->last_ping = now;
-
-        if (s->closing) {
+        if (ws->closing) {
             /* the ping filled the send queue: 1013, and its close timer */
             return;
         }
     }
 
-    ngx_chat_session_timer(s);
+    if (ws->wake && (ngx_msec_int_t) (now - ws->wake) >= 0) {
+        ws->wake = 0;
+        ws->handlers->timer(ws);
 
-    next = conf->ping - (now - s->last_ping);
-
-    if (!s->started && s->start_by > now) {
-        next = ngx_min(next, s->start_by - now);
+        if (ws->closing) {
+            return;
+        }
     }
 
-    if (s->id.exp + ngx_chat_worker.conf->jwt.leeway - ngx_time()
-        < (time_t) (next / 1000))
-    {
-        next = (s->id.exp + ngx_chat_worker.conf->jwt.leeway - ngx_time()
-                + 1) * 1000;
+    ngx_chat_ws_arm(ws);
+}
+
+
+/* the timer for the next ping, or the upper layer's wake if sooner */
+
+static void
+ngx_chat_ws_arm(ngx_chat_ws_t *ws)
+{
+    ngx_msec_t  next;
+
+    next = ws->conf->ping - ngx_min(ws->conf->ping,
+                                    ngx_current_msec - ws->last_ping);
+
+    if (ws->wake) {
+        next = ngx_min(next, (ngx_msec_t) ngx_max(
+                   (ngx_msec_int_t) (ws->wake - ngx_current_msec), 0));
     }
 
-    ngx_add_timer(&s->timer, ngx_max(next, 1));
+    ngx_add_timer(&ws->timer, ngx_max(next, 1));
 }
 
 
 static void
-ngx_chat_ws_destroy(ngx_chat_session_t *s)
+ngx_chat_ws_destroy(ngx_chat_ws_t *ws)
 {
-    ngx_queue_t       *q;
-    ngx_chat_out_t    *out;
+    ngx_chain_t       *cl, *next;
     ngx_connection_t  *c;
 
-    c = s->connection;
+    c = ws->connection;
 
-    ngx_chat_session_close(s);
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0, "chat ws: destroyed");
 
-    while (!ngx_queue_empty(&s->out)) {
-        q = ngx_queue_head(&s->out);
-        ngx_queue_remove(q);
-        out = ngx_queue_data(q, ngx_chat_out_t, queue);
-        ngx_chat_ws_out_free(out);
+    ws->handlers->closed(ws);
+
+    for (cl = ws->out; cl; cl = next) {
+        next = cl->next;
+        ngx_chat_ws_out_free((ngx_chat_ws_out_t *) cl);
     }
 
-    if (s->partial) {
-        ngx_free(s->partial);
+    ws->out = NULL;
+
+    ngx_chat_ws_reader_free(&ws->reader);
+
+    if (ws->timer.timer_set) {
+        ngx_del_timer(&ws->timer);
     }
 
-    if (s->message) {
-        ngx_free(s->message);
+    if (ws->timer.posted) {
+        ngx_delete_posted_event(&ws->timer);
     }
 
-    if (s->timer.timer_set) {
-        ngx_del_timer(&s->timer);
-    }
+    ngx_queue_remove(&ws->in_worker);
+    ngx_chat_ws_count--;
 
-    if (s->timer.posted) {
-        ngx_delete_posted_event(&s->timer);
-    }
-
-    ngx_queue_remove(&s->in_worker);
-    ngx_chat_worker.nsessions--;
-
-    /* the session lives in the connection's pool: it goes with it */
+    /* ws lives in the connection's pool: it goes with it */
     ngx_http_close_connection(c);
 }
 
 
-static ngx_chat_out_t *
+static ngx_chat_ws_out_t *
 ngx_chat_ws_out_alloc(void)
 {
     ngx_queue_t  *q;
@@ -1331,54 +1145,26 @@ ngx_chat_ws_out_alloc(void)
         q = ngx_queue_head(&ngx_chat_ws_free_outs);
         ngx_queue_remove(q);
         ngx_chat_ws_nfree_outs--;
-        return ngx_queue_data(q, ngx_chat_out_t, queue);
+        return (ngx_chat_ws_out_t *) q;
     }
 
-    return ngx_alloc(sizeof(ngx_chat_out_t), ngx_cycle->log);
+    return ngx_alloc(ngx_max(sizeof(ngx_chat_ws_out_t), sizeof(ngx_queue_t)),
+                     ngx_cycle->log);
 }
 
 
+/* a node is kept for reuse as a queue link laid over its first bytes */
+
 static void
-ngx_chat_ws_out_free(ngx_chat_out_t *out)
+ngx_chat_ws_out_free(ngx_chat_ws_out_t *out)
 {
     ngx_chat_event_release(out->ev);
 
-    if (ngx_chat_ws_nfree_outs < 65536) {
-        ngx_queue_insert_head(&ngx_chat_ws_free_outs, &out->queue);
+    if (ngx_chat_ws_nfree_outs < NGX_CHAT_WS_FREE_OUTS) {
+        ngx_queue_insert_head(&ngx_chat_ws_free_outs, (ngx_queue_t *) out);
         ngx_chat_ws_nfree_outs++;
         return;
     }
 
     ngx_free(out);
-}
-
-
-/* the worker exits: connections still open are closed without more ado */
-
-void
-ngx_chat_ws_done(void)
-{
-    ngx_queue_t  *q;
-
-    while (!ngx_queue_empty(&ngx_chat_worker.sessions)) {
-        q = ngx_queue_head(&ngx_chat_worker.sessions);
-        ngx_chat_ws_destroy(ngx_queue_data(q, ngx_chat_session_t,
-                                           in_worker));
-    }
-}
-
-
-ngx_int_t
-ngx_chat_ws_init(ngx_cycle_t *cycle)
-{
-    ngx_queue_init(&ngx_chat_ws_free_outs);
-
-    /* one whole frame fits, with room for what follows it */
-    ngx_chat_ws_rbuf_size = ngx_max(65536,
-                                    ngx_chat_worker.conf->ws.message_max
-                                    + 4096);
-
-    ngx_chat_ws_rbuf = ngx_alloc(ngx_chat_ws_rbuf_size, cycle->log);
-
-    return ngx_chat_ws_rbuf ? NGX_OK : NGX_ERROR;
 }

@@ -262,3 +262,314 @@ ngx_chat_ws_frame_header(u_char *p, ngx_uint_t opcode, size_t len)
 
     return p;
 }
+
+
+/*
+ * The reader: what a client sends, read in pieces of any size, becomes
+ * whole messages and control frames, handed to rd->handler in order.  An
+ * incomplete frame waits in a buffer of its own that holds the whole frame
+ * once its header is known, and is read into by the caller: a frame sent
+ * a byte at a time costs a copy of each byte, not one of the whole frame so
+ * far per piece.  Fragments gather in a doubling buffer.  After a fault
+ * (rd->done) nothing more is parsed: bytes are only let drain (RFC 6455
+ * 7.1.7).
+ */
+
+static void ngx_chat_ws_read_frame(ngx_chat_ws_reader_t *rd,
+    ngx_chat_ws_frame_t *f, u_char *payload);
+static void ngx_chat_ws_read_data(ngx_chat_ws_reader_t *rd,
+    ngx_chat_ws_frame_t *f, u_char *payload);
+static void ngx_chat_ws_read_fail(ngx_chat_ws_reader_t *rd, ngx_uint_t code,
+    const char *reason);
+static void ngx_chat_ws_read_emit(ngx_chat_ws_reader_t *rd, ngx_uint_t what,
+    u_char *data, size_t len, ngx_uint_t code);
+static void ngx_chat_ws_message_free(ngx_chat_ws_reader_t *rd);
+
+
+/* every complete frame in buf is handled; returns the bytes it used */
+
+size_t
+ngx_chat_ws_read(ngx_chat_ws_reader_t *rd, u_char *buf, size_t len)
+{
+    u_char               *p, *last;
+    ngx_int_t             rc;
+    ngx_uint_t            code;
+    ngx_chat_ws_frame_t   f;
+
+    p = buf;
+    last = buf + len;
+
+    while (p < last && !rd->done) {
+        rc = ngx_chat_ws_parse_header(p, last - p, rd->max, &f, &code);
+
+        if (rc == NGX_AGAIN) {
+            return p - buf;
+        }
+
+        if (rc == NGX_ERROR) {
+            ngx_chat_ws_read_fail(rd, code, "bad frame");
+            break;
+        }
+
+        if ((size_t) (last - p) < f.header_len + f.len) {
+            return p - buf;
+        }
+
+        p += f.header_len;
+        ngx_chat_ws_unmask(p, f.len, f.mask, 0);
+        ngx_chat_ws_read_frame(rd, &f, p);
+        p += f.len;
+    }
+
+    /* a failed or closed connection reads on only to let the socket drain */
+    return rd->done ? len : (size_t) (p - buf);
+}
+
+
+/*
+ * The bytes of an incomplete frame, kept in the frame's own buffer: the
+ * header gives its size, a header not yet whole gets room for the longest
+ * one.  p may point into that buffer.  NGX_ERROR: no memory, or a frame
+ * larger than rd->frame_max.
+ */
+
+ngx_int_t
+ngx_chat_ws_keep(ngx_chat_ws_reader_t *rd, u_char *p, size_t len)
+{
+    u_char               *buf;
+    size_t                need;
+    ngx_int_t             rc;
+    ngx_uint_t            code;
+    ngx_chat_ws_frame_t   f;
+
+    if (len == 0 || rd->done) {
+        free(rd->partial);
+        rd->partial = NULL;
+        rd->partial_len = 0;
+        rd->partial_size = 0;
+        return NGX_OK;
+    }
+
+    rc = ngx_chat_ws_parse_header(p, len, rd->max, &f, &code);
+
+    if (rc == NGX_ERROR) {
+        /* ngx_chat_ws_read() has seen this header and failed already */
+        return NGX_ERROR;
+    }
+
+    need = (rc == NGX_OK) ? f.header_len + f.len
+                         : NGX_CHAT_WS_CLIENT_HEADER_MAX;
+    need = ngx_max(need, len);
+
+    if (need > rd->frame_max) {
+        return NGX_ERROR;
+    }
+
+    if (rd->partial_size >= need) {
+        memmove(rd->partial, p, len);
+        rd->partial_len = len;
+        return NGX_OK;
+    }
+
+    buf = malloc(need);
+    if (buf == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(buf, p, len);
+    free(rd->partial);
+
+    rd->partial = buf;
+    rd->partial_len = len;
+    rd->partial_size = need;
+
+    return NGX_OK;
+}
+
+
+/* buf holds have bytes (it may be rd->partial): frames, then the rest kept */
+
+ngx_int_t
+ngx_chat_ws_feed(ngx_chat_ws_reader_t *rd, u_char *buf, size_t have)
+{
+    size_t  used;
+
+    used = ngx_chat_ws_read(rd, buf, have);
+
+    return ngx_chat_ws_keep(rd, buf + used, have - used);
+}
+
+
+void
+ngx_chat_ws_reader_free(ngx_chat_ws_reader_t *rd)
+{
+    free(rd->partial);
+    rd->partial = NULL;
+    rd->partial_len = 0;
+    rd->partial_size = 0;
+
+    ngx_chat_ws_message_free(rd);
+}
+
+
+static void
+ngx_chat_ws_read_frame(ngx_chat_ws_reader_t *rd, ngx_chat_ws_frame_t *f,
+    u_char *payload)
+{
+    ngx_uint_t  code, bad;
+
+    switch (f->opcode) {
+
+    case NGX_CHAT_WS_PING:
+        ngx_chat_ws_read_emit(rd, NGX_CHAT_WS_READ_PING, payload, f->len, 0);
+        return;
+
+    case NGX_CHAT_WS_PONG:
+        ngx_chat_ws_read_emit(rd, NGX_CHAT_WS_READ_PONG, payload, f->len, 0);
+        return;
+
+    case NGX_CHAT_WS_CLOSE:
+        code = ngx_chat_ws_close_code(payload, f->len, &bad);
+
+        if (code == 0) {
+            ngx_chat_ws_read_fail(rd, bad, "bad close frame");
+            return;
+        }
+
+        /* an empty close frame is answered by an empty one */
+        rd->done = 1;
+        ngx_chat_ws_read_emit(rd, NGX_CHAT_WS_READ_CLOSE, NULL, 0,
+                              f->len ? code : 0);
+        return;
+
+    default:
+        ngx_chat_ws_read_data(rd, f, payload);
+    }
+}
+
+
+/* text messages, whole or in fragments, checked as UTF-8 as they come */
+
+static void
+ngx_chat_ws_read_data(ngx_chat_ws_reader_t *rd, ngx_chat_ws_frame_t *f,
+    u_char *payload)
+{
+    u_char  *p;
+    size_t   size;
+
+    if (f->opcode == NGX_CHAT_WS_BINARY) {
+        ngx_chat_ws_read_fail(rd, NGX_CHAT_WS_UNSUPPORTED,
+                              "only text messages are accepted");
+        return;
+    }
+
+    if ((f->opcode == NGX_CHAT_WS_TEXT) == rd->in_message) {
+        ngx_chat_ws_read_fail(rd, NGX_CHAT_WS_PROTOCOL_ERROR,
+                              rd->in_message ? "a message is unfinished"
+                                             : "nothing to continue");
+        return;
+    }
+
+    if (f->opcode == NGX_CHAT_WS_TEXT) {
+        rd->utf8 = 0;
+    }
+
+    if (ngx_chat_utf8_step(&rd->utf8, payload, f->len) != NGX_OK
+        || (f->fin && rd->utf8 != 0))
+    {
+        ngx_chat_ws_read_fail(rd, NGX_CHAT_WS_BAD_DATA, "invalid UTF-8");
+        return;
+    }
+
+    if (f->fin && !rd->in_message) {
+        ngx_chat_ws_read_emit(rd, NGX_CHAT_WS_READ_MESSAGE, payload, f->len,
+                              0);
+        return;
+    }
+
+    if (rd->message_len + f->len > rd->max) {
+        ngx_chat_ws_read_fail(rd, NGX_CHAT_WS_TOO_BIG, "message too big");
+        return;
+    }
+
+    if (rd->message_len + f->len > rd->message_size) {
+
+        /* doubling: many small fragments cost each byte a few copies */
+
+        size = ngx_max(rd->message_len + f->len, 2 * rd->message_size);
+        size = ngx_min(ngx_max(size, 4096), rd->max);
+
+        p = malloc(size);
+        if (p == NULL) {
+            ngx_chat_ws_read_fail(rd, NGX_CHAT_WS_SERVER_ERROR,
+                                  "out of memory");
+            return;
+        }
+
+        if (rd->message) {
+            ngx_memcpy(p, rd->message, rd->message_len);
+            free(rd->message);
+        }
+
+        rd->message = p;
+        rd->message_size = size;
+    }
+
+    ngx_memcpy(rd->message + rd->message_len, payload, f->len);
+    rd->message_len += f->len;
+    rd->in_message = 1;
+
+    if (!f->fin) {
+        return;
+    }
+
+    ngx_chat_ws_read_emit(rd, NGX_CHAT_WS_READ_MESSAGE, rd->message,
+                          rd->message_len, 0);
+    ngx_chat_ws_message_free(rd);
+}
+
+
+static void
+ngx_chat_ws_read_fail(ngx_chat_ws_reader_t *rd, ngx_uint_t code,
+    const char *reason)
+{
+    ngx_chat_ws_read_t  ev;
+
+    rd->done = 1;
+    ngx_chat_ws_message_free(rd);
+
+    ev.what = NGX_CHAT_WS_READ_FAIL;
+    ev.data = NULL;
+    ev.len = 0;
+    ev.code = code;
+    ev.reason = reason;
+
+    rd->handler(rd->data, &ev);
+}
+
+
+static void
+ngx_chat_ws_read_emit(ngx_chat_ws_reader_t *rd, ngx_uint_t what,
+    u_char *data, size_t len, ngx_uint_t code)
+{
+    ngx_chat_ws_read_t  ev;
+
+    ev.what = what;
+    ev.data = data;
+    ev.len = len;
+    ev.code = code;
+    ev.reason = NULL;
+
+    rd->handler(rd->data, &ev);
+}
+
+
+static void
+ngx_chat_ws_message_free(ngx_chat_ws_reader_t *rd)
+{
+    free(rd->message);
+    rd->message = NULL;
+    rd->message_len = 0;
+    rd->message_size = 0;
+    rd->in_message = 0;
+}

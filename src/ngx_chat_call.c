@@ -1,80 +1,22 @@
 
 /*
- * ngx_chat: running an action.  The caller (a REST request or a WebSocket
- * message) has checked the arguments; a call sends them with the identity
- * to the action's function in Postgres and turns what comes back into a
- * status with a JSON body, or a status with an error message.  Events the
- * action produced are published here, once, whoever asked for it.
+ * ngx_chat: a call of one action's function in Postgres.  The caller (an
+ * action started by a REST request or a WebSocket message, or presence
+ * announcing a user) has checked the arguments; a call sends them with the
+ * identity to the function and turns what comes back into a status with a
+ * JSON body, or a status with an error message.  Events the function
+ * produced are published here, once, whoever asked for it: they are
+ * serialized in Postgres and every subscriber gets those bytes.
  */
 
 
 #include "ngx_chat.h"
 
 
-static void ngx_chat_call_looked_up(ngx_chat_call_t *call);
 static void ngx_chat_call_result(ngx_chat_pg_query_t *q, PGresult *res);
-static void ngx_chat_call_typing(ngx_chat_call_t *call);
 static void ngx_chat_call_rows(ngx_chat_call_t *call, PGresult *res);
 static void ngx_chat_call_sql_error(ngx_chat_call_t *call, PGresult *res);
 static void ngx_chat_call_cleanup(void *data);
-static void ngx_chat_json_cleanup(void *data);
-
-
-/*
- * NGX_OK: call->done will be called.  Otherwise call->status and
- * call->error say why the call could not start.
- */
-
-ngx_int_t
-ngx_chat_call_start(ngx_chat_call_t *call)
-{
-    json_t     *users;
-    ngx_int_t   rc;
-
-    if ((call->flags & NGX_CHAT_A_TYPING)
-        && ngx_chat_presence_may_type(&call->id) != NGX_OK)
-    {
-        ngx_chat_call_fail(call, 429, "typing too often");
-        return NGX_ERROR;
-    }
-
-    if (!(call->flags & (NGX_CHAT_A_LIVENESS|NGX_CHAT_A_SELF_LIVENESS))) {
-        return ngx_chat_call_send(call);
-    }
-
-    /* presence: who is online is known here and in Redis, not Postgres */
-
-    if (call->flags & NGX_CHAT_A_LIVENESS) {
-        users = json_incref(json_object_get(call->args, "user_ids"));
-
-    } else {
-        users = json_array();
-        json_array_append_new(users, json_string((char *)
-                                                 call->id.user.data));
-    }
-
-    rc = ngx_chat_presence_lookup(call, users, ngx_chat_call_looked_up);
-    json_decref(users);
-
-    if (rc == NGX_DONE) {
-        return ngx_chat_call_send(call);
-    }
-
-    if (rc == NGX_ERROR) {
-        ngx_chat_call_fail(call, 500, "internal error");
-    }
-
-    return rc;
-}
-
-
-static void
-ngx_chat_call_looked_up(ngx_chat_call_t *call)
-{
-    if (ngx_chat_call_send(call) != NGX_OK) {
-        call->done(call);
-    }
-}
 
 
 /* the arguments go to the action's function in Postgres */
@@ -87,11 +29,6 @@ ngx_chat_call_send(ngx_chat_call_t *call)
     ngx_str_t            text;
     ngx_pool_cleanup_t  *cln;
     ngx_chat_pg_query_t *q;
-
-    if (call->flags & NGX_CHAT_A_EDIT_WINDOW) {
-        json_object_set_new(call->args, "edit_window_ms",
-                            json_integer(ngx_chat_worker.conf->edit_window));
-    }
 
     args = json_dumps(call->args, JSON_COMPACT);
     if (args == NULL) {
@@ -152,27 +89,6 @@ ngx_chat_call_fail(ngx_chat_call_t *call, ngx_uint_t status, const char *text)
 }
 
 
-const char *
-ngx_chat_error_code(ngx_uint_t status)
-{
-    switch (status) {
-    case 400: return "bad_request";
-    case 401: return "unauthorized";
-    case 403: return "forbidden";
-    case 404: return "not_found";
-    case 405: return "method_not_allowed";
-    case 409: return "conflict";
-    case 410: return "gone";
-    case 413: return "payload_too_large";
-    case 415: return "unsupported_media_type";
-    case 426: return "upgrade_required";
-    case 429: return "rate_limited";
-    case 503: return "unavailable";
-    default:  return "internal";
-    }
-}
-
-
 static void
 ngx_chat_call_result(ngx_chat_pg_query_t *q, PGresult *res)
 {
@@ -185,10 +101,6 @@ ngx_chat_call_result(ngx_chat_pg_query_t *q, PGresult *res)
 
     } else if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         ngx_chat_call_rows(call, res);
-
-        if ((call->flags & NGX_CHAT_A_TYPING) && call->status < 300) {
-            ngx_chat_call_typing(call);
-        }
 
     } else {
         ngx_chat_call_sql_error(call, res);
@@ -335,66 +247,4 @@ ngx_chat_call_cleanup(void *data)
     ngx_chat_pg_query_t  *q = data;
 
     ngx_chat_pg_cancel(q);
-}
-
-
-/* the member checked, the typing signal goes out, from here alone */
-
-static void
-ngx_chat_call_typing(ngx_chat_call_t *call)
-{
-    json_t  *conversation;
-
-    conversation = json_object_get(call->args, "conversation_id");
-
-    ngx_chat_typing_set(&call->id, json_integer_value(conversation),
-                        json_is_true(json_object_get(call->args,
-                                                     "is_typing")));
-}
-
-
-/* a NUL-terminated copy: libpq and jansson take C strings */
-
-ngx_int_t
-ngx_chat_copy(ngx_pool_t *pool, ngx_str_t *dst, void *src, size_t len)
-{
-    dst->data = ngx_pnalloc(pool, len + 1);
-    if (dst->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (len) {
-        ngx_memcpy(dst->data, src, len);
-    }
-
-    dst->data[len] = '\0';
-    dst->len = len;
-
-    return NGX_OK;
-}
-
-
-/* a JSON value that lives as long as a pool */
-
-ngx_int_t
-ngx_chat_json_on_pool(ngx_pool_t *pool, json_t *json)
-{
-    ngx_pool_cleanup_t  *cln;
-
-    cln = ngx_pool_cleanup_add(pool, 0);
-    if (cln == NULL) {
-        return NGX_ERROR;
-    }
-
-    cln->handler = ngx_chat_json_cleanup;
-    cln->data = json;
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_chat_json_cleanup(void *data)
-{
-    json_decref(data);
 }
