@@ -266,7 +266,8 @@ ngx_int_t ngx_chat_redis_init(ngx_cycle_t *cycle, ngx_chat_redis_conf_t *conf,
 void ngx_chat_redis_done(void);
 void ngx_chat_redis_publish(u_char *channel, size_t channel_len,
     u_char *msg, size_t len);
-ngx_int_t ngx_chat_redis_subscribe(ngx_str_t *channel, ngx_uint_t on);
+ngx_int_t ngx_chat_redis_subscribe(ngx_str_t *channels, ngx_uint_t n,
+    ngx_uint_t on);
 
 /* keys are built in buffers of a known size */
 #define NGX_CHAT_REDIS_PREFIX_MAX  64
@@ -451,7 +452,7 @@ typedef enum {
 typedef struct {
     ngx_rbtree_node_t            node;       /* key: the conversation id */
     ngx_queue_t                  in_channel;
-    ngx_queue_t                  in_catching;
+    ngx_queue_t                  in_state;   /* waiting or catching */
     ngx_queue_t                  in_report;
     ngx_chat_follower_t         *follower;
     ngx_chat_channel_t          *channel;
@@ -482,6 +483,7 @@ struct ngx_chat_follower_s {
     ngx_rbtree_t                 subs;       /* by conversation */
     ngx_rbtree_node_t            sentinel;
     ngx_uint_t                   nsubs;
+    ngx_queue_t                  waiting;    /* subs not started yet */
     ngx_queue_t                  catching;   /* subs behind their channel */
     ngx_uint_t                   ncatching;
 };
@@ -617,6 +619,7 @@ struct ngx_chat_session_s {
     json_t                      *resume_reqs;  /* answered by "resumed" */
     json_t                      *views;      /* join/leave before them */
     void                        *reading;    /* its Postgres read running */
+    void                        *loading;    /* memberships, in slices */
     ngx_msec_t                   start_by;
 
     unsigned                     loaded:1;

@@ -36,6 +36,8 @@
 #define NGX_CHAT_SYNC_BATCH      256
 #define NGX_CHAT_SYNC_LIMIT      500
 #define NGX_CHAT_REPORT_BATCH    1000
+#define NGX_CHAT_TOPIC_BATCH     256     /* topics a command */
+#define NGX_CHAT_TOPIC_TURN      4       /* commands a turn of the loop */
 
 
 /* what this worker subscribes to in Redis: a channel or a user */
@@ -51,10 +53,12 @@ typedef struct {
     ngx_str_t                    name;       /* below the Redis prefix */
     ngx_queue_t                  all;
     ngx_queue_t                  linger;
+    ngx_queue_t                  outgoing;   /* to be subscribed */
     ngx_msec_t                   idle_since;
     unsigned                     state:2;
     unsigned                     wanted:1;
     unsigned                     lingering:1;
+    unsigned                     queued:1;   /* in outgoing */
     unsigned                     is_user:1;
 } ngx_chat_topic_t;
 
@@ -113,6 +117,8 @@ typedef struct {
     ngx_chat_sync_t             *syncing;    /* the query running */
     ngx_event_t                  sync_timer;
     ngx_queue_t                  unreported; /* subs that moved on */
+    ngx_queue_t                  outgoing;   /* topics to subscribe */
+    ngx_event_t                  flush;      /* sends them, posted */
     ngx_chat_report_t           *reporting;  /* the report running */
 } ngx_chat_fanout_t;
 
@@ -142,6 +148,7 @@ static void ngx_chat_topic_acquire(ngx_chat_topic_t *t);
 static void ngx_chat_topic_release(ngx_chat_topic_t *t);
 static void ngx_chat_topic_subscribe(ngx_chat_topic_t *t);
 static void ngx_chat_topic_destroy(ngx_chat_topic_t *t);
+static void ngx_chat_topics_flush(ngx_event_t *ev);
 static ngx_chat_topic_t *ngx_chat_topic_find(u_char *name, size_t len);
 static void ngx_chat_fanout_redis_up(void);
 static void ngx_chat_fanout_redis_down(void);
@@ -174,6 +181,7 @@ ngx_chat_fanout_init(ngx_cycle_t *cycle, ngx_chat_pg_pool_t *pg,
     ngx_queue_init(&fo->lingering);
     ngx_queue_init(&fo->sync);
     ngx_queue_init(&fo->unreported);
+    ngx_queue_init(&fo->outgoing);
 
     /* nginx's debug log reads an event's data as a connection: not NULL */
 
@@ -181,6 +189,10 @@ ngx_chat_fanout_init(ngx_cycle_t *cycle, ngx_chat_pg_pool_t *pg,
     fo->sync_timer.data = fo;
     fo->sync_timer.log = fo->log;
     fo->sync_timer.cancelable = 1;
+
+    fo->flush.handler = ngx_chat_topics_flush;
+    fo->flush.data = fo;
+    fo->flush.log = fo->log;
 
     return NGX_OK;
 }
@@ -194,6 +206,10 @@ ngx_chat_fanout_done(void)
 
     if (ngx_chat_fanout.sync_timer.timer_set) {
         ngx_del_timer(&ngx_chat_fanout.sync_timer);
+    }
+
+    if (ngx_chat_fanout.flush.posted) {
+        ngx_delete_posted_event(&ngx_chat_fanout.flush);
     }
 
     while (!ngx_queue_empty(&ngx_chat_fanout.topics)) {
@@ -482,6 +498,7 @@ ngx_chat_fanout_follower_init(ngx_chat_follower_t *f,
     f->handlers = handlers;
     f->id = id;
     ngx_rbtree_init(&f->subs, &f->sentinel, ngx_rbtree_insert_value);
+    ngx_queue_init(&f->waiting);
     ngx_queue_init(&f->catching);
 }
 
@@ -541,6 +558,7 @@ ngx_chat_fanout_follow(ngx_chat_follower_t *f, int64_t conversation,
 
     ngx_rbtree_insert(&f->subs, &sub->node);
     ngx_queue_insert_tail(&ch->behind, &sub->in_channel);
+    ngx_queue_insert_tail(&f->waiting, &sub->in_state);
     f->nsubs++;
 
     if (ch->nsubs++ == 0) {
@@ -585,7 +603,11 @@ ngx_chat_fanout_place(ngx_chat_sub_t *sub)
 }
 
 
-/* followers behind their channel are in a queue of their own */
+/*
+ * Followers not started yet, and those behind their channel, are in
+ * queues of their own: nothing walks all of a follower's subscriptions to
+ * find them.
+ */
 
 static void
 ngx_chat_sub_set_state(ngx_chat_sub_t *sub, ngx_uint_t state)
@@ -594,13 +616,22 @@ ngx_chat_sub_set_state(ngx_chat_sub_t *sub, ngx_uint_t state)
 
     f = sub->follower;
 
+    if (sub->state == NGX_CHAT_SUB_WAITING
+        || sub->state == NGX_CHAT_SUB_CATCHING)
+    {
+        ngx_queue_remove(&sub->in_state);
+    }
+
     if (sub->state == NGX_CHAT_SUB_CATCHING) {
-        ngx_queue_remove(&sub->in_catching);
         f->ncatching--;
     }
 
+    if (state == NGX_CHAT_SUB_WAITING) {
+        ngx_queue_insert_tail(&f->waiting, &sub->in_state);
+    }
+
     if (state == NGX_CHAT_SUB_CATCHING) {
-        ngx_queue_insert_tail(&f->catching, &sub->in_catching);
+        ngx_queue_insert_tail(&f->catching, &sub->in_state);
         f->ncatching++;
     }
 
@@ -649,7 +680,15 @@ ngx_chat_sub_drop(ngx_chat_follower_t *f, ngx_chat_sub_t *sub)
 
     ch = sub->channel;
 
-    ngx_chat_sub_set_state(sub, NGX_CHAT_SUB_WAITING);
+    if (sub->state == NGX_CHAT_SUB_WAITING
+        || sub->state == NGX_CHAT_SUB_CATCHING)
+    {
+        ngx_queue_remove(&sub->in_state);
+    }
+
+    if (sub->state == NGX_CHAT_SUB_CATCHING) {
+        f->ncatching--;
+    }
 
     if (sub->unreported) {
         ngx_queue_remove(&sub->in_report);
@@ -1072,13 +1111,80 @@ ngx_chat_topic_release(ngx_chat_topic_t *t)
 }
 
 
+/*
+ * Topics are subscribed at the end of the event loop's turn, many in one
+ * command: a user in thousands of conversations costs a few commands.
+ */
+
 static void
 ngx_chat_topic_subscribe(ngx_chat_topic_t *t)
 {
-    if (ngx_chat_redis_subscribe(&t->name, 1) == NGX_OK) {
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_chat_fanout.log, 0,
-                       "chat fanout: subscribing to \"%V\"", &t->name);
-        t->state = NGX_CHAT_TOPIC_PENDING;
+    ngx_chat_fanout_t  *fo = &ngx_chat_fanout;
+
+    if (t->queued) {
+        return;
+    }
+
+    t->queued = 1;
+    ngx_queue_insert_tail(&fo->outgoing, &t->outgoing);
+
+    if (!fo->flush.posted) {
+        ngx_post_event(&fo->flush, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_chat_topics_flush(ngx_event_t *ev)
+{
+    ngx_int_t           rc;
+    ngx_str_t           names[NGX_CHAT_TOPIC_BATCH];
+    ngx_uint_t          i, n, turn;
+    ngx_queue_t        *q;
+    ngx_chat_topic_t   *t, *batch[NGX_CHAT_TOPIC_BATCH];
+    ngx_chat_fanout_t  *fo = &ngx_chat_fanout;
+
+    rc = NGX_OK;
+
+    for (turn = 0; !ngx_queue_empty(&fo->outgoing); turn++) {
+
+        if (turn == NGX_CHAT_TOPIC_TURN && rc == NGX_OK) {
+            /* the rest after the worker's other clients had their turn */
+            ngx_post_event(&fo->flush, &ngx_posted_next_events);
+            return;
+        }
+
+        for (n = 0; n < NGX_CHAT_TOPIC_BATCH
+                    && !ngx_queue_empty(&fo->outgoing); /* void */)
+        {
+            q = ngx_queue_head(&fo->outgoing);
+            ngx_queue_remove(q);
+            t = ngx_queue_data(q, ngx_chat_topic_t, outgoing);
+            t->queued = 0;
+
+            if (rc == NGX_OK && t->state == NGX_CHAT_TOPIC_OFF) {
+                names[n] = t->name;
+                batch[n++] = t;
+            }
+        }
+
+        if (n == 0) {
+            continue;
+        }
+
+        /* refused: Redis is away, and subscribes every OFF topic when back */
+        rc = ngx_chat_redis_subscribe(names, n, 1);
+
+        if (rc != NGX_OK) {
+            continue;
+        }
+
+        for (i = 0; i < n; i++) {
+            batch[i]->state = NGX_CHAT_TOPIC_PENDING;
+        }
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, fo->log, 0,
+                       "chat fanout: subscribing to %ui topics", n);
     }
 }
 
@@ -1088,6 +1194,10 @@ ngx_chat_topic_destroy(ngx_chat_topic_t *t)
 {
     if (t->lingering) {
         ngx_queue_remove(&t->linger);
+    }
+
+    if (t->queued) {
+        ngx_queue_remove(&t->outgoing);
     }
 
     ngx_queue_remove(&t->all);
@@ -1225,9 +1335,8 @@ ngx_chat_fanout_redis_down(void)
         next = ngx_queue_next(q);
         t = ngx_queue_data(q, ngx_chat_topic_t, all);
 
-        if (t->state == NGX_CHAT_TOPIC_LEAVING && !t->wanted
-            && !t->lingering)
-        {
+        /* nobody follows it, and it lingers no more: it goes now */
+        if (!t->wanted && !t->lingering) {
             ngx_chat_topic_destroy(t);
             continue;
         }
@@ -1237,20 +1346,26 @@ ngx_chat_fanout_redis_down(void)
 }
 
 
-/* topics that nobody followed for a while are unsubscribed */
+/* topics that nobody followed for a while are unsubscribed, in batches */
 
 void
 ngx_chat_fanout_expire(void)
 {
+    ngx_str_t          names[NGX_CHAT_TOPIC_BATCH];
+    ngx_uint_t         i, n;
     ngx_queue_t       *q;
-    ngx_chat_topic_t  *t;
+    ngx_chat_topic_t  *t, *batch[NGX_CHAT_TOPIC_BATCH];
 
-    while (!ngx_queue_empty(&ngx_chat_fanout.lingering)) {
+    n = 0;
+
+    while (!ngx_queue_empty(&ngx_chat_fanout.lingering)
+           && n < NGX_CHAT_TOPIC_BATCH)
+    {
         q = ngx_queue_head(&ngx_chat_fanout.lingering);
         t = ngx_queue_data(q, ngx_chat_topic_t, linger);
 
         if (ngx_current_msec - t->idle_since < NGX_CHAT_LINGER) {
-            return;
+            break;
         }
 
         ngx_queue_remove(q);
@@ -1261,17 +1376,22 @@ ngx_chat_fanout_expire(void)
             continue;
         }
 
-        if (t->state == NGX_CHAT_TOPIC_LEAVING
-            || ngx_chat_redis_subscribe(&t->name, 0) != NGX_OK)
-        {
-            /* Redis is away: the topic goes with the connection */
-            continue;
+        if (t->state != NGX_CHAT_TOPIC_LEAVING) {
+            names[n] = t->name;
+            batch[n++] = t;
         }
+    }
 
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_chat_fanout.log, 0,
-                       "chat fanout: \"%V\" unsubscribed", &t->name);
+    /* Redis away: the topics go with the connection (redis_down) */
+    if (n == 0 || ngx_chat_redis_subscribe(names, n, 0) != NGX_OK) {
+        return;
+    }
 
-        t->state = NGX_CHAT_TOPIC_LEAVING;
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_chat_fanout.log, 0,
+                   "chat fanout: unsubscribing from %ui topics", n);
+
+    for (i = 0; i < n; i++) {
+        batch[i]->state = NGX_CHAT_TOPIC_LEAVING;
     }
 }
 

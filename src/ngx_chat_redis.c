@@ -308,28 +308,63 @@ ngx_chat_redis_on_done(redisAsyncContext *ac, void *r, void *data)
 }
 
 
-/* SUBSCRIBE or UNSUBSCRIBE <prefix><channel>; the reply comes to fan-out */
+/*
+ * SUBSCRIBE or UNSUBSCRIBE <prefix><channel> ... in one command: each
+ * channel is confirmed by a reply of its own, which goes to the handlers.
+ */
 
 ngx_int_t
-ngx_chat_redis_subscribe(ngx_str_t *channel, ngx_uint_t on)
+ngx_chat_redis_subscribe(ngx_str_t *channels, ngx_uint_t n, ngx_uint_t on)
 {
+    u_char            *p, *buf;
+    size_t            *lens, size;
+    ngx_int_t          rc;
+    ngx_uint_t         i;
+    const char       **argv;
     ngx_chat_redis_t  *rd = &ngx_chat_redis;
 
     if (!rd->sub.connected) {
         return NGX_DECLINED;
     }
 
-    if (redisAsyncCommand(rd->sub.ac, ngx_chat_redis_on_subscribed, NULL,
-                          on ? "SUBSCRIBE %b%b" : "UNSUBSCRIBE %b%b",
-                          rd->conf->prefix.data, rd->conf->prefix.len,
-                          channel->data, channel->len)
-        != REDIS_OK)
-    {
+    size = (n + 1) * (sizeof(char *) + sizeof(size_t));
+
+    for (i = 0; i < n; i++) {
+        size += rd->conf->prefix.len + channels[i].len;
+    }
+
+    argv = ngx_alloc(size, rd->log);
+    if (argv == NULL) {
         return NGX_ERROR;
     }
 
-    /* one channel: one confirmation */
-    ngx_chat_redis_sent(&rd->sub);
+    lens = (size_t *) (argv + n + 1);
+    buf = (u_char *) (lens + n + 1);
+
+    argv[0] = on ? "SUBSCRIBE" : "UNSUBSCRIBE";
+    lens[0] = ngx_strlen(argv[0]);
+
+    for (i = 0, p = buf; i < n; i++) {
+        argv[i + 1] = (char *) p;
+        p = ngx_cpymem(p, rd->conf->prefix.data, rd->conf->prefix.len);
+        p = ngx_cpymem(p, channels[i].data, channels[i].len);
+        lens[i + 1] = p - (u_char *) argv[i + 1];
+    }
+
+    rc = redisAsyncCommandArgv(rd->sub.ac, ngx_chat_redis_on_subscribed, NULL,
+                               (int) n + 1, argv, lens);
+
+    /* hiredis has copied the command */
+    ngx_free(argv);
+
+    if (rc != REDIS_OK) {
+        return NGX_ERROR;
+    }
+
+    /* one confirmation per channel */
+    for (i = 0; i < n; i++) {
+        ngx_chat_redis_sent(&rd->sub);
+    }
 
     return NGX_OK;
 }

@@ -32,6 +32,7 @@
 #define NGX_CHAT_CATCH_BATCH     256
 #define NGX_CHAT_CATCH_LIMIT     200
 #define NGX_CHAT_RETRY           1000
+#define NGX_CHAT_LOAD_SLICE      500
 
 
 typedef struct {
@@ -49,6 +50,23 @@ typedef struct {
     ngx_queue_t                  queue;
     ngx_chat_event_t            *ev;
 } ngx_chat_held_t;
+
+
+/* one membership as Postgres gave it, while they are followed in slices */
+
+typedef struct {
+    int64_t                      id;
+    int64_t                      seq;        /* where it stands now */
+    int64_t                      joined;     /* the seq the user joined at */
+} ngx_chat_member_of_t;
+
+typedef struct {
+    ngx_event_t                  event;      /* the next slice, posted */
+    ngx_chat_session_t          *session;
+    ngx_chat_member_of_t        *rows;
+    ngx_uint_t                   n;
+    ngx_uint_t                   next;
+} ngx_chat_loading_t;
 
 
 /* a read of Postgres by one connection: its memberships, or a catch-up */
@@ -69,6 +87,13 @@ static ngx_int_t ngx_chat_session_open(ngx_chat_session_t *s);
 static void ngx_chat_session_hello(ngx_chat_session_t *s);
 static void ngx_chat_session_load(ngx_chat_session_t *s);
 static void ngx_chat_session_loaded(ngx_chat_pg_query_t *q, PGresult *res);
+static void ngx_chat_session_load_next(ngx_event_t *ev);
+static void ngx_chat_session_load_slice(ngx_chat_loading_t *ld);
+static void ngx_chat_session_begin(ngx_chat_session_t *s, int64_t id,
+    int64_t seq);
+static void ngx_chat_session_place(ngx_chat_session_t *s,
+    ngx_chat_sub_t *sub);
+static void ngx_chat_session_followed(ngx_chat_session_t *s);
 static ngx_chat_reading_t *ngx_chat_reading_create(ngx_chat_session_t *s,
     ngx_uint_t stmt, ngx_chat_pg_handler_pt handler);
 static void ngx_chat_reading_done(ngx_chat_reading_t *rd);
@@ -333,17 +358,19 @@ ngx_chat_session_load(ngx_chat_session_t *s)
 /*
  * The memberships: at connect, each conversation is followed from where it
  * stands now; read again (ngx_chat_session_resync()), one not followed yet
- * is followed from the seq at which the user joined it.
+ * is followed from the seq at which the user joined it.  They are followed
+ * in slices, a turn of the event loop apart: a user in tens of thousands
+ * of conversations does not hold up the other clients of the worker.
  */
 
 static void
 ngx_chat_session_loaded(ngx_chat_pg_query_t *q, PGresult *res)
 {
-    int                  i, n;
-    json_t              *map;
-    int64_t              id, seq, joined;
-    ngx_chat_reading_t  *rd;
-    ngx_chat_session_t  *s;
+    int                   i, n;
+    ngx_chat_reading_t   *rd;
+    ngx_chat_loading_t   *ld;
+    ngx_chat_session_t   *s;
+    ngx_chat_member_of_t *m;
 
     rd = q->data;
     s = rd->session;
@@ -358,29 +385,139 @@ ngx_chat_session_loaded(ngx_chat_pg_query_t *q, PGresult *res)
 
     n = PQntuples(res);
 
-    for (i = 0; i < n; i++) {
-        id = ngx_atoof((u_char *) PQgetvalue(res, i, 0),
-                       PQgetlength(res, i, 0));
-        seq = ngx_atoof((u_char *) PQgetvalue(res, i, 1),
-                        PQgetlength(res, i, 1));
-        joined = ngx_atoof((u_char *) PQgetvalue(res, i, 2),
-                           PQgetlength(res, i, 2));
+    ld = ngx_alloc(sizeof(ngx_chat_loading_t)
+                   + n * sizeof(ngx_chat_member_of_t), s->log);
+    if (ld == NULL) {
+        ngx_chat_reading_done(rd);
+        s->resync = s->loaded;
+        ngx_chat_session_wake(s, NGX_CHAT_RETRY);
+        return;
+    }
 
-        /* a "follow" from Redis may have come first */
-        if (ngx_chat_fanout_find(&s->follower, id) != NULL) {
-            continue;
-        }
+    ngx_memzero(&ld->event, sizeof(ngx_event_t));
+    ld->event.handler = ngx_chat_session_load_next;
 
-        if (s->loaded) {
-            ngx_chat_session_follow(&s->follower, id, ngx_max(joined, 1));
+    /* nginx's debug log reads an event's data as a connection */
+    ld->event.data = s->ws->connection;
+    ld->event.log = s->log;
+    ld->session = s;
+    ld->n = n;
+    ld->next = 0;
+    ld->rows = (ngx_chat_member_of_t *) (ld + 1);
 
-        } else {
-            (void) ngx_chat_fanout_follow(&s->follower, id, seq);
-        }
+    for (i = 0, m = ld->rows; i < n; i++, m++) {
+        m->id = ngx_atoof((u_char *) PQgetvalue(res, i, 0),
+                          PQgetlength(res, i, 0));
+        m->seq = ngx_atoof((u_char *) PQgetvalue(res, i, 1),
+                           PQgetlength(res, i, 1));
+        m->joined = ngx_atoof((u_char *) PQgetvalue(res, i, 2),
+                              PQgetlength(res, i, 2));
     }
 
     ngx_chat_reading_done(rd);
 
+    s->loading = ld;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, s->log, 0,
+                   "chat session: %ui memberships to follow", ld->n);
+
+    ngx_chat_session_load_slice(ld);
+}
+
+
+static void
+ngx_chat_session_load_next(ngx_event_t *ev)
+{
+    ngx_chat_session_load_slice((ngx_chat_loading_t *) ev);
+}
+
+
+static void
+ngx_chat_session_load_slice(ngx_chat_loading_t *ld)
+{
+    ngx_uint_t             end;
+    ngx_chat_session_t    *s;
+    ngx_chat_member_of_t  *m;
+
+    s = ld->session;
+    end = ngx_min(ld->next + NGX_CHAT_LOAD_SLICE, ld->n);
+
+    for ( /* void */ ; ld->next < end; ld->next++) {
+        m = &ld->rows[ld->next];
+
+        /* a "follow" from Redis may have come first */
+        if (ngx_chat_fanout_find(&s->follower, m->id) != NULL) {
+            continue;
+        }
+
+        if (s->loaded) {
+            ngx_chat_session_follow(&s->follower, m->id,
+                                    ngx_max(m->joined, 1));
+            continue;
+        }
+
+        ngx_chat_session_begin(s, m->id, m->seq);
+    }
+
+    if (ld->next < ld->n) {
+        /* the rest after the others of this worker had their turn */
+        ngx_post_event(&ld->event, &ngx_posted_next_events);
+        return;
+    }
+
+    s->loading = NULL;
+    ngx_free(ld);
+
+    ngx_chat_session_followed(s);
+}
+
+
+/*
+ * One conversation of the first reading.  When delivery has started
+ * already (a resume, or another first message, came before the
+ * memberships), it is placed at once, where the resume names it or where
+ * it stands: nothing walks all of them again at the end.
+ */
+
+static void
+ngx_chat_session_begin(ngx_chat_session_t *s, int64_t id, int64_t seq)
+{
+    ngx_chat_sub_t  *sub;
+
+    sub = ngx_chat_fanout_follow(&s->follower, id, seq);
+
+    if (sub && s->started) {
+        ngx_chat_session_place(s, sub);
+    }
+}
+
+
+/* a follower starts where a resume that came early names it, or stands */
+
+static void
+ngx_chat_session_place(ngx_chat_session_t *s, ngx_chat_sub_t *sub)
+{
+    u_char   key[NGX_INT64_LEN + 1];
+    json_t  *pos;
+
+    if (s->resume) {
+        *ngx_sprintf(key, "%L", ngx_chat_sub_conversation(sub)) = '\0';
+        pos = json_object_get(s->resume, (char *) key);
+
+        if (pos) {
+            sub->pos = json_integer_value(pos);
+        }
+    }
+
+    ngx_chat_fanout_place(sub);
+}
+
+
+/* every membership is followed */
+
+static void
+ngx_chat_session_followed(ngx_chat_session_t *s)
+{
     if (s->loaded) {
         ngx_chat_session_catch_up(s);
         return;
@@ -394,16 +531,17 @@ ngx_chat_session_loaded(ngx_chat_pg_query_t *q, PGresult *res)
 
     if (s->resume) {
         /* resumed as one: the reqs of the resumes that came wait in place */
-        map = s->resume;
-        s->resume = NULL;
+        s->resuming = 1;
+    }
 
-        ngx_chat_session_rewind(s, map);
-        json_decref(map);
-
-    } else if (s->started || ngx_current_msec >= s->start_by) {
+    if (s->started || ngx_current_msec >= s->start_by) {
+        /* what is not placed yet is placed now; the held events go */
         s->started = 0;
         ngx_chat_session_start(s);
     }
+
+    json_decref(s->resume);
+    s->resume = NULL;
 }
 
 
@@ -463,11 +601,8 @@ ngx_chat_reading_cleanup(void *data)
 static void
 ngx_chat_session_start(ngx_chat_session_t *s)
 {
-    ngx_queue_t        *q;
-    ngx_rbtree_t       *tree;
-    ngx_chat_held_t    *held;
-    ngx_chat_sub_t     *sub;
-    ngx_rbtree_node_t  *node;
+    ngx_queue_t      *q;
+    ngx_chat_held_t  *held;
 
     if (s->started) {
         return;
@@ -484,19 +619,10 @@ ngx_chat_session_start(ngx_chat_session_t *s)
                    "chat session: delivery starts, %ui conversations",
                    s->follower.nsubs);
 
-    tree = &s->follower.subs;
-
-    if (tree->root != tree->sentinel) {
-        for (node = ngx_rbtree_min(tree->root, tree->sentinel);
-             node;
-             node = ngx_rbtree_next(tree, node))
-        {
-            sub = (ngx_chat_sub_t *) node;
-
-            if (sub->state == NGX_CHAT_SUB_WAITING) {
-                ngx_chat_fanout_place(sub);
-            }
-        }
+    while (!ngx_queue_empty(&s->follower.waiting)) {
+        q = ngx_queue_head(&s->follower.waiting);
+        ngx_chat_session_place(s, ngx_queue_data(q, ngx_chat_sub_t,
+                                                 in_state));
     }
 
     /* what concerned the user meanwhile, with no seq to read it back by */
@@ -604,7 +730,7 @@ ngx_chat_session_rewind(ngx_chat_session_t *s, json_t *map)
     s->started = 0;
     ngx_chat_session_start(s);
 
-    if (s->started && s->reading == NULL) {
+    if (s->started && s->reading == NULL && s->loading == NULL) {
         /* nothing to read back */
         ngx_chat_session_catch_up(s);
     }
@@ -621,8 +747,8 @@ ngx_chat_session_catch_up(ngx_chat_session_t *s)
     ngx_queue_t         *q;
     ngx_chat_reading_t  *rd;
 
-    if (s->reading || !s->started || !s->loaded || s->ws->closing
-        || s->paused)
+    if (s->reading || s->loading || !s->started || !s->loaded
+        || s->ws->closing || s->paused)
     {
         return;
     }
@@ -664,7 +790,7 @@ ngx_chat_session_catch_up(ngx_chat_session_t *s)
          q = ngx_queue_next(q))
     {
         rd->subs[rd->nsubs++] = ngx_queue_data(q, ngx_chat_sub_t,
-                                               in_catching);
+                                               in_state);
     }
 
     /* the rows come by conversation: so are the subscriptions here */
@@ -942,7 +1068,7 @@ ngx_chat_session_resync(ngx_chat_follower_t *f)
 
     s->resync = 1;
 
-    if (s->reading == NULL) {
+    if (s->reading == NULL && s->loading == NULL) {
         ngx_chat_session_load(s);
     }
 }
@@ -974,7 +1100,7 @@ ngx_chat_session_timer(ngx_chat_ws_t *ws)
         ngx_chat_session_wake(s, s->start_by - ngx_current_msec);
     }
 
-    if (s->reading) {
+    if (s->reading || s->loading) {
         return;
     }
 
@@ -1013,6 +1139,15 @@ ngx_chat_session_closed(ngx_chat_ws_t *ws)
 
     if (s->reading) {
         ngx_chat_reading_done(s->reading);
+    }
+
+    if (s->loading) {
+        if (((ngx_event_t *) s->loading)->posted) {
+            ngx_delete_posted_event((ngx_event_t *) s->loading);
+        }
+
+        ngx_free(s->loading);
+        s->loading = NULL;
     }
 
     if (s->follower.handlers) {

@@ -639,8 +639,12 @@ ngx_chat_ws_read_handler(ngx_event_t *rev)
         }
     }
 
-    /* others are served before this connection reads more */
-    ngx_post_event(rev, &ngx_posted_events);
+    /*
+     * others are served, and the sockets polled again, before this
+     * connection reads more: a client sending without pause must not keep
+     * the worker in its posted events
+     */
+    ngx_post_event(rev, &ngx_posted_next_events);
 }
 
 
