@@ -80,7 +80,7 @@ ngx_chat_stmt_t  ngx_chat_stmts[] = {
     [NGX_CHAT_SQL_TYPING] =
         ngx_chat_action_stmt("typing"),
 
-    /* what WebSocket connections read (sql/004_realtime.sql) */
+    /* what WebSocket connections read (sql/functions/80_realtime.sql) */
 
     [NGX_CHAT_SQL_WS_MEMBERSHIPS] =
         { "chat_ws_memberships",

@@ -1,7 +1,7 @@
 """Members (API.md sections 4 and 6): listing, adding, roles, removal and
 leaving, and the seq that every member change takes.
 
-The role rules are those of sql/002_conversations.sql: owner and admin
+The role rules are those of sql/functions/40_members.sql: owner and admin
 add members (an admin below admin only); the owner sets any role and hands
 ownership over (becoming admin); an admin sets member and moderator on
 members below; moderators and above remove members below them; anyone

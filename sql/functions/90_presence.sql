@@ -1,0 +1,194 @@
+-- ngx_chat: presence and typing.
+--
+-- Who is connected is not stored here: each host counts its connections in
+-- shared memory and mirrors them into Redis (src/ngx_chat_presence.c), and
+-- passes what it learnt to these functions as args.online.  What a user
+-- chose (away, busy, invisible, a custom status) is stored in
+-- chat.presence, as it must outlive connections, workers and Redis.
+-- Typing is never stored.
+--
+-- Whether co-members are told is decided in one place, presence_tell, for
+-- a connection's coming and going (api_presence_changed) and a status
+-- chosen with PUT presence/me (api_presence_set) alike: it compares what
+-- others would see now with what they were last told (chat.presence.shown)
+-- and tells them only a difference.  So a user who connected, chose "busy"
+-- and left before the connection was announced ends offline for others.
+
+-- What others see: offline and nothing more without a connection, offline
+-- too for a user who chose invisible or offline; the user sees what it
+-- chose.
+CREATE FUNCTION chat.presence_json(p_tenant text, p_user text,
+                                   p_online boolean, p_self boolean)
+RETURNS text LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    p       chat.presence;
+    v_shown boolean;
+BEGIN
+    SELECT * INTO p FROM chat.presence
+     WHERE tenant_id = p_tenant AND user_id = p_user;
+
+    v_shown := p_self OR (p_online AND coalesce(p.status, 'online')
+                                       NOT IN ('invisible', 'offline'));
+
+    RETURN row_to_json(ROW(
+        p_user,
+        CASE WHEN v_shown THEN coalesce(p.status, 'online')
+             ELSE 'offline' END,
+        CASE WHEN v_shown THEN p.custom_status END,
+        CASE WHEN v_shown THEN p.status_emoji END,
+        chat.ts(p.last_seen))::chat.presence_out)::text;
+END
+$$;
+
+-- The presence event, to everyone who shares a conversation with the user
+-- (at most 5000 of them: presence in bigger crowds is left to polling).
+-- It is made once for all who receive it.
+CREATE FUNCTION chat.presence_events(p_tenant text, p_user text,
+                                     p_online boolean)
+RETURNS SETOF chat.reply LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_event text := '{"type":"presence",'
+                    || substr(chat.presence_json(p_tenant, p_user,
+                                                 p_online, false), 2);
+BEGIN
+    RETURN QUERY
+    SELECT (chat.notify(p_tenant, x.user_id, 'event', v_event)).*
+      FROM (SELECT DISTINCT o.user_id
+              FROM chat.members m
+              JOIN chat.members o ON o.conversation_id = m.conversation_id
+             WHERE m.tenant_id = p_tenant AND m.user_id = p_user
+               AND o.user_id <> p_user
+             LIMIT 5000) x;
+END
+$$;
+
+CREATE FUNCTION chat.online(a jsonb, p_user text) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(a->'online', '[]') ? p_user
+$$;
+
+-- what others see of the user, without last_seen: the part that changes
+CREATE FUNCTION chat.presence_visible(p_tenant text, p_user text,
+                                      p_online boolean)
+RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT (p.x->>'status') || ' ' || coalesce(p.x->>'custom_status', '')
+           || ' ' || coalesce(p.x->>'status_emoji', '')
+      FROM (SELECT chat.presence_json(p_tenant, p_user, p_online,
+                                      false)::jsonb AS x) p
+$$;
+
+-- co-members are told when what they see differs from what they were told
+CREATE FUNCTION chat.presence_tell(p_tenant text, p_user text,
+                                   p_online boolean)
+RETURNS SETOF chat.reply LANGUAGE plpgsql AS $$
+DECLARE
+    v_now  text := chat.presence_visible(p_tenant, p_user, p_online);
+    v_told text;
+BEGIN
+    SELECT coalesce(shown, 'offline  ') INTO v_told FROM chat.presence
+     WHERE tenant_id = p_tenant AND user_id = p_user
+       FOR UPDATE;
+
+    v_told := coalesce(v_told, 'offline  ');
+
+    IF v_now IS NOT DISTINCT FROM v_told THEN
+        RETURN;
+    END IF;
+
+    UPDATE chat.presence SET shown = v_now
+     WHERE tenant_id = p_tenant AND user_id = p_user;
+
+    RETURN QUERY SELECT * FROM chat.presence_events(p_tenant, p_user,
+                                                    p_online);
+END
+$$;
+
+-- GET presence?user_ids=: any user of the tenant, the caller too, as
+-- others see them (PUT presence/me answers with what the user chose)
+CREATE FUNCTION chat.api_presence_get(p_tenant text, p_user text,
+                                      p_name text, a jsonb)
+RETURNS SETOF chat.reply LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN NEXT chat.answer(200, (
+        SELECT '[' || coalesce(string_agg(
+                   chat.presence_json(p_tenant, u, chat.online(a, u), false),
+                   ',' ORDER BY n), '')
+               || ']'
+          FROM jsonb_array_elements_text(a->'user_ids')
+               WITH ORDINALITY AS t(u, n)));
+END
+$$;
+
+-- PUT presence/me: kept while the user has no connection
+CREATE FUNCTION chat.api_presence_set(p_tenant text, p_user text, p_name text,
+                                      a jsonb)
+RETURNS SETOF chat.reply LANGUAGE plpgsql AS $$
+DECLARE
+    v_online boolean := chat.online(a, p_user);
+BEGIN
+    IF NOT (a ?| ARRAY['status', 'custom_status', 'status_emoji']) THEN
+        PERFORM chat.fail(400, '"body": names nothing to change');
+    END IF;
+
+    PERFORM chat.touch_user(p_tenant, p_user, p_name);
+
+    INSERT INTO chat.presence AS p (tenant_id, user_id, status,
+                                    custom_status, status_emoji)
+    VALUES (p_tenant, p_user, coalesce(a->>'status', 'online'),
+            a->>'custom_status', a->>'status_emoji')
+    ON CONFLICT (tenant_id, user_id) DO UPDATE
+       SET status = coalesce(a->>'status', p.status),
+           custom_status = CASE WHEN a ? 'custom_status'
+                                THEN a->>'custom_status'
+                                ELSE p.custom_status END,
+           status_emoji = CASE WHEN a ? 'status_emoji'
+                               THEN a->>'status_emoji'
+                               ELSE p.status_emoji END;
+
+    RETURN NEXT chat.answer(200, chat.presence_json(p_tenant, p_user,
+                                                    v_online, true));
+    RETURN QUERY SELECT * FROM chat.presence_tell(p_tenant, p_user,
+                                                  v_online);
+END
+$$;
+
+-- A host saw the user come or go everywhere (args.online says which).
+-- last_seen moves each time (committed lazily: chat.commit_lazily), but
+-- for a user who chose invisible or offline: it would tell on it.  Whether anyone is told is decided by
+-- chat.presence_tell alone; a flapping connection that settles where it
+-- was tells nothing.
+CREATE FUNCTION chat.api_presence_changed(p_tenant text, p_user text,
+                                          p_name text, a jsonb)
+RETURNS SETOF chat.reply LANGUAGE plpgsql AS $$
+DECLARE
+    v_online boolean := chat.online(a, p_user);
+BEGIN
+    PERFORM chat.commit_lazily();
+    PERFORM chat.touch_user(p_tenant, p_user, p_name);
+
+    INSERT INTO chat.presence AS p (tenant_id, user_id, last_seen)
+    VALUES (p_tenant, p_user, now())
+    ON CONFLICT (tenant_id, user_id) DO UPDATE
+       SET last_seen = CASE WHEN p.status IN ('invisible', 'offline')
+                            THEN p.last_seen
+                            ELSE now() END;
+
+    RETURN NEXT chat.answer(204, NULL);
+    RETURN QUERY SELECT * FROM chat.presence_tell(p_tenant, p_user,
+                                                  v_online);
+END
+$$;
+
+-- POST conversations/{id}/typing: only a member types; the module sends
+-- the signal and ends it by itself
+CREATE FUNCTION chat.api_typing(p_tenant text, p_user text, p_name text,
+                                a jsonb)
+RETURNS SETOF chat.reply LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    e record;
+BEGIN
+    e := chat.enter(p_tenant, p_user, (a->>'conversation_id')::bigint,
+                    false);
+    RETURN NEXT chat.answer(204, NULL);
+END
+$$;
