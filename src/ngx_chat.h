@@ -59,6 +59,7 @@ typedef struct {
     ngx_chat_limits_t            limits;
     size_t                       body_max;
     ngx_msec_t                   edit_window;
+    time_t                       events_retention;   /* 0: for ever */
     ngx_shm_zone_t              *presence;
     ngx_uint_t                   locations;  /* chat_api, chat_websocket */
     ngx_uint_t                   websockets; /* chat_websocket */
@@ -234,6 +235,7 @@ typedef enum {
     NGX_CHAT_SQL_WS_MEMBERSHIPS,
     NGX_CHAT_SQL_WS_EVENTS,
     NGX_CHAT_SQL_WS_DELIVERED,
+    NGX_CHAT_SQL_EVENTS_PRUNE,
     NGX_CHAT_SQL_COUNT
 } ngx_chat_sql_e;
 
@@ -541,6 +543,11 @@ ngx_int_t ngx_chat_presence_lookup(ngx_chat_call_t *call, json_t *users,
 ngx_int_t ngx_chat_presence_typing(ngx_str_t *tenant, ngx_str_t *user,
     int64_t conversation, ngx_uint_t what, ngx_msec_t *left);
 ngx_int_t ngx_chat_presence_typing_rate(ngx_chat_identity_t *id);
+
+
+/* core: how long events are kept */
+
+void ngx_chat_retention_tick(void);
 
 
 /* core: typing */

@@ -135,6 +135,8 @@ static void ngx_chat_channel_advance(ngx_chat_channel_t *ch,
 static void ngx_chat_channel_signal(ngx_chat_channel_t *ch,
     ngx_chat_event_t *ev);
 static void ngx_chat_channel_need_sync(ngx_chat_channel_t *ch);
+static void ngx_chat_channel_jump(ngx_chat_channel_t *ch, int64_t seq);
+static void ngx_chat_channel_live_at(ngx_chat_channel_t *ch, int64_t seq);
 static void ngx_chat_sync_handler(ngx_event_t *ev);
 static void ngx_chat_sync_result(ngx_chat_pg_query_t *q, PGresult *res);
 static void ngx_chat_sync_retry(ngx_chat_sync_t *sync);
@@ -457,6 +459,53 @@ ngx_chat_channel_advance(ngx_chat_channel_t *ch, ngx_chat_event_t *ev)
 
 
 /*
+ * What the channel waits for is no longer kept in Postgres (events are
+ * kept for chat_events_retention): it goes on from where the
+ * conversation stands, and its followers are told to load it from history
+ * again.  Only a gap older than the retention gets here.
+ */
+
+static void
+ngx_chat_channel_jump(ngx_chat_channel_t *ch, int64_t seq)
+{
+    u_char            *p, buf[64 + NGX_INT64_LEN];
+    ngx_uint_t         i;
+    ngx_chat_event_t  *ev;
+
+    if (seq <= ch->head) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, ngx_chat_fanout.log, 0,
+                  "chat: events %L to %L of \"%V\" are past retention; "
+                  "its followers reload it", ch->head + 1, seq,
+                  &ch->topic.name);
+
+    p = ngx_sprintf(buf, "{\"type\":\"reload\",\"conversation_id\":%L,"
+                         "\"last_seq\":%L}", (int64_t) ch->node.key, seq);
+
+    ev = ngx_chat_event_create(buf, p - buf, 0);
+    if (ev) {
+        ev->conversation = (int64_t) ch->node.key;
+        ngx_chat_channel_signal(ch, ev);
+        ngx_chat_event_release(ev);
+    }
+
+    for (i = 0; i < ch->nheld && ch->held[i]->seq <= seq; i++) {
+        ngx_chat_event_release(ch->held[i]);
+    }
+
+    ch->nheld -= i;
+    ngx_memmove(ch->held, ch->held + i,
+                ch->nheld * sizeof(ngx_chat_event_t *));
+
+    /* the live followers stand at the new head; the others catch up */
+    ch->head = seq;
+    ngx_chat_channel_live_at(ch, seq);
+}
+
+
+/*
  * Typing and read receipts: no seq, no order; a connection that has not
  * started holds them; a "!" event never goes to the connections of the
  * user it names.
@@ -484,6 +533,36 @@ ngx_chat_channel_signal(ngx_chat_channel_t *ch, ngx_chat_event_t *ev)
             if (!ngx_chat_event_concerns(ev, '!', &f->id->user)) {
                 f->handlers->event(f, ev);
             }
+        }
+    }
+}
+
+
+static void
+ngx_chat_channel_live_at(ngx_chat_channel_t *ch, int64_t seq)
+{
+    ngx_queue_t     *q, *next;
+    ngx_chat_sub_t  *sub;
+
+    for (q = ngx_queue_head(&ch->live);
+         q != ngx_queue_sentinel(&ch->live);
+         q = ngx_queue_next(q))
+    {
+        sub = ngx_queue_data(q, ngx_chat_sub_t, in_channel);
+        ngx_chat_sub_moved(sub, seq);
+    }
+
+    /* those that were ahead may be in step, or behind, now */
+
+    for (q = ngx_queue_head(&ch->behind);
+         q != ngx_queue_sentinel(&ch->behind);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        sub = ngx_queue_data(q, ngx_chat_sub_t, in_channel);
+
+        if (sub->state == NGX_CHAT_SUB_AHEAD && sub->pos <= seq) {
+            ngx_chat_fanout_place(sub);
         }
     }
 }
@@ -796,7 +875,7 @@ static void
 ngx_chat_sync_result(ngx_chat_pg_query_t *q, PGresult *res)
 {
     int                  i, n, count;
-    int64_t              id, last;
+    int64_t              id, last, seq;
     ngx_chat_sync_t     *sync;
     ngx_chat_event_t    *ev;
     ngx_chat_channel_t  *ch;
@@ -835,6 +914,13 @@ ngx_chat_sync_result(ngx_chat_pg_query_t *q, PGresult *res)
         count++;
 
         if (ch == NULL) {
+            continue;
+        }
+
+        if (PQgetisnull(res, i, 2)) {
+            seq = ngx_atoof((u_char *) PQgetvalue(res, i, 1),
+                            PQgetlength(res, i, 1));
+            ngx_chat_channel_jump(ch, seq);
             continue;
         }
 

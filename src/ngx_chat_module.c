@@ -32,6 +32,8 @@ static char *ngx_chat_read_file(ngx_conf_t *cf, ngx_str_t *name,
     ngx_str_t *content);
 static ngx_int_t ngx_chat_conf_cstring(ngx_conf_t *cf, ngx_str_t *s);
 static char *ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_chat_events_retention(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_chat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -116,6 +118,13 @@ static ngx_command_t  ngx_chat_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_chat_main_conf_t, edit_window),
+      NULL },
+
+    { ngx_string("chat_events_retention"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_chat_events_retention,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, events_retention),
       NULL },
 
     { ngx_string("chat_redis"),
@@ -254,6 +263,7 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
     mcf->limits.max_text = NGX_CONF_UNSET_SIZE;
     mcf->body_max = NGX_CONF_UNSET_SIZE;
     mcf->edit_window = NGX_CONF_UNSET_MSEC;
+    mcf->events_retention = NGX_CONF_UNSET;
     mcf->ws.message_max = NGX_CONF_UNSET_SIZE;
     mcf->ws.send_queue = NGX_CONF_UNSET_SIZE;
     mcf->ws.ping = NGX_CONF_UNSET_MSEC;
@@ -274,6 +284,7 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_size_value(mcf->limits.max_text, 16 * 1024);
     ngx_conf_init_size_value(mcf->body_max, 256 * 1024);
     ngx_conf_init_msec_value(mcf->edit_window, 10 * 60 * 1000);
+    ngx_conf_init_value(mcf->events_retention, 0);
     ngx_conf_init_size_value(mcf->ws.message_max, 64 * 1024);
     ngx_conf_init_size_value(mcf->ws.send_queue, 1024 * 1024);
     ngx_conf_init_msec_value(mcf->ws.ping, 30000);
@@ -801,6 +812,42 @@ ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/*
+ * chat_events_retention 30d; or off.  Less than an hour would take events
+ * from under a client that merely lost its network for a while.
+ */
+
+static char *
+ngx_chat_events_retention(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t *mcf = conf;
+
+    time_t      keep;
+    ngx_str_t  *value;
+
+    if (mcf->events_retention != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 3 && ngx_strncmp(value[1].data, "off", 3) == 0) {
+        mcf->events_retention = 0;
+        return NGX_CONF_OK;
+    }
+
+    keep = ngx_parse_time(&value[1], 1);
+
+    if (keep == (time_t) NGX_ERROR || keep < 3600) {
+        return "takes \"off\" or a time of at least 1h";
+    }
+
+    mcf->events_retention = keep;
+
+    return NGX_CONF_OK;
+}
+
+
 /* a copy that ends with NUL, for libraries that take C strings */
 
 static ngx_int_t
@@ -1032,6 +1079,7 @@ ngx_chat_tick(ngx_event_t *ev)
     }
 
     ngx_chat_fanout_expire();
+    ngx_chat_retention_tick();
 
     if (++ngx_chat_ticks % NGX_CHAT_REPORT_TICKS == 0) {
         ngx_chat_fanout_report();

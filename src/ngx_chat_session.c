@@ -107,6 +107,8 @@ static void ngx_chat_session_caught(ngx_chat_pg_query_t *q, PGresult *res);
 static void ngx_chat_session_replay(ngx_chat_reading_t *rd, PGresult *res);
 static ngx_int_t ngx_chat_session_replay_one(ngx_chat_session_t *s,
     ngx_chat_sub_t *sub, int64_t id, u_char *wire, size_t len);
+static void ngx_chat_session_reload(ngx_chat_session_t *s,
+    ngx_chat_sub_t *sub, int64_t seq);
 static void ngx_chat_session_read_all(ngx_chat_reading_t *rd, ngx_uint_t k,
     ngx_uint_t rows);
 static int ngx_libc_cdecl ngx_chat_sub_cmp(const void *a, const void *b);
@@ -890,6 +892,12 @@ ngx_chat_session_replay(ngx_chat_reading_t *rd, PGresult *res)
 
         rows++;
 
+        if (rd->subs[k] && PQgetisnull(res, i, 2)) {
+            /* what it missed is no longer kept: it goes on from seq */
+            ngx_chat_session_reload(rd->session, rd->subs[k], seq);
+            continue;
+        }
+
         if (rd->subs[k] && seq == rd->subs[k]->pos + 1
             && ngx_chat_session_replay_one(rd->session, rd->subs[k], id,
                    (u_char *) PQgetvalue(res, i, 2), PQgetlength(res, i, 2))
@@ -902,6 +910,33 @@ ngx_chat_session_replay(ngx_chat_reading_t *rd, PGresult *res)
     for ( /* void */ ; k < rd->nsubs; k++, rows = 0) {
         ngx_chat_session_read_all(rd, k, rows);
     }
+}
+
+
+/*
+ * Postgres keeps events for chat_events_retention: a follower that stood
+ * before what is kept jumps to where its conversation stands now, and the
+ * client is told to load that conversation from history (REST) again.
+ */
+
+static void
+ngx_chat_session_reload(ngx_chat_session_t *s, ngx_chat_sub_t *sub,
+    int64_t seq)
+{
+    u_char  *p, buf[64 + NGX_INT64_LEN];
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, s->log, 0,
+                   "chat session: c:%L from %L is past retention, at %L now",
+                   ngx_chat_sub_conversation(sub), sub->pos, seq);
+
+    if (seq > sub->pos) {
+        ngx_chat_fanout_sent(sub, seq);
+    }
+
+    p = ngx_sprintf(buf, "{\"type\":\"reload\",\"conversation_id\":%L,"
+                         "\"last_seq\":%L}", ngx_chat_sub_conversation(sub), seq);
+
+    (void) ngx_chat_ws_send_text(s->ws, buf, p - buf);
 }
 
 

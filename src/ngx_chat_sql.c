@@ -95,6 +95,13 @@ ngx_chat_stmt_t  ngx_chat_stmts[] = {
     [NGX_CHAT_SQL_WS_DELIVERED] =
         { "chat_ws_delivered",
           "SELECT chat.delivered($1, $2, $3, $4)" },
+
+    /* one worker of all hosts at a time: the lock ends with the statement */
+    [NGX_CHAT_SQL_EVENTS_PRUNE] =
+        { "chat_events_prune",
+          "SELECT CASE WHEN pg_try_advisory_xact_lock(7240062) "
+          "THEN chat.events_prune(make_interval(secs => $1::float8), "
+          "$2::integer) ELSE -1 END" },
 };
 
 
