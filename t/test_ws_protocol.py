@@ -340,6 +340,25 @@ def test_101_carries_no_content_length(stack, tenant):
     c.close()
 
 
+def test_101_goes_through_nginx_header_filters(stack, tenant):
+    # add_header ... always reaches a 101 only if nginx itself sends it
+    ng = stack.nginx(name='ws-headers',
+                     WS_EXTRA='add_header X-Chat-Frontend edge-1 always;')
+    try:
+        c = ws(ng, tenant).connect()
+        assert c.response_headers.get('x-chat-frontend') == 'edge-1', \
+            c.response_headers
+        assert c.response_headers.get('server', '').startswith('nginx')
+        assert 'date' in c.response_headers
+        assert c.request('ping')['type'] == 'pong'
+        c.close()
+        # and the access log has the handshake, with its status
+        log = (ng.prefix / 'logs/access.log').read_text()
+        assert re.search(r'"GET /ws/chat HTTP/1.1" 101 ', log), log
+    finally:
+        ng.stop()
+
+
 def test_permessage_deflate_is_not_negotiated(stack, tenant):
     c = ws(stack.main, tenant, headers={
         'Sec-WebSocket-Extensions': 'permessage-deflate; '
@@ -704,6 +723,32 @@ def test_join_before_the_memberships_are_loaded_is_answered_from_them(
     assert answers['j2']['type'] == 'error', answers
     assert answers['j2']['error']['code'] == 'not_found', answers
     assert answers['l1']['type'] == 'ack', answers
+    c.close()
+
+
+@pytest.mark.parametrize('kind, cap', [('resume', 16), ('join', 64)])
+def test_what_waits_for_the_memberships_is_capped(stack, tenant, kind, cap):
+    # sent with the handshake, they all wait for the memberships; past the
+    # cap each is refused at once and the connection goes on
+    cid = tenant.client('alice').create('group', ['bob'])['id']
+    extra = {'resume': {'conversations': {}},
+             'join': {'conversation_id': cid}}[kind]
+    n = cap + 4
+    tail = b''.join(frame_bytes(TEXT, json.dumps(
+        dict(type=kind, req=f'q{i}', **extra))) for i in range(n))
+    c = ws(stack.main, tenant, 'bob', tail=tail).connect()
+    c.until(lambda: len([m for m in c.log if 'req' in m]) == n, 10,
+            'every answer')
+    answers = {m['req']: m for m in c.log if 'req' in m}
+    refused = sorted(int(r[1:]) for r, m in answers.items()
+                     if m['type'] == 'error')
+    assert refused == list(range(cap, n)), answers
+    for r in refused:
+        err = answers[f'q{r}']['error']
+        assert err['code'] == 'rate_limited' and err['message'], err
+    assert all(answers[f'q{i}']['type'] in ('resumed', 'ack')
+               for i in range(cap)), answers
+    assert c.request('ping')['type'] == 'pong'
     c.close()
 
 
