@@ -235,6 +235,8 @@ typedef enum {
     NGX_CHAT_SQL_WS_MEMBERSHIPS,
     NGX_CHAT_SQL_WS_EVENTS,
     NGX_CHAT_SQL_WS_DELIVERED,
+    NGX_CHAT_SQL_WS_FOLLOWS,
+    NGX_CHAT_SQL_VIEW,
     NGX_CHAT_SQL_EVENTS_PRUNE,
     NGX_CHAT_SQL_COUNT
 } ngx_chat_sql_e;
@@ -470,11 +472,12 @@ typedef struct {
 typedef struct {
     /* an event of a conversation it follows, or of its user */
     void  (*event)(ngx_chat_follower_t *f, ngx_chat_event_t *ev);
-    /* its user was added to a conversation: follow it from that seq */
+    /*
+     * its user is in a conversation it may not follow yet: follow it from
+     * that seq; peer: the other member of a direct conversation, or NULL
+     */
     void  (*follow)(ngx_chat_follower_t *f, int64_t conversation,
-              int64_t from);
-    /* "follow"s may have been lost: read the memberships again */
-    void  (*resync)(ngx_chat_follower_t *f);
+              int64_t from, ngx_str_t *peer);
 } ngx_chat_follower_handlers_t;
 
 struct ngx_chat_follower_s {
@@ -488,7 +491,15 @@ struct ngx_chat_follower_s {
     ngx_queue_t                  waiting;    /* subs not started yet */
     ngx_queue_t                  catching;   /* subs behind their channel */
     ngx_uint_t                   ncatching;
+    ngx_rbtree_t                 watches;    /* users whose presence */
+    ngx_rbtree_node_t            watches_sentinel;
+    ngx_uint_t                   nwatches;
 };
+
+/* why a follower watches a user's presence */
+#define NGX_CHAT_WATCH_DIRECT    0x01   /* the other member of a direct */
+#define NGX_CHAT_WATCH_VIEW      0x02   /* a member of the open conversation */
+#define NGX_CHAT_WATCH_ASKED     0x04   /* named by presence_subscribe */
 
 ngx_int_t ngx_chat_fanout_init(ngx_cycle_t *cycle, ngx_chat_pg_pool_t *pg,
     ngx_msec_t gap_wait);
@@ -512,6 +523,12 @@ ngx_chat_sub_t *ngx_chat_fanout_find(ngx_chat_follower_t *f,
 void ngx_chat_fanout_place(ngx_chat_sub_t *sub);
 void ngx_chat_fanout_sent(ngx_chat_sub_t *sub, int64_t seq);
 void ngx_chat_fanout_unfollow(ngx_chat_sub_t *sub);
+ngx_int_t ngx_chat_fanout_watch(ngx_chat_follower_t *f, ngx_str_t *user,
+    ngx_uint_t reason);
+void ngx_chat_fanout_unwatch(ngx_chat_follower_t *f, ngx_str_t *user,
+    ngx_uint_t reason);
+void ngx_chat_fanout_unwatch_all(ngx_chat_follower_t *f, ngx_uint_t reason);
+void ngx_chat_fanout_recatch(ngx_chat_follower_t *f);
 
 
 /* core: presence */
@@ -579,7 +596,9 @@ typedef enum {
     NGX_CHAT_MSG_RESUME,
     NGX_CHAT_MSG_PING,
     NGX_CHAT_MSG_JOIN,
-    NGX_CHAT_MSG_LEAVE
+    NGX_CHAT_MSG_LEAVE,
+    NGX_CHAT_MSG_WATCH,          /* presence_subscribe: an action too */
+    NGX_CHAT_MSG_UNWATCH
 } ngx_chat_msg_kind_e;
 
 
@@ -627,6 +646,7 @@ struct ngx_chat_session_s {
     json_t                      *views;      /* join/leave before them */
     void                        *reading;    /* its Postgres read running */
     void                        *loading;    /* memberships, in slices */
+    int64_t                      view;       /* the conversation joined */
     ngx_msec_t                   start_by;
 
     unsigned                     loaded:1;
@@ -635,6 +655,7 @@ struct ngx_chat_session_s {
     unsigned                     counted:1;  /* in the presence zone */
     unsigned                     paused:1;   /* catch-up waits for writes */
     unsigned                     resync:1;   /* memberships to read again */
+    unsigned                     recatch:1;  /* follows came before them */
 };
 
 ngx_int_t ngx_chat_session_handler(ngx_http_request_t *r);

@@ -38,6 +38,8 @@
 #define NGX_CHAT_REPORT_BATCH    1000
 #define NGX_CHAT_TOPIC_BATCH     256     /* topics a command */
 #define NGX_CHAT_TOPIC_TURN      4       /* commands a turn of the loop */
+#define NGX_CHAT_CATCH_USERS     256     /* users a read of missed follows */
+#define NGX_CHAT_PRESENCE_TOPIC_LEN  (3 + NGX_INT64_LEN + 2 * 256)
 
 
 /* what this worker subscribes to in Redis: a channel or a user */
@@ -59,8 +61,12 @@ typedef struct {
     unsigned                     wanted:1;
     unsigned                     lingering:1;
     unsigned                     queued:1;   /* in outgoing */
-    unsigned                     is_user:1;
+    unsigned                     kind:2;
 } ngx_chat_topic_t;
+
+#define NGX_CHAT_TOPIC_CHANNEL   0           /* "c:<id>" */
+#define NGX_CHAT_TOPIC_USER      1           /* "u:<tenant>:<user>" */
+#define NGX_CHAT_TOPIC_PRESENCE  2           /* "p:<tenant>:<user>" */
 
 
 struct ngx_chat_channel_s {
@@ -84,7 +90,41 @@ struct ngx_chat_user_s {
     ngx_chat_topic_t             topic;
     ngx_queue_t                  followers;
     ngx_uint_t                   nfollowers;
+    ngx_queue_t                  in_catch;   /* its follows to read back */
+    time_t                       since;      /* what may have been missed */
+    unsigned                     catching:1;
 };
+
+
+/* a user whose presence some follower of this worker watches */
+
+typedef struct {
+    ngx_str_node_t               sn;         /* the topic name, hashed */
+    ngx_chat_topic_t             topic;
+    ngx_queue_t                  watches;
+    ngx_uint_t                   nwatches;
+} ngx_chat_watched_t;
+
+
+/* one follower's interest in one user's presence, for some reasons */
+
+typedef struct {
+    ngx_str_node_t               sn;         /* the user id, hashed */
+    ngx_queue_t                  in_watched;
+    ngx_chat_watched_t          *watched;
+    ngx_chat_follower_t         *follower;
+    ngx_uint_t                   reasons;
+} ngx_chat_watch_t;
+
+
+/* the follows of users that may have been missed, read back in batches */
+
+typedef struct {
+    ngx_chat_pg_query_t          query;
+    ngx_pool_t                  *pool;
+    ngx_queue_t                  users;      /* asked about, in_catch */
+    time_t                       asked;
+} ngx_chat_catch_t;
 
 
 typedef struct {
@@ -111,6 +151,11 @@ typedef struct {
     ngx_rbtree_node_t            channels_sentinel;
     ngx_rbtree_t                 users;
     ngx_rbtree_node_t            users_sentinel;
+    ngx_rbtree_t                 watched;
+    ngx_rbtree_node_t            watched_sentinel;
+    ngx_queue_t                  catch;      /* users whose follows to read */
+    ngx_chat_catch_t            *catching;   /* the query running */
+    ngx_event_t                  catch_timer;
     ngx_queue_t                  topics;
     ngx_queue_t                  lingering;
     ngx_queue_t                  sync;       /* channels to read back */
@@ -145,7 +190,15 @@ static void ngx_chat_user_message(u_char *name, size_t len, u_char *msg,
 static ngx_chat_user_t *ngx_chat_user_find(ngx_str_t *name,
     uint32_t hash);
 static void ngx_chat_user_destroy(ngx_chat_user_t *u);
-static void ngx_chat_user_resync(ngx_chat_user_t *u);
+static void ngx_chat_user_catch(ngx_chat_user_t *u);
+static void ngx_chat_catch_handler(ngx_event_t *ev);
+static void ngx_chat_catch_result(ngx_chat_pg_query_t *q, PGresult *res);
+static void ngx_chat_catch_done(ngx_chat_catch_t *ct, ngx_uint_t read);
+static void ngx_chat_fanout_catch_all(time_t since);
+static void ngx_chat_watch_drop(ngx_chat_follower_t *f, ngx_chat_watch_t *w);
+static void ngx_chat_watched_message(u_char *name, size_t len, u_char *msg,
+    size_t msg_len);
+static void ngx_chat_watched_destroy(ngx_chat_watched_t *wd);
 static void ngx_chat_topic_acquire(ngx_chat_topic_t *t);
 static void ngx_chat_topic_release(ngx_chat_topic_t *t);
 static void ngx_chat_topic_subscribe(ngx_chat_topic_t *t);
@@ -178,6 +231,9 @@ ngx_chat_fanout_init(ngx_cycle_t *cycle, ngx_chat_pg_pool_t *pg,
                     ngx_rbtree_insert_value);
     ngx_rbtree_init(&fo->users, &fo->users_sentinel,
                     ngx_str_rbtree_insert_value);
+    ngx_rbtree_init(&fo->watched, &fo->watched_sentinel,
+                    ngx_str_rbtree_insert_value);
+    ngx_queue_init(&fo->catch);
 
     ngx_queue_init(&fo->topics);
     ngx_queue_init(&fo->lingering);
@@ -196,6 +252,11 @@ ngx_chat_fanout_init(ngx_cycle_t *cycle, ngx_chat_pg_pool_t *pg,
     fo->flush.data = fo;
     fo->flush.log = fo->log;
 
+    fo->catch_timer.handler = ngx_chat_catch_handler;
+    fo->catch_timer.data = fo;
+    fo->catch_timer.log = fo->log;
+    fo->catch_timer.cancelable = 1;
+
     return NGX_OK;
 }
 
@@ -212,6 +273,10 @@ ngx_chat_fanout_done(void)
 
     if (ngx_chat_fanout.flush.posted) {
         ngx_delete_posted_event(&ngx_chat_fanout.flush);
+    }
+
+    if (ngx_chat_fanout.catch_timer.timer_set) {
+        ngx_del_timer(&ngx_chat_fanout.catch_timer);
     }
 
     while (!ngx_queue_empty(&ngx_chat_fanout.topics)) {
@@ -234,6 +299,11 @@ ngx_chat_fanout_message(u_char *channel, size_t channel_len, u_char *msg,
 
     if (channel_len > 2 && channel[0] == 'u' && channel[1] == ':') {
         ngx_chat_user_message(channel, channel_len, msg, len);
+        return;
+    }
+
+    if (channel_len > 2 && channel[0] == 'p' && channel[1] == ':') {
+        ngx_chat_watched_message(channel, channel_len, msg, len);
         return;
     }
 
@@ -495,9 +565,11 @@ ngx_chat_channel_jump(ngx_chat_channel_t *ch, int64_t seq)
         ngx_chat_event_release(ch->held[i]);
     }
 
-    ch->nheld -= i;
-    ngx_memmove(ch->held, ch->held + i,
-                ch->nheld * sizeof(ngx_chat_event_t *));
+    if (i) {
+        ch->nheld -= i;
+        ngx_memmove(ch->held, ch->held + i,
+                    ch->nheld * sizeof(ngx_chat_event_t *));
+    }
 
     /* the live followers stand at the new head; the others catch up */
     ch->head = seq;
@@ -577,6 +649,8 @@ ngx_chat_fanout_follower_init(ngx_chat_follower_t *f,
     f->handlers = handlers;
     f->id = id;
     ngx_rbtree_init(&f->subs, &f->sentinel, ngx_rbtree_insert_value);
+    ngx_rbtree_init(&f->watches, &f->watches_sentinel,
+                    ngx_str_rbtree_insert_value);
     ngx_queue_init(&f->waiting);
     ngx_queue_init(&f->catching);
 }
@@ -996,7 +1070,7 @@ ngx_chat_fanout_join(ngx_chat_follower_t *f)
             return NGX_ERROR;
         }
 
-        u->topic.is_user = 1;
+        u->topic.kind = NGX_CHAT_TOPIC_USER;
         u->topic.name.data = (u_char *) (u + 1);
         u->topic.name.len = name.len;
         ngx_memcpy(u->topic.name.data, name.data, name.len);
@@ -1004,6 +1078,9 @@ ngx_chat_fanout_join(ngx_chat_follower_t *f)
         u->sn.str = u->topic.name;
         u->sn.node.key = hash;
         ngx_queue_init(&u->followers);
+
+        /* a follow published before the subscription is read back */
+        u->since = ngx_time();
 
         ngx_rbtree_insert(&ngx_chat_fanout.users, &u->sn.node);
         ngx_queue_insert_tail(&ngx_chat_fanout.topics, &u->topic.all);
@@ -1029,6 +1106,10 @@ ngx_chat_fanout_leave(ngx_chat_follower_t *f)
 
     while (f->subs.root != f->subs.sentinel) {
         ngx_chat_sub_drop(f, (ngx_chat_sub_t *) f->subs.root);
+    }
+
+    while (f->watches.root != f->watches.sentinel) {
+        ngx_chat_watch_drop(f, (ngx_chat_watch_t *) f->watches.root);
     }
 
     u = f->user;
@@ -1057,23 +1138,227 @@ ngx_chat_user_find(ngx_str_t *name, uint32_t hash)
 
 
 /*
- * A "follow" published while this worker was not listening is lost: the
- * user's followers read their memberships again and follow what they
- * missed.
+ * A "follow" published while this worker was not listening (before the
+ * user's channel was subscribed, or while Redis was away) is lost: the
+ * memberships the user gained since then are read back from Postgres, in
+ * one statement for many users, and followed.
  */
 
 static void
-ngx_chat_user_resync(ngx_chat_user_t *u)
+ngx_chat_user_catch(ngx_chat_user_t *u)
 {
-    ngx_queue_t          *q;
+    ngx_chat_fanout_t  *fo = &ngx_chat_fanout;
+
+    if (u->catching) {
+        return;
+    }
+
+    u->catching = 1;
+    ngx_queue_insert_tail(&fo->catch, &u->in_catch);
+
+    if (!fo->catch_timer.timer_set && fo->catching == NULL) {
+        ngx_add_timer(&fo->catch_timer, 1);
+    }
+}
+
+
+/* a follower asks for the follows its user may have missed, again */
+
+void
+ngx_chat_fanout_recatch(ngx_chat_follower_t *f)
+{
+    if (f->user) {
+        ngx_chat_user_catch(f->user);
+    }
+}
+
+
+static void
+ngx_chat_catch_handler(ngx_event_t *ev)
+{
+    u_char             *p[3], *start[3];
+    size_t              size[3];
+    ngx_uint_t          i, n;
+    ngx_pool_t         *pool;
+    ngx_queue_t        *q;
+    ngx_chat_user_t    *u;
+    ngx_chat_catch_t   *ct;
+    ngx_chat_fanout_t  *fo = &ngx_chat_fanout;
+
+    if (ngx_queue_empty(&fo->catch) || fo->catching) {
+        return;
+    }
+
+    pool = ngx_create_pool(16384, fo->log);
+    if (pool == NULL) {
+        ngx_add_timer(&fo->catch_timer, 1000);
+        return;
+    }
+
+    ct = ngx_pcalloc(pool, sizeof(ngx_chat_catch_t));
+
+    /* the user topics' names, quoted and escaped, and how long ago */
+    size[0] = NGX_CHAT_CATCH_USERS * (2 * 300 + 3) + 3;
+    size[1] = NGX_CHAT_CATCH_USERS * (NGX_TIME_T_LEN + 1) + 3;
+
+    for (i = 0; i < 2; i++) {
+        start[i] = ngx_pnalloc(pool, size[i]);
+        if (ct == NULL || start[i] == NULL) {
+            ngx_destroy_pool(pool);
+            ngx_add_timer(&fo->catch_timer, 1000);
+            return;
+        }
+        p[i] = ngx_cpymem(start[i], "{", 1);
+    }
+
+    ngx_queue_init(&ct->users);
+    ct->asked = ngx_time();
+
+    for (n = 0; n < NGX_CHAT_CATCH_USERS && !ngx_queue_empty(&fo->catch);
+         n++)
+    {
+        q = ngx_queue_head(&fo->catch);
+        ngx_queue_remove(q);
+        ngx_queue_insert_tail(&ct->users, q);
+        u = ngx_queue_data(q, ngx_chat_user_t, in_catch);
+
+        p[0] = ngx_chat_pg_array_string(p[0], &u->topic.name);
+        p[1] = ngx_sprintf(p[1], "%T,", ngx_max(ngx_time() - u->since, 0));
+    }
+
+    for (i = 0; i < 2; i++) {
+        *(p[i] - 1) = '}';
+        *p[i] = '\0';
+    }
+
+    ct->pool = pool;
+    ct->query.stmt = NGX_CHAT_SQL_WS_FOLLOWS;
+    ct->query.nparams = 2;
+    ct->query.params[0] = (char *) start[0];
+    ct->query.params[1] = (char *) start[1];
+    ct->query.handler = ngx_chat_catch_result;
+    ct->query.data = ct;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, fo->log, 0,
+                   "chat fanout: reading back the follows of %ui users", n);
+
+    if (ngx_chat_pg_send(fo->pg, &ct->query) != NGX_OK) {
+        ngx_chat_catch_done(ct, 0);
+        return;
+    }
+
+    fo->catching = ct;
+}
+
+
+/* read: they caught up to when they were asked about; or asked again */
+
+static void
+ngx_chat_catch_done(ngx_chat_catch_t *ct, ngx_uint_t read)
+{
+    ngx_queue_t        *q;
+    ngx_chat_user_t    *u;
+    ngx_chat_fanout_t  *fo = &ngx_chat_fanout;
+
+    while (!ngx_queue_empty(&ct->users)) {
+        q = ngx_queue_head(&ct->users);
+        ngx_queue_remove(q);
+        u = ngx_queue_data(q, ngx_chat_user_t, in_catch);
+
+        if (read) {
+            u->catching = 0;
+            u->since = ct->asked;
+
+        } else {
+            ngx_queue_insert_tail(&fo->catch, q);
+        }
+    }
+
+    ngx_destroy_pool(ct->pool);
+
+    if (!ngx_queue_empty(&fo->catch) && !fo->catch_timer.timer_set) {
+        ngx_add_timer(&fo->catch_timer, read ? 1 : 1000);
+    }
+}
+
+
+/* rows of (user topic, conversation, joined seq, peer of a direct) */
+
+static void
+ngx_chat_catch_result(ngx_chat_pg_query_t *q, PGresult *res)
+{
+    int                   i, n;
+    int64_t               conversation, seq;
+    ngx_str_t             name, peer;
+    ngx_queue_t          *qf, *next;
+    ngx_chat_user_t      *u;
+    ngx_chat_catch_t     *ct;
+    ngx_chat_fanout_t    *fo = &ngx_chat_fanout;
     ngx_chat_follower_t  *f;
 
-    for (q = ngx_queue_head(&u->followers);
-         q != ngx_queue_sentinel(&u->followers);
+    ct = q->data;
+    fo->catching = NULL;
+
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_log_error(NGX_LOG_WARN, fo->log, 0,
+                      "chat: reading back missed follows failed: %s",
+                      res ? PQresultErrorMessage(res) : "no database");
+        ngx_chat_catch_done(ct, 0);
+        return;
+    }
+
+    n = PQntuples(res);
+
+    for (i = 0; i < n; i++) {
+        name.data = (u_char *) PQgetvalue(res, i, 0);
+        name.len = PQgetlength(res, i, 0);
+
+        u = ngx_chat_user_find(&name, ngx_crc32_short(name.data, name.len));
+        if (u == NULL) {
+            continue;
+        }
+
+        conversation = ngx_atoof((u_char *) PQgetvalue(res, i, 1),
+                                 PQgetlength(res, i, 1));
+        seq = ngx_atoof((u_char *) PQgetvalue(res, i, 2),
+                        PQgetlength(res, i, 2));
+        peer.data = (u_char *) PQgetvalue(res, i, 3);
+        peer.len = PQgetlength(res, i, 3);
+
+        for (qf = ngx_queue_head(&u->followers);
+             qf != ngx_queue_sentinel(&u->followers);
+             qf = next)
+        {
+            next = ngx_queue_next(qf);
+            f = ngx_queue_data(qf, ngx_chat_follower_t, in_user);
+            f->handlers->follow(f, conversation, ngx_max(seq, 1),
+                                peer.len ? &peer : NULL);
+        }
+    }
+
+    ngx_chat_catch_done(ct, 1);
+}
+
+
+/* every user of the worker may have missed follows since then */
+
+static void
+ngx_chat_fanout_catch_all(time_t since)
+{
+    ngx_queue_t       *q;
+    ngx_chat_topic_t  *t;
+    ngx_chat_user_t   *u;
+
+    for (q = ngx_queue_head(&ngx_chat_fanout.topics);
+         q != ngx_queue_sentinel(&ngx_chat_fanout.topics);
          q = ngx_queue_next(q))
     {
-        f = ngx_queue_data(q, ngx_chat_follower_t, in_user);
-        f->handlers->resync(f);
+        t = ngx_queue_data(q, ngx_chat_topic_t, all);
+
+        if (t->kind == NGX_CHAT_TOPIC_USER) {
+            u = ngx_queue_data(t, ngx_chat_user_t, topic);
+            u->since = ngx_min(u->since, since);
+        }
     }
 }
 
@@ -1081,8 +1366,220 @@ ngx_chat_user_resync(ngx_chat_user_t *u)
 static void
 ngx_chat_user_destroy(ngx_chat_user_t *u)
 {
+    if (u->catching) {
+        ngx_queue_remove(&u->in_catch);
+    }
+
     ngx_rbtree_delete(&ngx_chat_fanout.users, &u->sn.node);
     ngx_free(u);
+}
+
+
+/*
+ * Presence by interest: a follower watches the users whose presence it
+ * wants (the other member of its direct conversations, the members of the
+ * conversation it has open, those it names), each user's presence comes
+ * on a channel of its own, and this worker subscribes to the channels of
+ * the users some follower here watches.  A user coming online costs one
+ * publication, whatever the size of its conversations.
+ */
+
+ngx_int_t
+ngx_chat_fanout_watch(ngx_chat_follower_t *f, ngx_str_t *user,
+    ngx_uint_t reason)
+{
+    size_t               len;
+    u_char               buf[NGX_CHAT_PRESENCE_TOPIC_LEN];
+    uint32_t             hash;
+    ngx_str_t            name;
+    ngx_str_node_t      *sn;
+    ngx_chat_watch_t    *w;
+    ngx_chat_watched_t  *wd;
+
+    hash = ngx_crc32_short(user->data, user->len);
+    sn = ngx_str_rbtree_lookup(&f->watches, user, hash);
+
+    if (sn) {
+        ((ngx_chat_watch_t *) sn)->reasons |= reason;
+        return NGX_OK;
+    }
+
+    name.data = buf;
+    name.len = ngx_snprintf(buf, sizeof(buf), "p:%uz:%V:%V",
+                            f->id->tenant.len, &f->id->tenant, user)
+               - buf;
+
+    sn = ngx_str_rbtree_lookup(&ngx_chat_fanout.watched, &name,
+                               ngx_crc32_short(name.data, name.len));
+    wd = (ngx_chat_watched_t *) sn;
+
+    if (wd == NULL) {
+        len = sizeof(ngx_chat_watched_t) + name.len;
+        wd = ngx_calloc(len, ngx_chat_fanout.log);
+        if (wd == NULL) {
+            return NGX_ERROR;
+        }
+
+        wd->topic.kind = NGX_CHAT_TOPIC_PRESENCE;
+        wd->topic.name.data = (u_char *) (wd + 1);
+        wd->topic.name.len = name.len;
+        ngx_memcpy(wd->topic.name.data, name.data, name.len);
+
+        wd->sn.str = wd->topic.name;
+        wd->sn.node.key = ngx_crc32_short(name.data, name.len);
+        ngx_queue_init(&wd->watches);
+
+        ngx_rbtree_insert(&ngx_chat_fanout.watched, &wd->sn.node);
+        ngx_queue_insert_tail(&ngx_chat_fanout.topics, &wd->topic.all);
+    }
+
+    w = ngx_calloc(sizeof(ngx_chat_watch_t) + user->len,
+                   ngx_chat_fanout.log);
+    if (w == NULL) {
+        if (wd->nwatches == 0 && !wd->topic.lingering) {
+            ngx_chat_topic_release(&wd->topic);
+        }
+        return NGX_ERROR;
+    }
+
+    w->sn.str.data = (u_char *) (w + 1);
+    w->sn.str.len = user->len;
+    ngx_memcpy(w->sn.str.data, user->data, user->len);
+    w->sn.node.key = hash;
+    w->watched = wd;
+    w->follower = f;
+    w->reasons = reason;
+
+    ngx_rbtree_insert(&f->watches, &w->sn.node);
+    ngx_queue_insert_tail(&wd->watches, &w->in_watched);
+    f->nwatches++;
+
+    if (wd->nwatches++ == 0) {
+        ngx_chat_topic_acquire(&wd->topic);
+    }
+
+    return NGX_OK;
+}
+
+
+/* the reason goes; with the last one the watch goes */
+
+void
+ngx_chat_fanout_unwatch(ngx_chat_follower_t *f, ngx_str_t *user,
+    ngx_uint_t reason)
+{
+    ngx_str_node_t    *sn;
+    ngx_chat_watch_t  *w;
+
+    sn = ngx_str_rbtree_lookup(&f->watches, user,
+                               ngx_crc32_short(user->data, user->len));
+    if (sn == NULL) {
+        return;
+    }
+
+    w = (ngx_chat_watch_t *) sn;
+    w->reasons &= ~reason;
+
+    if (w->reasons == 0) {
+        ngx_chat_watch_drop(f, w);
+    }
+}
+
+
+/* every watch of the follower loses the reason (the view moved on) */
+
+void
+ngx_chat_fanout_unwatch_all(ngx_chat_follower_t *f, ngx_uint_t reason)
+{
+    ngx_rbtree_node_t  *node, *next;
+    ngx_chat_watch_t   *w;
+
+    if (f->watches.root == f->watches.sentinel) {
+        return;
+    }
+
+    for (node = ngx_rbtree_min(f->watches.root, f->watches.sentinel);
+         node;
+         node = next)
+    {
+        next = ngx_rbtree_next(&f->watches, node);
+        w = (ngx_chat_watch_t *) node;
+        w->reasons &= ~reason;
+
+        if (w->reasons == 0) {
+            ngx_chat_watch_drop(f, w);
+        }
+    }
+}
+
+
+static void
+ngx_chat_watch_drop(ngx_chat_follower_t *f, ngx_chat_watch_t *w)
+{
+    ngx_chat_watched_t  *wd;
+
+    wd = w->watched;
+
+    ngx_queue_remove(&w->in_watched);
+    ngx_rbtree_delete(&f->watches, &w->sn.node);
+    f->nwatches--;
+    ngx_free(w);
+
+    if (--wd->nwatches == 0) {
+        ngx_chat_topic_release(&wd->topic);
+    }
+}
+
+
+/* a user's presence changed: every follower here that watches it hears */
+
+static void
+ngx_chat_watched_message(u_char *name, size_t len, u_char *msg,
+    size_t msg_len)
+{
+    ngx_str_t            n;
+    ngx_queue_t         *q, *next;
+    ngx_str_node_t      *sn;
+    ngx_chat_watch_t    *w;
+    ngx_chat_event_t    *ev;
+    ngx_chat_watched_t  *wd;
+
+    n.data = name;
+    n.len = len;
+
+    sn = ngx_str_rbtree_lookup(&ngx_chat_fanout.watched, &n,
+                               ngx_crc32_short(name, len));
+    if (sn == NULL) {
+        return;
+    }
+
+    wd = (ngx_chat_watched_t *) sn;
+
+    ev = ngx_chat_event_from_wire(0, msg, msg_len);
+    if (ev == NULL) {
+        ngx_log_error(NGX_LOG_ERR, ngx_chat_fanout.log, 0,
+                      "chat: malformed event on \"%V\"", &n);
+        return;
+    }
+
+    for (q = ngx_queue_head(&wd->watches);
+         q != ngx_queue_sentinel(&wd->watches);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        w = ngx_queue_data(q, ngx_chat_watch_t, in_watched);
+        w->follower->handlers->event(w->follower, ev);
+    }
+
+    ngx_chat_event_release(ev);
+}
+
+
+static void
+ngx_chat_watched_destroy(ngx_chat_watched_t *wd)
+{
+    ngx_rbtree_delete(&ngx_chat_fanout.watched, &wd->sn.node);
+    ngx_free(wd);
 }
 
 
@@ -1094,9 +1591,9 @@ ngx_chat_user_destroy(ngx_chat_user_t *u)
 static void
 ngx_chat_user_message(u_char *name, size_t len, u_char *msg, size_t msg_len)
 {
-    u_char               *nl, *p, *last;
+    u_char               *nl, *p, *e, *last;
     int64_t               conversation, seq;
-    ngx_str_t             n;
+    ngx_str_t             n, peer;
     ngx_queue_t          *q, *next;
     ngx_chat_user_t      *u;
     ngx_chat_event_t     *ev;
@@ -1119,13 +1616,26 @@ ngx_chat_user_message(u_char *name, size_t len, u_char *msg, size_t msg_len)
     conversation = 0;
     seq = 0;
 
+    ngx_str_null(&peer);
+
+    /* "follow <conversation> <seq>[ <peer of a direct conversation>]" */
+
     if (nl - msg > 7 && ngx_strncmp(msg, "follow ", 7) == 0) {
         p = ngx_strlchr(msg + 7, nl, ' ');
+        e = p ? ngx_strlchr(p + 1, nl, ' ') : NULL;
+
+        if (e) {
+            peer.data = e + 1;
+            peer.len = nl - e - 1;
+
+        } else {
+            e = nl;
+        }
 
         if (p == NULL
             || ngx_chat_parse_id(msg + 7, p - msg - 7, &conversation)
                != NGX_OK
-            || ngx_chat_parse_id(p + 1, nl - p - 1, &seq) != NGX_OK)
+            || ngx_chat_parse_id(p + 1, e - p - 1, &seq) != NGX_OK)
         {
             return;
         }
@@ -1154,7 +1664,8 @@ ngx_chat_user_message(u_char *name, size_t len, u_char *msg, size_t msg_len)
         }
 
         if (conversation) {
-            f->handlers->follow(f, conversation, seq);
+            f->handlers->follow(f, conversation, seq,
+                                peer.len ? &peer : NULL);
         }
     }
 
@@ -1288,10 +1799,18 @@ ngx_chat_topic_destroy(ngx_chat_topic_t *t)
 
     ngx_queue_remove(&t->all);
 
-    if (t->is_user) {
-        ngx_chat_user_destroy(ngx_queue_data(t, ngx_chat_user_t, topic));
+    switch (t->kind) {
 
-    } else {
+    case NGX_CHAT_TOPIC_USER:
+        ngx_chat_user_destroy(ngx_queue_data(t, ngx_chat_user_t, topic));
+        break;
+
+    case NGX_CHAT_TOPIC_PRESENCE:
+        ngx_chat_watched_destroy(ngx_queue_data(t, ngx_chat_watched_t,
+                                                topic));
+        break;
+
+    default:
         ngx_chat_channel_destroy(ngx_queue_data(t, ngx_chat_channel_t,
                                                 topic));
     }
@@ -1303,6 +1822,7 @@ ngx_chat_topic_find(u_char *name, size_t len)
 {
     int64_t              id;
     ngx_str_t            n;
+    ngx_str_node_t      *sn;
     ngx_chat_user_t     *u;
     ngx_chat_channel_t  *ch;
 
@@ -1317,6 +1837,13 @@ ngx_chat_topic_find(u_char *name, size_t len)
 
     n.data = name;
     n.len = len;
+
+    if (len > 2 && name[0] == 'p' && name[1] == ':') {
+        sn = ngx_str_rbtree_lookup(&ngx_chat_fanout.watched, &n,
+                                   ngx_crc32_short(name, len));
+        return sn ? &((ngx_chat_watched_t *) sn)->topic : NULL;
+    }
+
     u = ngx_chat_user_find(&n, ngx_crc32_short(name, len));
 
     return u ? &u->topic : NULL;
@@ -1344,14 +1871,21 @@ ngx_chat_fanout_confirmed(u_char *name, size_t len, ngx_uint_t subscribed)
             t->state = NGX_CHAT_TOPIC_ON;
         }
 
-        /* what was published before the subscription is in Postgres */
+        /*
+         * what was published before the subscription is in Postgres;
+         * presence is not stored, and is asked for by whoever watches
+         */
 
-        if (t->is_user) {
-            ngx_chat_user_resync(ngx_queue_data(t, ngx_chat_user_t, topic));
+        switch (t->kind) {
 
-        } else {
+        case NGX_CHAT_TOPIC_USER:
+            ngx_chat_user_catch(ngx_queue_data(t, ngx_chat_user_t, topic));
+            break;
+
+        case NGX_CHAT_TOPIC_CHANNEL:
             ngx_chat_channel_need_sync(ngx_queue_data(t, ngx_chat_channel_t,
                                                       topic));
+            break;
         }
 
         return;
@@ -1413,6 +1947,9 @@ ngx_chat_fanout_redis_down(void)
 {
     ngx_queue_t       *q, *next;
     ngx_chat_topic_t  *t;
+
+    /* follows published from now until the users are subscribed again */
+    ngx_chat_fanout_catch_all(ngx_time());
 
     for (q = ngx_queue_head(&ngx_chat_fanout.topics);
          q != ngx_queue_sentinel(&ngx_chat_fanout.topics);

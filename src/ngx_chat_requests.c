@@ -339,6 +339,11 @@ static const ngx_chat_field_t  ngx_chat_ws_resume_fields[] = {
     ngx_chat_null_field
 };
 
+static const ngx_chat_field_t  ngx_chat_ws_users_fields[] = {
+    { "user_ids", NULL, NGX_CHAT_T_USERS, NGX_CHAT_REQUIRED, 100, NULL },
+    ngx_chat_null_field
+};
+
 static const ngx_chat_field_t  ngx_chat_ws_no_fields[] = {
     ngx_chat_null_field
 };
@@ -378,11 +383,18 @@ const ngx_chat_ws_type_t  ngx_chat_ws_types[] = {
       NGX_CHAT_SQL_PRESENCE_SET, NGX_CHAT_A_SELF_LIVENESS,
       ngx_chat_ws_presence_fields, "presence" },
 
-    { ngx_string("join"), NGX_CHAT_MSG_JOIN, 0, 0,
+    { ngx_string("join"), NGX_CHAT_MSG_JOIN, NGX_CHAT_SQL_VIEW, 0,
       ngx_chat_ws_conversation_fields, NULL },
 
-    { ngx_string("leave"), NGX_CHAT_MSG_LEAVE, 0, 0,
+    { ngx_string("leave"), NGX_CHAT_MSG_LEAVE, NGX_CHAT_SQL_VIEW, 0,
       ngx_chat_ws_conversation_fields, NULL },
+
+    { ngx_string("presence_subscribe"), NGX_CHAT_MSG_WATCH,
+      NGX_CHAT_SQL_PRESENCE_GET, NGX_CHAT_A_LIVENESS,
+      ngx_chat_ws_users_fields, "presence" },
+
+    { ngx_string("presence_unsubscribe"), NGX_CHAT_MSG_UNWATCH, 0, 0,
+      ngx_chat_ws_users_fields, NULL },
 
     { ngx_string("resume"), NGX_CHAT_MSG_RESUME, 0, 0,
       ngx_chat_ws_resume_fields, NULL },

@@ -28,7 +28,8 @@
 #define NGX_CHAT_SESSION_CALLS   64
 #define NGX_CHAT_SESSION_HELD    256
 #define NGX_CHAT_SESSION_RESUMES 16
-#define NGX_CHAT_SESSION_VIEWS   64
+#define NGX_CHAT_SESSION_WATCHES 500     /* users whose presence */
+#define NGX_CHAT_SESSION_VIEW    100     /* members of a view, at most */
 #define NGX_CHAT_CATCH_BATCH     256
 #define NGX_CHAT_CATCH_LIMIT     200
 #define NGX_CHAT_RETRY           1000
@@ -58,6 +59,7 @@ typedef struct {
     int64_t                      id;
     int64_t                      seq;        /* where it stands now */
     int64_t                      joined;     /* the seq the user joined at */
+    ngx_str_t                    peer;       /* of a direct conversation */
 } ngx_chat_member_of_t;
 
 typedef struct {
@@ -118,13 +120,14 @@ static void ngx_chat_session_action(ngx_chat_session_t *s,
     const ngx_chat_ws_type_t *t, json_t *msg, json_t *req);
 static void ngx_chat_session_call_done(ngx_chat_call_t *call);
 static void ngx_chat_session_call_free(ngx_chat_ws_call_t *wc);
-static void ngx_chat_session_view(ngx_chat_session_t *s,
+static void ngx_chat_session_resume_message(ngx_chat_session_t *s,
+    const ngx_chat_ws_type_t *t, json_t *msg, json_t *req);
+static ngx_int_t ngx_chat_session_watch(ngx_chat_session_t *s, json_t *args,
+    json_t *req);
+static void ngx_chat_session_unwatch(ngx_chat_session_t *s,
     const ngx_chat_ws_type_t *t, json_t *msg, json_t *req);
 static json_t *ngx_chat_session_args(ngx_chat_session_t *s,
     const ngx_chat_ws_type_t *t, json_t *msg, json_t *req);
-static void ngx_chat_session_viewed(ngx_chat_session_t *s, int64_t id,
-    json_t *req);
-static void ngx_chat_session_views(ngx_chat_session_t *s);
 static void ngx_chat_session_reply(ngx_chat_session_t *s, json_t *req,
     const char *type, ngx_str_t *fields);
 static void ngx_chat_session_error(ngx_chat_session_t *s, json_t *req,
@@ -140,8 +143,7 @@ static void ngx_chat_session_closed(ngx_chat_ws_t *ws);
 static void ngx_chat_session_event(ngx_chat_follower_t *f,
     ngx_chat_event_t *ev);
 static void ngx_chat_session_follow(ngx_chat_follower_t *f,
-    int64_t conversation, int64_t from);
-static void ngx_chat_session_resync(ngx_chat_follower_t *f);
+    int64_t conversation, int64_t from, ngx_str_t *peer);
 
 #define ngx_chat_session_of(f)                                                \
     ((ngx_chat_session_t *) ((u_char *) (f)                                   \
@@ -162,8 +164,7 @@ static const ngx_chat_ws_handlers_t  ngx_chat_session_ws_handlers = {
 
 static const ngx_chat_follower_handlers_t  ngx_chat_session_follower = {
     ngx_chat_session_event,
-    ngx_chat_session_follow,
-    ngx_chat_session_resync
+    ngx_chat_session_follow
 };
 
 
@@ -359,8 +360,9 @@ ngx_chat_session_load(ngx_chat_session_t *s)
 
 /*
  * The memberships: at connect, each conversation is followed from where it
- * stands now; read again (ngx_chat_session_resync()), one not followed yet
- * is followed from the seq at which the user joined it.  They are followed
+ * stands now; read again after a failed read, one not followed yet is
+ * followed from the seq at which the user joined it.  The other member of
+ * each direct conversation is watched.  They are followed
  * in slices, a turn of the event loop apart: a user in tens of thousands
  * of conversations does not hold up the other clients of the worker.
  */
@@ -369,6 +371,8 @@ static void
 ngx_chat_session_loaded(ngx_chat_pg_query_t *q, PGresult *res)
 {
     int                   i, n;
+    u_char               *p;
+    size_t                peers;
     ngx_chat_reading_t   *rd;
     ngx_chat_loading_t   *ld;
     ngx_chat_session_t   *s;
@@ -386,9 +390,14 @@ ngx_chat_session_loaded(ngx_chat_pg_query_t *q, PGresult *res)
     }
 
     n = PQntuples(res);
+    peers = 0;
+
+    for (i = 0; i < n; i++) {
+        peers += PQgetlength(res, i, 3);
+    }
 
     ld = ngx_alloc(sizeof(ngx_chat_loading_t)
-                   + n * sizeof(ngx_chat_member_of_t), s->log);
+                   + n * sizeof(ngx_chat_member_of_t) + peers, s->log);
     if (ld == NULL) {
         ngx_chat_reading_done(rd);
         s->resync = s->loaded;
@@ -407,6 +416,8 @@ ngx_chat_session_loaded(ngx_chat_pg_query_t *q, PGresult *res)
     ld->next = 0;
     ld->rows = (ngx_chat_member_of_t *) (ld + 1);
 
+    p = (u_char *) (ld->rows + n);
+
     for (i = 0, m = ld->rows; i < n; i++, m++) {
         m->id = ngx_atoof((u_char *) PQgetvalue(res, i, 0),
                           PQgetlength(res, i, 0));
@@ -414,6 +425,10 @@ ngx_chat_session_loaded(ngx_chat_pg_query_t *q, PGresult *res)
                            PQgetlength(res, i, 1));
         m->joined = ngx_atoof((u_char *) PQgetvalue(res, i, 2),
                               PQgetlength(res, i, 2));
+
+        m->peer.data = p;
+        m->peer.len = PQgetlength(res, i, 3);
+        p = ngx_cpymem(p, PQgetvalue(res, i, 3), m->peer.len);
     }
 
     ngx_chat_reading_done(rd);
@@ -447,18 +462,22 @@ ngx_chat_session_load_slice(ngx_chat_loading_t *ld)
     for ( /* void */ ; ld->next < end; ld->next++) {
         m = &ld->rows[ld->next];
 
-        /* a "follow" from Redis may have come first */
-        if (ngx_chat_fanout_find(&s->follower, m->id) != NULL) {
-            continue;
-        }
-
         if (s->loaded) {
             ngx_chat_session_follow(&s->follower, m->id,
-                                    ngx_max(m->joined, 1));
+                                    ngx_max(m->joined, 1),
+                                    m->peer.len ? &m->peer : NULL);
             continue;
         }
 
-        ngx_chat_session_begin(s, m->id, m->seq);
+        if (m->peer.len) {
+            (void) ngx_chat_fanout_watch(&s->follower, &m->peer,
+                                         NGX_CHAT_WATCH_DIRECT);
+        }
+
+        /* a "follow" from Redis may have come first */
+        if (ngx_chat_fanout_find(&s->follower, m->id) == NULL) {
+            ngx_chat_session_begin(s, m->id, m->seq);
+        }
     }
 
     if (ld->next < ld->n) {
@@ -527,8 +546,9 @@ ngx_chat_session_followed(ngx_chat_session_t *s)
 
     s->loaded = 1;
 
-    if (s->views) {
-        ngx_chat_session_views(s);
+    if (s->recatch) {
+        s->recatch = 0;
+        ngx_chat_fanout_recatch(&s->follower);
     }
 
     if (s->resume) {
@@ -1057,18 +1077,40 @@ ngx_chat_session_event(ngx_chat_follower_t *f, ngx_chat_event_t *ev)
 }
 
 
-/* the user was added to a conversation: it is followed from that seq */
+/*
+ * The user is in a conversation (added, or one it may have missed): it is
+ * followed from that seq, and the other member of a direct conversation is
+ * watched.
+ */
 
 static void
 ngx_chat_session_follow(ngx_chat_follower_t *f, int64_t conversation,
-    int64_t from)
+    int64_t from, ngx_str_t *peer)
 {
     ngx_chat_sub_t      *sub;
     ngx_chat_session_t  *s;
 
     s = ngx_chat_session_of(f);
 
-    if (s->ws->closing || ngx_chat_fanout_find(f, conversation) != NULL) {
+    if (s->ws->closing) {
+        return;
+    }
+
+    if (peer) {
+        (void) ngx_chat_fanout_watch(f, peer, NGX_CHAT_WATCH_DIRECT);
+    }
+
+    if (!s->loaded) {
+        /*
+         * the memberships being read may or may not have it, and where
+         * they stand is the right place to start: asked again once they
+         * are followed
+         */
+        s->recatch = 1;
+        return;
+    }
+
+    if (ngx_chat_fanout_find(f, conversation) != NULL) {
         return;
     }
 
@@ -1080,31 +1122,6 @@ ngx_chat_session_follow(ngx_chat_follower_t *f, int64_t conversation,
     if (s->started && s->loaded) {
         ngx_chat_fanout_place(sub);
         ngx_chat_session_catch_up(s);
-    }
-}
-
-
-/*
- * A "follow" may have been lost while Redis was away: the memberships are
- * read again, and a conversation not followed yet is followed from the seq
- * at which the user joined it.
- */
-
-static void
-ngx_chat_session_resync(ngx_chat_follower_t *f)
-{
-    ngx_chat_session_t  *s;
-
-    s = ngx_chat_session_of(f);
-
-    if (!s->loaded || s->ws->closing) {
-        return;
-    }
-
-    s->resync = 1;
-
-    if (s->reading == NULL && s->loading == NULL) {
-        ngx_chat_session_load(s);
     }
 }
 
@@ -1204,10 +1221,8 @@ ngx_chat_session_closed(ngx_chat_ws_t *ws)
 
     json_decref(s->resume);
     json_decref(s->resume_reqs);
-    json_decref(s->views);
     s->resume = NULL;
     s->resume_reqs = NULL;
-    s->views = NULL;
 }
 
 
@@ -1280,9 +1295,16 @@ ngx_chat_session_message(ngx_chat_ws_t *ws, u_char *p, size_t len)
         break;
 
     case NGX_CHAT_MSG_RESUME:
-    case NGX_CHAT_MSG_JOIN:
-    case NGX_CHAT_MSG_LEAVE:
-        ngx_chat_session_view(s, t, msg, req);
+        ngx_chat_session_resume_message(s, t, msg, req);
+        break;
+
+    case NGX_CHAT_MSG_UNWATCH:
+        ngx_chat_session_unwatch(s, t, msg, req);
+        break;
+
+    default:
+        /* join, leave and presence_subscribe are actions too */
+        ngx_chat_session_action(s, t, msg, req);
         break;
     }
 
@@ -1351,88 +1373,138 @@ ngx_chat_session_args(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
 }
 
 
-/* resume, join and leave: checked like any arguments, handled here */
+/* resume: checked like any arguments, handled here */
 
 static void
-ngx_chat_session_view(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
-    json_t *msg, json_t *req)
+ngx_chat_session_resume_message(ngx_chat_session_t *s,
+    const ngx_chat_ws_type_t *t, json_t *msg, json_t *req)
 {
-    json_t   *args;
-    int64_t   id;
+    json_t  *args;
 
     args = ngx_chat_session_args(s, t, msg, req);
     if (args == NULL) {
         return;
     }
 
-    if (t->kind == NGX_CHAT_MSG_RESUME) {
-        ngx_chat_session_resume(s, json_object_get(args, "conversations"),
-                                req);
-        json_decref(args);
-        return;
-    }
-
-    id = json_integer_value(json_object_get(args, "conversation_id"));
+    ngx_chat_session_resume(s, json_object_get(args, "conversations"), req);
     json_decref(args);
-
-    if (s->loaded) {
-        ngx_chat_session_viewed(s, id, req);
-        return;
-    }
-
-    /* the memberships are not there yet: so the answer waits for them */
-
-    if (s->views == NULL) {
-        s->views = json_array();
-    }
-
-    if (s->views == NULL
-        || json_array_size(s->views) >= NGX_CHAT_SESSION_VIEWS
-        || json_array_append_new(s->views,
-                                 json_pack("[IO]", (json_int_t) id,
-                                           req ? req : json_null()))
-           != 0)
-    {
-        ngx_chat_session_error_text(s, req, 429,
-                                    "too many requests wait for an answer");
-    }
 }
 
 
 /*
- * join and leave name the conversation the user looks at; nothing is
- * sent differently for it, so the answer says whether it is theirs
+ * presence_subscribe: the users are watched from now on, and the ack
+ * carries how they stand (the action is GET presence's).  At most
+ * NGX_CHAT_SESSION_WATCHES users a connection, whatever the reason.
  */
 
-static void
-ngx_chat_session_viewed(ngx_chat_session_t *s, int64_t id, json_t *req)
+static ngx_int_t
+ngx_chat_session_watch(ngx_chat_session_t *s, json_t *args, json_t *req)
 {
-    if (ngx_chat_fanout_find(&s->follower, id) == NULL) {
-        ngx_chat_session_error_text(s, req, 404, "conversation not found");
+    size_t      i;
+    json_t     *users, *u;
+    ngx_str_t   user;
+
+    users = json_object_get(args, "user_ids");
+
+    if (s->follower.nwatches + json_array_size(users)
+        > NGX_CHAT_SESSION_WATCHES)
+    {
+        ngx_chat_session_error_text(s, req, 429,
+                                    "a connection watches the presence of "
+                                    "at most 500 users; presence_unsubscribe "
+                                    "some first");
+        return NGX_ERROR;
+    }
+
+    json_array_foreach(users, i, u) {
+        user.data = (u_char *) json_string_value(u);
+        user.len = json_string_length(u);
+
+        if (ngx_chat_fanout_watch(&s->follower, &user, NGX_CHAT_WATCH_ASKED)
+            != NGX_OK)
+        {
+            ngx_chat_session_error_text(s, req, 500, "out of memory");
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* presence_unsubscribe: what presence_subscribe named is watched no more */
+
+static void
+ngx_chat_session_unwatch(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
+    json_t *msg, json_t *req)
+{
+    size_t      i;
+    json_t     *args, *u;
+    ngx_str_t   user;
+
+    args = ngx_chat_session_args(s, t, msg, req);
+    if (args == NULL) {
         return;
     }
 
+    json_array_foreach(json_object_get(args, "user_ids"), i, u) {
+        user.data = (u_char *) json_string_value(u);
+        user.len = json_string_length(u);
+        ngx_chat_fanout_unwatch(&s->follower, &user, NGX_CHAT_WATCH_ASKED);
+    }
+
+    json_decref(args);
     ngx_chat_session_reply(s, req, "ack", NULL);
 }
 
 
+/*
+ * join names the conversation the user has open: Postgres checks the
+ * membership and names its members (of a conversation small enough), whose
+ * presence is watched while it stays open; leave, or another join, ends
+ * that.  The ack carries nothing of it.
+ */
+
 static void
-ngx_chat_session_views(ngx_chat_session_t *s)
+ngx_chat_session_viewed(ngx_chat_session_t *s, ngx_chat_ws_call_t *wc)
 {
-    size_t   i;
-    json_t  *views, *view, *req;
+    size_t       i;
+    json_t      *members, *u;
+    int64_t      id;
+    ngx_str_t    user;
+    json_error_t jerr;
 
-    views = s->views;
-    s->views = NULL;
+    id = json_integer_value(json_object_get(wc->call.args,
+                                            "conversation_id"));
 
-    json_array_foreach(views, i, view) {
-        req = json_array_get(view, 1);
-        ngx_chat_session_viewed(s,
-                                json_integer_value(json_array_get(view, 0)),
-                                json_is_null(req) ? NULL : req);
+    if (wc->type->kind == NGX_CHAT_MSG_LEAVE) {
+        if (s->view == id) {
+            ngx_chat_fanout_unwatch_all(&s->follower, NGX_CHAT_WATCH_VIEW);
+            s->view = 0;
+        }
+        return;
     }
 
-    json_decref(views);
+    members = json_loadb((char *) wc->call.body.data, wc->call.body.len, 0,
+                         &jerr);
+
+    ngx_chat_fanout_unwatch_all(&s->follower, NGX_CHAT_WATCH_VIEW);
+    s->view = id;
+
+    json_array_foreach(members, i, u) {
+        user.data = (u_char *) json_string_value(u);
+        user.len = json_string_length(u);
+
+        if (user.data) {
+            (void) ngx_chat_fanout_watch(&s->follower, &user,
+                                         NGX_CHAT_WATCH_VIEW);
+        }
+    }
+
+    json_decref(members);
+
+    /* the ack says nothing of the members */
+    ngx_str_null(&wc->call.body);
 }
 
 
@@ -1453,6 +1525,17 @@ ngx_chat_session_action(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
     args = ngx_chat_session_args(s, t, msg, req);
     if (args == NULL) {
         return;
+    }
+
+    if (t->kind == NGX_CHAT_MSG_WATCH
+        && ngx_chat_session_watch(s, args, req) != NGX_OK)
+    {
+        json_decref(args);
+        return;
+    }
+
+    if (t->kind == NGX_CHAT_MSG_JOIN) {
+        json_object_set_new(args, "max", json_integer(NGX_CHAT_SESSION_VIEW));
     }
 
     if (t->flags & NGX_CHAT_A_TYPING) {
@@ -1508,6 +1591,13 @@ ngx_chat_session_call_done(ngx_chat_call_t *call)
 
     wc = call->data;
     s = wc->session;
+
+    if (call->status < 300
+        && (wc->type->kind == NGX_CHAT_MSG_JOIN
+            || wc->type->kind == NGX_CHAT_MSG_LEAVE))
+    {
+        ngx_chat_session_viewed(s, wc);
+    }
 
     if (call->status >= 300) {
         ngx_chat_session_error(s, wc->req, call->status, call->error.data,

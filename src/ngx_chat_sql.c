@@ -84,7 +84,7 @@ ngx_chat_stmt_t  ngx_chat_stmts[] = {
 
     [NGX_CHAT_SQL_WS_MEMBERSHIPS] =
         { "chat_ws_memberships",
-          "SELECT conversation_id, last_seq, joined_seq "
+          "SELECT conversation_id, last_seq, joined_seq, peer "
           "FROM chat.ws_memberships($1, $2)" },
 
     [NGX_CHAT_SQL_WS_EVENTS] =
@@ -95,6 +95,14 @@ ngx_chat_stmt_t  ngx_chat_stmts[] = {
     [NGX_CHAT_SQL_WS_DELIVERED] =
         { "chat_ws_delivered",
           "SELECT chat.delivered($1, $2, $3, $4)" },
+
+    [NGX_CHAT_SQL_WS_FOLLOWS] =
+        { "chat_ws_follows",
+          "SELECT channel, conversation_id, joined_seq, peer "
+          "FROM chat.ws_follows_since($1, $2)" },
+
+    [NGX_CHAT_SQL_VIEW] =
+        ngx_chat_action_stmt("view"),
 
     /* one worker of all hosts at a time: the lock ends with the statement */
     [NGX_CHAT_SQL_EVENTS_PRUNE] =

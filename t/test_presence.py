@@ -63,12 +63,23 @@ def _close_connections():
         _open.pop().sock.close()
 
 
-def connect(tenant, user, nginx=None, start=True):
+# the users these tests watch, unless a test says whom
+CAST = ('alice', 'bob', 'carol', 'dave', 'ivy', 'olga', 'zed', 'late1',
+        'late2')
+
+
+def connect(tenant, user, nginx=None, start=True, watch=CAST):
+    """A connection of user; once started, it watches the presence of
+    the users of watch (presence_subscribe) but its own."""
     c = ChatWS((nginx or tenant.nginx).port, tenant.token(user))
     c.connect()
     _open.append(c)
     if start:
         c.start()
+        others = [u for u in watch if u != user]
+        if others:
+            ack = c.request('presence_subscribe', user_ids=others)
+            assert ack['type'] == 'ack', ack
     return c
 
 
@@ -194,24 +205,25 @@ def test_presence_is_sealed_between_tenants(tenant, new_tenant):
 
 # presence events
 
-def test_presence_events_reach_co_members_only(tenant, new_tenant):
+def test_presence_events_reach_those_who_watch_only(tenant, new_tenant):
     ac = tenant.client('alice')
-    group(ac, 'bob')
-    group(tenant.client('carol'), 'dave')       # carol shares nothing
+    group(ac, 'bob', 'carol')
     other = new_tenant()                          # alice and bob elsewhere
     group(other.client('alice'), 'bob')
 
-    bob = connect(tenant, 'bob')
-    carol = connect(tenant, 'carol')
-    bob2 = connect(other, 'bob')
+    bob = connect(tenant, 'bob')                  # watches alice
+    carol = connect(tenant, 'carol', watch=())    # shares a group, asks not
+    zed = connect(tenant, 'zed')                  # shares nothing, asks
+    bob2 = connect(other, 'bob')                  # watches the other alice
     alice = connect(tenant, 'alice')
-    watchers = [bob, carol, bob2, alice]
+    watchers = [bob, carol, zed, bob2, alice]
 
     on = await_event(bob, 'alice', 'online', others=watchers)
     assert on == {'type': 'presence', 'user_id': 'alice', 'status': 'online',
                   'custom_status': None, 'status_emoji': None,
                   'last_seen': on['last_seen']}
     assert TIMESTAMP.match(on['last_seen']), on
+    await_event(zed, 'alice', 'online', others=watchers)
 
     hangup(alice)
     watchers.remove(alice)
@@ -223,10 +235,141 @@ def test_presence_events_reach_co_members_only(tenant, new_tenant):
 
     assert [m['status'] for m in events_of(bob, 'alice')] == \
         ['online', 'offline']
+    assert [m['status'] for m in events_of(zed, 'alice')] == \
+        ['online', 'offline']
     assert events_of(carol, 'alice') == []
     assert events_of(bob2, 'alice') == []
-    # (what the code does) a user hears nothing of its own presence
+    # a user watches only whom it names: not itself
     assert events_of(alice, 'alice') == []
+
+
+def test_presence_subscribe_answers_how_they_stand(tenant):
+    ac = tenant.client('alice')
+    assert ac.put('presence/me', {'status': 'busy',
+                                  'custom_status': 'focus'}).status == 200
+    alice = connect(tenant, 'alice', watch=())
+    bob = connect(tenant, 'bob', watch=())
+    wait_status(tenant.client('bob'), 'alice', 'busy')
+    ack = bob.request('presence_subscribe', user_ids=['alice', 'nobody'])
+    assert ack['type'] == 'ack', ack
+    got = {p['user_id']: p for p in ack['presence']}
+    assert set(got) == {'alice', 'nobody'}
+    assert (got['alice']['status'], got['alice']['custom_status']) == \
+        ('busy', 'focus'), got
+    assert got['nobody']['status'] == 'offline', got
+    for p in ack['presence']:
+        assert set(p) == PRESENCE_KEYS, p
+
+    # and from then on its changes come
+    mark = len(bob.log)
+    assert alice.request('update_presence', status='away')['type'] == 'ack'
+    await_event(bob, 'alice', 'away', since=mark, timeout=3, others=[alice])
+
+    # until presence_unsubscribe
+    assert bob.request('presence_unsubscribe',
+                       user_ids=['alice'])['type'] == 'ack'
+    mark = len(bob.log)
+    assert alice.request('update_presence', status='online')['type'] == 'ack'
+    assert bob.request('presence_subscribe',
+                       user_ids=['zed'])['type'] == 'ack'
+    zed = connect(tenant, 'zed', start=False)     # the anchor, announced
+    await_event(bob, 'zed', 'online', since=mark, others=[alice])
+    quiet([bob, alice])
+    assert events_of(bob, 'alice', mark) == [], bob.log[mark:]
+    hangup(zed)
+    hangup(alice)
+
+
+def test_the_other_member_of_a_direct_conversation_is_watched(tenant):
+    ac = tenant.client('alice')
+    ac.create('direct', ['bob'])
+    bob = connect(tenant, 'bob', watch=())
+    alice = connect(tenant, 'alice', watch=())
+    await_event(bob, 'alice', 'online', others=[alice])
+
+    # a direct conversation made while connected: watched from then on
+    # (carol's coming is announced after it was made)
+    carol = connect(tenant, 'carol', watch=())
+    tenant.client('carol').create('direct', ['bob'])
+    await_event(bob, 'carol', 'online', others=[alice, carol])
+    mark = len(bob.log)
+    hangup(carol)
+    await_event(bob, 'carol', 'offline', since=mark, others=[alice])
+    hangup(alice)
+
+
+def test_the_members_of_the_open_conversation_are_watched(tenant):
+    ac = tenant.client('alice')
+    small = group(ac, 'bob', 'carol')
+    bob = connect(tenant, 'bob', watch=())
+    assert bob.request('join', conversation_id=small)['type'] == 'ack'
+    alice = connect(tenant, 'alice', watch=())
+    await_event(bob, 'alice', 'online', others=[alice])
+
+    # another conversation open: the first one's members are not watched
+    other = group(tenant.client('bob'), 'dave')
+    assert bob.request('join', conversation_id=other)['type'] == 'ack'
+    mark = len(bob.log)
+    carol = connect(tenant, 'carol', watch=())
+    dave = connect(tenant, 'dave', watch=())      # the anchor
+    await_event(bob, 'dave', 'online', since=mark, others=[alice, carol])
+    quiet([bob, alice, carol, dave])
+    assert events_of(bob, 'carol', mark) == [], bob.log[mark:]
+
+    # leave: nothing of it any more
+    assert bob.request('leave', conversation_id=other)['type'] == 'ack'
+    mark = len(bob.log)
+    hangup(dave)
+    assert bob.request('presence_subscribe',
+                       user_ids=['zed'])['type'] == 'ack'
+    zed = connect(tenant, 'zed', start=False)     # the anchor, announced
+    await_event(bob, 'zed', 'online', since=mark, others=[alice, carol])
+    quiet([bob])
+    assert events_of(bob, 'dave', mark) == [], bob.log[mark:]
+    for c in (alice, carol, zed):
+        hangup(c)
+
+
+def test_members_of_a_big_open_conversation_are_not_watched(tenant, stack):
+    # 150 members: more than a view watches (100)
+    ac = tenant.client('alice')
+    members = [f'm{i}' for i in range(148)] + ['bob']
+    big = ac.post('conversations', {'type': 'channel',
+                                    'member_ids': members}).json['id']
+    bob = connect(tenant, 'bob', watch=())
+    assert bob.request('join', conversation_id=big)['type'] == 'ack'
+    alice = connect(tenant, 'alice', watch=())
+    zed = connect(tenant, 'zed', start=False)
+    assert bob.request('presence_subscribe', user_ids=['zed'])['type'] == \
+        'ack'
+    await_event(bob, 'zed', 'online', others=[alice])
+    quiet([bob, alice])
+    assert events_of(bob, 'alice') == [], bob.log
+    hangup(zed)
+    hangup(alice)
+
+
+def test_presence_subscribe_refuses_bad_input_and_too_many(tenant):
+    bob = connect(tenant, 'bob', watch=())
+    for bad in ({}, {'user_ids': 'alice'}, {'user_ids': [1]},
+                {'user_ids': ['u'] * 101}, {'user_ids': ['']}):
+        err = bob.request('presence_subscribe', **bad)
+        assert err['type'] == 'error' and \
+            err['error']['code'] == 'bad_request', (bad, err)
+    for k in range(5):
+        ack = bob.request('presence_subscribe',
+                          user_ids=[f'u{k}-{i}' for i in range(100)])
+        assert ack['type'] == 'ack', ack
+    err = bob.request('presence_subscribe', user_ids=['one-more'])
+    assert err['type'] == 'error' and \
+        err['error']['code'] == 'rate_limited', err
+    # unsubscribing makes room; the connection serves on
+    assert bob.request('presence_unsubscribe',
+                       user_ids=['u0-0'])['type'] == 'ack'
+    assert bob.request('presence_subscribe',
+                       user_ids=['one-more'])['type'] == 'ack'
+    assert bob.request('ping')['type'] == 'pong'
+    hangup(bob)
 
 
 def test_a_flapping_connection_announces_at_most_one_pair(tenant):

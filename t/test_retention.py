@@ -78,29 +78,35 @@ def test_a_live_channel_whose_gap_is_past_retention_reloads(stack, tenant):
     bob = ChatWS(stack.main.port, tenant.token('bob'))
     bob.connect()
     bob.start()
+    # the worker's channel is live once a message comes through it, and
+    # the read of Postgres that follows its subscription (chat_ws_gap_wait
+    # after it, 100 ms) is over a moment later
+    alice.post(f'conversations/{cid}/messages', {'content': 'live'})
+    bob.wait(lambda e: e.get('type') == 'new_message' and e['seq'] == 2)
+    time.sleep(0.5)
 
-    # events 2 and 3 were written while no worker heard them (as if Redis
+    # events 3 and 4 were written while no worker heard them (as if Redis
     # had lost them), long ago; the pruning keeps only the newest (and
-    # what is kept is one unbroken run: 1 goes with them)
+    # what is kept is one unbroken run: 1 and 2 go with them)
     stack.query(
         "INSERT INTO chat.events (conversation_id, seq, type, payload, "
         "created_at) SELECT %s, s, 'conversation_updated', "
         "'{\"type\":\"conversation_updated\"}', now() - interval '40 days' "
-        "FROM generate_series(2, 3) s", (cid,))
-    stack.query('UPDATE chat.conversations SET last_seq = 3 WHERE id = %s',
+        "FROM generate_series(3, 4) s", (cid,))
+    stack.query('UPDATE chat.conversations SET last_seq = 4 WHERE id = %s',
                 (cid,))
     stack.query("SELECT chat.events_prune(interval '30 days', 1000)")
-    assert seqs_kept(stack, cid) == [3]
+    assert seqs_kept(stack, cid) == [4]
 
-    # seq 4 comes from Redis: 2 is missing and no longer kept
+    # seq 5 comes from Redis: 3 is missing and no longer kept
     alice.post(f'conversations/{cid}/messages', {'content': 'after'})
     ev = bob.wait(lambda e: e.get('type') == 'reload', timeout=10)
     assert ev == {'type': 'reload', 'conversation_id': cid,
-                  'last_seq': 4}, ev
+                  'last_seq': 5}, ev
     # delivery goes on after it
     alice.post(f'conversations/{cid}/messages', {'content': 'next'})
     ev = bob.wait(lambda e: e.get('type') == 'new_message')
-    assert ev['seq'] == 5, ev
+    assert ev['seq'] == 6, ev
     bob.sock.close()
 
 

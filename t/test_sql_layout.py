@@ -192,6 +192,20 @@ def test_fresh_and_old_layout_databases_end_up_identical(database, tmp_path):
     assert [name for name, _ in a['migrations']][0] == '001_schema.sql'
 
 
+# indexes a later migration replaced by one that begins with its columns
+REPLACED_INDEXES = {'members_user': 'members_user_joined'}
+
+
+def replaced(index, indexes):
+    """index (table, name, definition) was replaced by a wider one."""
+    table, name, definition = index
+    by = REPLACED_INDEXES.get(name)
+    columns = definition[definition.index('(') + 1:definition.index(')')]
+    return any(t == table and n == by and
+               d[d.index('(') + 1:].startswith(columns + ',')
+               for t, n, d in indexes)
+
+
 def test_fresh_database_keeps_everything_the_old_layout_made(database,
                                                              tmp_path):
     # what 0.1 made is all there (later migrations only add to it), and
@@ -206,6 +220,10 @@ def test_fresh_database_keeps_everything_the_old_layout_made(database,
         if part in ('functions', 'migrations'):
             continue
         missing = set(before[part]) - set(after[part])
+        if part == 'indexes':
+            missing = {m for m in missing if not replaced(m, after[part])}
+        if part == 'relations':
+            missing = {m for m in missing if m[0] not in REPLACED_INDEXES}
         assert not missing, (part, sorted(missing)[:5])
 
     old_functions = {name for name, _ in before['functions']}

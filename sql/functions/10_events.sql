@@ -25,6 +25,12 @@ LANGUAGE sql IMMUTABLE AS $$
     SELECT 'u:' || octet_length(p_tenant) || ':' || p_tenant || ':' || p_user
 $$;
 
+-- a user's presence: the workers of those who watch it subscribe to it
+CREATE FUNCTION chat.presence_channel(p_tenant text, p_user text)
+RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT 'p:' || octet_length(p_tenant) || ':' || p_tenant || ':' || p_user
+$$;
+
 -- What goes on the wire for an event: a header line, "<seq>" and for a
 -- member change " +<user>" or " -<user>", then the event itself.  Workers
 -- route by the header and never parse the event; live and replayed events

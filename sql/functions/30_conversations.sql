@@ -72,9 +72,18 @@ BEGIN
 
     RETURN NEXT chat.answer(201, chat.conversation_json(c, m)::text);
 
-    -- each member's connections follow it from its first event
+    -- each member's connections follow it from its first event (and
+    -- watch the other member of a direct conversation)
     RETURN QUERY
-        SELECT (chat.notify(p_tenant, x.user_id, 'follow ' || c.id || ' 1',
+        SELECT (chat.notify(p_tenant, x.user_id, 'follow ' || c.id || ' 1'
+                            || CASE WHEN v_type = 'direct'
+                                    THEN ' ' || (SELECT o.user_id
+                                                   FROM chat.members o
+                                                  WHERE o.conversation_id
+                                                        = c.id
+                                                    AND o.user_id
+                                                        <> x.user_id)
+                                    ELSE '' END,
                             '{"type":"conversation_created","conversation":'
                             || chat.conversation_json(c, NULL) || '}')).*
           FROM chat.members x

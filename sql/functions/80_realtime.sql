@@ -2,15 +2,59 @@
 -- the news; these queries make a connection whole when it starts, resumes,
 -- or notices a gap in a conversation's seqs.
 
--- the conversations a user follows, where each stands now, and since when
--- the user is in it (0: since it was made)
+-- the conversations a user follows, where each stands now, since when the
+-- user is in it (0: since it was made), and the other member of a direct
+-- conversation (whose presence the connection watches)
 CREATE FUNCTION chat.ws_memberships(p_tenant text, p_user text)
-RETURNS TABLE (conversation_id bigint, last_seq bigint, joined_seq bigint)
+RETURNS TABLE (conversation_id bigint, last_seq bigint, joined_seq bigint,
+               peer text)
 LANGUAGE sql STABLE AS $$
-    SELECT m.conversation_id, c.last_seq, m.joined_seq
+    SELECT m.conversation_id, c.last_seq, m.joined_seq,
+           CASE WHEN c.type = 'direct' THEN
+               (SELECT o.user_id FROM chat.members o
+                 WHERE o.conversation_id = m.conversation_id
+                   AND o.user_id <> p_user)
+           END
       FROM chat.members m
       JOIN chat.conversations c ON c.id = m.conversation_id
      WHERE m.tenant_id = p_tenant AND m.user_id = p_user
+$$;
+
+-- What users joined in the last p_ages seconds (and a minute more, for the
+-- transactions that began before and committed after), for users named by
+-- their channels (chat.user_channel): a worker that may have missed their
+-- "follow" notices (it was not subscribed yet, or Redis was away) reads
+-- them back here, for many users in one statement.  Ages, not times: the
+-- hosts' clocks need not agree with Postgres.
+CREATE FUNCTION chat.ws_follows_since(p_channels text[], p_ages bigint[])
+RETURNS TABLE (channel text, conversation_id bigint, joined_seq bigint,
+               peer text)
+LANGUAGE sql STABLE AS $$
+    WITH asked AS (
+        SELECT x.channel, x.age, t.len, length(t.len::text) AS digits
+          FROM unnest(p_channels, p_ages) AS x(channel, age)
+         CROSS JOIN LATERAL (
+               SELECT (regexp_match(x.channel, '^u:([0-9]{1,3}):'))[1]::integer
+                      AS len) t
+         WHERE t.len IS NOT NULL
+    ), users AS (
+        SELECT a.channel, a.age,
+               substr(a.channel, 4 + a.digits, a.len) AS tenant_id,
+               substr(a.channel, 5 + a.digits + a.len) AS user_id
+          FROM asked a
+    )
+    SELECT u.channel, m.conversation_id, m.joined_seq,
+           CASE WHEN c.type = 'direct' THEN
+               (SELECT o.user_id FROM chat.members o
+                 WHERE o.conversation_id = m.conversation_id
+                   AND o.user_id <> u.user_id)
+           END
+      FROM users u
+      JOIN chat.members m ON m.tenant_id = u.tenant_id
+                         AND m.user_id = u.user_id
+                         AND m.joined_at >= now()
+                             - (u.age + 60) * interval '1 second'
+      JOIN chat.conversations c ON c.id = m.conversation_id
 $$;
 
 -- Events after given positions, in order, at most p_limit for each

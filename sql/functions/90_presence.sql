@@ -40,26 +40,17 @@ BEGIN
 END
 $$;
 
--- The presence event, to everyone who shares a conversation with the user
--- (at most 5000 of them: presence in bigger crowds is left to polling).
--- It is made once for all who receive it.
+-- The presence event, once, on the user's own presence channel: those who
+-- watch the user (the other member of a direct conversation, the members
+-- of a conversation they have open, those who named the user in
+-- presence_subscribe) hear it; nobody else is sent anything, however big
+-- the user's conversations are.
 CREATE FUNCTION chat.presence_events(p_tenant text, p_user text,
                                      p_online boolean)
-RETURNS SETOF chat.reply LANGUAGE plpgsql STABLE AS $$
-DECLARE
-    v_event text := '{"type":"presence",'
-                    || substr(chat.presence_json(p_tenant, p_user,
-                                                 p_online, false), 2);
-BEGIN
-    RETURN QUERY
-    SELECT (chat.notify(p_tenant, x.user_id, 'event', v_event)).*
-      FROM (SELECT DISTINCT o.user_id
-              FROM chat.members m
-              JOIN chat.members o ON o.conversation_id = m.conversation_id
-             WHERE m.tenant_id = p_tenant AND m.user_id = p_user
-               AND o.user_id <> p_user
-             LIMIT 5000) x;
-END
+RETURNS SETOF chat.reply LANGUAGE sql STABLE AS $$
+    SELECT NULL::integer, chat.presence_channel(p_tenant, p_user),
+           '0' || E'\n' || '{"type":"presence",'
+           || substr(chat.presence_json(p_tenant, p_user, p_online, false), 2)
 $$;
 
 CREATE FUNCTION chat.online(a jsonb, p_user text) RETURNS boolean
@@ -190,5 +181,30 @@ BEGIN
     e := chat.enter(p_tenant, p_user, (a->>'conversation_id')::bigint,
                     false);
     RETURN NEXT chat.answer(204, NULL);
+END
+$$;
+
+-- join (and leave) over a WebSocket: the conversation must be the
+-- caller's; the answer names its other members while they are at most
+-- args.max (the module watches their presence while the conversation is
+-- open), or nobody in a bigger one, and for leave
+CREATE FUNCTION chat.api_view(p_tenant text, p_user text, p_name text,
+                              a jsonb)
+RETURNS SETOF chat.reply LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    e record;
+BEGIN
+    e := chat.enter(p_tenant, p_user, (a->>'conversation_id')::bigint,
+                    false);
+
+    IF NOT a ? 'max' OR (e.c).member_count > (a->>'max')::integer THEN
+        RETURN NEXT chat.answer(200, '[]');
+        RETURN;
+    END IF;
+
+    RETURN NEXT chat.answer(200, (
+        SELECT coalesce(json_agg(m.user_id ORDER BY m.user_id), '[]')::text
+          FROM chat.members m
+         WHERE m.conversation_id = (e.c).id AND m.user_id <> p_user));
 END
 $$;
