@@ -114,31 +114,38 @@ CREATE FUNCTION chat.post(c chat.conversations, p_sender text, p_type text,
                           OUT events chat.reply[])
 LANGUAGE plpgsql AS $$
 DECLARE
+    v_id   bigint;
     v_seq  bigint;
     v_no   bigint;
     v_user text;
     v_json json;
 BEGIN
+    -- the message's id first, so that the conversation's row is written
+    -- once: its seq, its count and its last message in one update (the
+    -- foreign key of last_message_id is checked at commit)
+    v_id := nextval(pg_get_serial_sequence('chat.messages', 'id'));
+
     UPDATE chat.conversations
        SET last_seq = last_seq + 1, message_count = message_count + 1,
-           last_activity_at = now()
+           last_activity_at = now(), last_message_id = v_id
      WHERE id = c.id
     RETURNING last_seq, message_count INTO v_seq, v_no;
 
-    INSERT INTO chat.messages (conversation_id, tenant_id, seq, message_no,
-                               sender_id, type, content, reply_to, mentions,
-                               client_id, fwd_conversation_id,
-                               fwd_message_id, fwd_sender_id, has_files)
-    VALUES (c.id, c.tenant_id, v_seq, v_no, p_sender, p_type, p_content,
-            p_reply_to, p_mentions, p_client_id, p_fwd.conversation_id,
-            p_fwd.id, p_fwd.sender_id, cardinality(p_files) > 0)
+    INSERT INTO chat.messages (id, conversation_id, tenant_id, seq,
+                               message_no, sender_id, type, content,
+                               reply_to, mentions, client_id,
+                               fwd_conversation_id, fwd_message_id,
+                               fwd_sender_id, has_files)
+    OVERRIDING SYSTEM VALUE
+    VALUES (v_id, c.id, c.tenant_id, v_seq, v_no, p_sender, p_type,
+            p_content, p_reply_to, p_mentions, p_client_id,
+            p_fwd.conversation_id, p_fwd.id, p_fwd.sender_id,
+            cardinality(p_files) > 0)
     RETURNING * INTO msg;
 
     INSERT INTO chat.message_files (message_id, file_id, position)
     SELECT msg.id, f, n - 1
       FROM unnest(p_files) WITH ORDINALITY AS x(f, n);
-
-    UPDATE chat.conversations SET last_message_id = msg.id WHERE id = c.id;
 
     IF p_reply_to IS NOT NULL THEN
         UPDATE chat.messages SET reply_count = reply_count + 1
