@@ -515,8 +515,12 @@ ngx_chat_ws_read_data(ngx_chat_ws_reader_t *rd, ngx_chat_ws_frame_t *f,
         rd->message_size = size;
     }
 
-    ngx_memcpy(rd->message + rd->message_len, payload, f->len);
-    rd->message_len += f->len;
+    /* an empty first fragment leaves rd->message NULL: nothing to copy */
+    if (f->len) {
+        ngx_memcpy(rd->message + rd->message_len, payload, f->len);
+        rd->message_len += f->len;
+    }
+
     rd->in_message = 1;
 
     if (!f->fin) {

@@ -1806,6 +1806,23 @@ test_reader_partial_buffer_is_the_frame_size_once_the_header_is_known(void)
 }
 
 
+/*
+ * An empty first fragment leaves the message without a buffer: the next
+ * fragment must not be copied to an offset of a null pointer (UBSan).
+ */
+
+static void
+test_reader_empty_first_fragment_starts_a_message(void)
+{
+    ngx_chat_expect_has(two_fragments(MAX, "", "end"), "message \"end\"");
+    ngx_chat_expect_has(two_fragments(MAX, "", ""), "message \"\"");
+
+    /* a limit of 0 takes empty messages only, in fragments too */
+    ngx_chat_expect_has(two_fragments(0, "", ""), "message \"\"");
+    ngx_chat_expect_has(two_fragments(0, "", "x"), "fail 1009");
+}
+
+
 ngx_chat_test_t  ngx_chat_tests[] = {
     ngx_chat_test(test_parse_7_bit_lengths_up_to_125),
     ngx_chat_test(test_parse_16_bit_lengths_from_126_to_65535),
@@ -1877,5 +1894,6 @@ ngx_chat_test_t  ngx_chat_tests[] = {
     ngx_chat_test(test_reader_reports_nothing_after_a_fault),
     ngx_chat_test(
         test_reader_partial_buffer_is_the_frame_size_once_the_header_is_known),
+    ngx_chat_test(test_reader_empty_first_fragment_starts_a_message),
     ngx_chat_null_test
 };
