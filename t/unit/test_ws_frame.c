@@ -1823,6 +1823,52 @@ test_reader_empty_first_fragment_starts_a_message(void)
 }
 
 
+/*
+ * Frames sent with the handshake are kept before anything reads them
+ * (ngx_chat_ws_start()) and fed on the first read: a bad header among
+ * them is failed with its code like one read later, not dropped unsaid.
+ */
+
+static void
+test_reader_bad_frame_kept_before_the_first_read_fails_with_its_code(void)
+{
+    char      *text;
+    u_char    *p;
+    reader_t   r;
+    stream_t   s;
+
+    reader_init(&r, MAX, READER_RBUF);
+
+    /* RFC 6455 5.7's unmasked "Hello" */
+    p = ngx_chat_test_literal("\x81\x05Hello");
+
+    ngx_chat_expect_int(ngx_chat_ws_keep(&r.rd, p, 7), NGX_OK);
+    ngx_chat_expect_int(ngx_chat_ws_feed(&r.rd, r.rd.partial,
+                                         r.rd.partial_len),
+                        NGX_OK);
+    ngx_chat_expect_bytes(r.log, r.log_len, "fail 1002");
+    ngx_chat_expect(r.rd.partial == NULL);
+
+    ngx_chat_ws_reader_free(&r.rd);
+
+    /* a frame over the message limit */
+    text = ngx_chat_test_repeat("d", 101);
+
+    ngx_memzero(&s, sizeof(stream_t));
+    add(&s, 0x81, text, 101);
+
+    reader_init(&r, 100, READER_RBUF);
+
+    ngx_chat_expect_int(ngx_chat_ws_keep(&r.rd, s.data, 20), NGX_OK);
+    ngx_chat_expect_int(ngx_chat_ws_feed(&r.rd, r.rd.partial,
+                                         r.rd.partial_len),
+                        NGX_OK);
+    ngx_chat_expect_bytes(r.log, r.log_len, "fail 1009");
+
+    ngx_chat_ws_reader_free(&r.rd);
+}
+
+
 ngx_chat_test_t  ngx_chat_tests[] = {
     ngx_chat_test(test_parse_7_bit_lengths_up_to_125),
     ngx_chat_test(test_parse_16_bit_lengths_from_126_to_65535),
@@ -1895,5 +1941,7 @@ ngx_chat_test_t  ngx_chat_tests[] = {
     ngx_chat_test(
         test_reader_partial_buffer_is_the_frame_size_once_the_header_is_known),
     ngx_chat_test(test_reader_empty_first_fragment_starts_a_message),
+    ngx_chat_test(
+        test_reader_bad_frame_kept_before_the_first_read_fails_with_its_code),
     ngx_chat_null_test
 };
