@@ -526,7 +526,9 @@ ngx_chat_ws_read_data(ngx_chat_ws_reader_t *rd, ngx_chat_ws_frame_t *f,
         return;
     }
 
-    ngx_chat_ws_read_emit(rd, NGX_CHAT_WS_READ_MESSAGE, rd->message,
+    /* fragments all empty left no buffer: data is not NULL all the same */
+    ngx_chat_ws_read_emit(rd, NGX_CHAT_WS_READ_MESSAGE,
+                          rd->message ? rd->message : payload,
                           rd->message_len, 0);
     ngx_chat_ws_message_free(rd);
 }

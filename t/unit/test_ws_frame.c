@@ -1353,6 +1353,9 @@ reader_event(void *data, ngx_chat_ws_read_t *ev)
         return;
     }
 
+    /* bytes, even when there are none: the upper layer reads from data */
+    ngx_chat_expect(ev->data != NULL);
+
     reader_log(r, " \"");
 
     for (i = 0; i < ev->len; i++) {
