@@ -56,9 +56,12 @@
 #include <sanitizer/asan_interface.h>
 
 
-/* chat_message_max: the default and the bounds of the length forms */
+/*
+ * chat_message_max: the default, the bounds of the length forms, and one
+ * over the 4096 bytes a message buffer starts with, so that it grows
+ */
 static const size_t  ngx_chat_fuzz_ws_maxes[] = {
-    4096, 0, 1, 4, 125, 126, 200, 1000
+    4096, 0, 1, 4, 125, 126, 8192, 1000
 };
 
 #define NGX_CHAT_FUZZ_WS_HANDSHAKE   0x08
