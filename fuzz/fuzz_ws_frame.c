@@ -1,10 +1,33 @@
 
 /*
- * RFC 6455 framing, as the transport reads it (src/ngx_chat_ws.c): the
- * input is what a client sends, read into a buffer in pieces; every frame
- * header is parsed, every payload unmasked, and text messages are followed
- * through their fragments with the UTF-8 state, exactly as
- * ngx_chat_ws_data() does.  Each function of the framing is checked
+ * RFC 6455 framing: the reader of src/ngx_chat_ws_frame.c, driven the way
+ * the transport (src/ngx_chat_ws.c) drives it, against a reference decoder
+ * of the whole stream written from the RFC.
+ *
+ * The transport reads a client's bytes into the worker's buffer, or, when
+ * a frame is incomplete, into the reader's buffer for that frame behind
+ * what came of it (rd->partial), then calls ngx_chat_ws_feed(); bytes that
+ * came with the handshake are kept first (ngx_chat_ws_keep()) and fed on
+ * the first read.  Here the stream is read twice, in one read as large as
+ * the buffer allows and in reads of sizes the input chooses, and decoded
+ * once by the reference.  Checked:
+ *
+ *   the two reads    report the same events (kind, bytes, code) and end
+ *                    in the same state (done, in_message)
+ *   every event      a message is valid UTF-8 and at most max bytes; a
+ *                    ping or pong at most 125; a close has a code a peer
+ *                    may send, or 0; a failure is 1002, 1003, 1007, 1009
+ *                    or 1011 and has a reason; nothing after a failure or
+ *                    a close
+ *   the reader       never looks past the bytes read (the rest of the
+ *                    buffer is poisoned for AddressSanitizer), never asks
+ *                    to drop the connection under the module's limits,
+ *                    keeps an incomplete frame in a buffer with room left
+ *                    to read into, and frees everything at the end
+ *   the reference    reports the same events; where it finds a fault, the
+ *                    reader's code is one the fault allows
+ *
+ * and, on the way through the stream, each function of the framing
  * against a reference written from the RFC and Unicode's table 3-7:
  *
  *   ngx_chat_ws_parse_header  reads only len bytes (every prefix of the
@@ -16,23 +39,38 @@
  *   ngx_chat_utf8_step        in two pieces equals one piece; refuses
  *                             exactly the messages that are no prefix of
  *                             valid UTF-8; its state is open exactly when
- *                             a character is cut; whole messages are valid
- *   ngx_chat_ws_close_code    agrees with a reference
+ *                             a character is cut
+ *   ngx_chat_ws_close_code    agrees with RFC 6455 7.4
  *   ngx_chat_ws_frame_header  reads back through parse_header, for the
  *                             messages and for every length a header holds
  *
- * Input: a byte for the size of the reads (0: all at once), a byte for
- * where payloads are split, then the bytes from the client.  The stream
- * is read twice, all at once and in pieces, and must end the same.
+ * Input: a byte for the reads (0: all at once; 1-127: reads of that many
+ * bytes; 128-255: reads of 1 to byte - 127 bytes, varying), a byte for
+ * where payloads are split in two for the checks above, a byte for the
+ * configuration (bits 0-2: the message limit, from the table below; bit 3:
+ * the first read came with the handshake), then the bytes from the client.
  */
 
 
 #include "ngx_chat_fuzz.h"
+#include <sanitizer/asan_interface.h>
 
 
-#define NGX_CHAT_FUZZ_WS_MAX         4096
+/*
+ * chat_message_max: the default, the bounds of the length forms, and one
+ * over the 4096 bytes a message buffer starts with, so that it grows
+ */
+static const size_t  ngx_chat_fuzz_ws_maxes[] = {
+    4096, 0, 1, 4, 125, 126, 8192, 1000
+};
 
-/* as ngx_chat_ws_init(): a whole frame fits, with room for what follows */
+#define NGX_CHAT_FUZZ_WS_HANDSHAKE   0x08
+
+/*
+ * As ngx_chat_ws_init(): a whole frame fits, with room for what follows.
+ * The limits above all take the smallest size.
+ */
+#define ngx_chat_fuzz_ws_rbuf_size(max)  ngx_max(65536, (max) + 4096)
 #define NGX_CHAT_FUZZ_WS_RBUF        65536
 
 /* a client header's longest form: 2 bytes, a 64-bit length, a mask */
@@ -40,187 +78,596 @@
 
 
 typedef struct {
-    u_char                       message[NGX_CHAT_FUZZ_WS_MAX];
-    size_t                       message_len;
+    ngx_uint_t                   what;
+    ngx_uint_t                   code;
+    ngx_uint_t                   faults;     /* a reference's failure:
+                                                the codes it allows */
+    u_char                      *data;       /* in the run's bytes */
+    size_t                       len;
+} ngx_chat_fuzz_ws_event_t;
 
-    /* every byte of the current text message, refused ones too */
-    u_char                       seen[2 * NGX_CHAT_FUZZ_WS_MAX];
-    size_t                       seen_len;
+/* what one reading of the stream reported, and how it ended */
 
-    uint32_t                     utf8;
-    ngx_uint_t                   code;       /* the close code sent */
-    ngx_uint_t                   frames;
-    ngx_uint_t                   messages;
-    uint32_t                     digest;     /* of the messages */
-    u_char                       split;
+typedef struct {
+    ngx_chat_fuzz_ws_event_t    *events;
+    ngx_uint_t                   nevents;
+    ngx_uint_t                   nalloc;
+    u_char                      *bytes;
+    size_t                       nbytes;
+    size_t                       size;
 
+    size_t                       max;
+    ngx_chat_ws_reader_t        *rd;         /* NULL: the reference */
+
+    unsigned                     ended:1;    /* a failure or a close */
+    unsigned                     done:1;
     unsigned                     in_message:1;
-    unsigned                     closing:1;
-    unsigned                     close_received:1;
-    unsigned                     failed:1;   /* a bad frame header */
-} ngx_chat_fuzz_ws_t;
+} ngx_chat_fuzz_ws_run_t;
+
+/* the sizes of the reads */
+
+typedef struct {
+    u_char                       how;
+    uint32_t                     state;
+} ngx_chat_fuzz_ws_reads_t;
+
+/* the reference decoder's message so far */
+
+typedef struct {
+    u_char                      *message;
+    size_t                       len;
+    uint32_t                     utf8;       /* ngx_chat_utf8_step()'s */
+    u_char                       split;
+    unsigned                     in_message:1;
+} ngx_chat_fuzz_ws_decoder_t;
 
 
-static void ngx_chat_fuzz_ws_read(ngx_chat_fuzz_ws_t *ws, const u_char *in,
-    size_t len, size_t chunk);
-static size_t ngx_chat_fuzz_ws_frames(ngx_chat_fuzz_ws_t *ws, u_char *buf,
-    size_t len);
-static ngx_int_t ngx_chat_fuzz_ws_parse(u_char *p, size_t len,
+static void ngx_chat_fuzz_ws_transport(ngx_chat_fuzz_ws_run_t *run,
+    const u_char *in, size_t len, u_char how, ngx_uint_t handshake);
+static void ngx_chat_fuzz_ws_start(ngx_chat_ws_reader_t *rd,
+    const u_char *in, size_t n);
+static size_t ngx_chat_fuzz_ws_recv(ngx_chat_ws_reader_t *rd,
+    const u_char *in, size_t n);
+static void ngx_chat_fuzz_ws_feed(ngx_chat_ws_reader_t *rd, u_char *buf,
+    size_t have, size_t size);
+static void ngx_chat_fuzz_ws_check_reader(ngx_chat_ws_reader_t *rd);
+static size_t ngx_chat_fuzz_ws_next(ngx_chat_fuzz_ws_reads_t *reads,
+    size_t left);
+static void ngx_chat_fuzz_ws_event(void *data, ngx_chat_ws_read_t *ev);
+
+static void ngx_chat_fuzz_ws_decode(ngx_chat_fuzz_ws_run_t *ref,
+    const u_char *in, size_t len, u_char split);
+static void ngx_chat_fuzz_ws_ref_control(ngx_chat_fuzz_ws_run_t *ref,
+    ngx_chat_ws_frame_t *f, u_char *payload);
+static void ngx_chat_fuzz_ws_ref_data(ngx_chat_fuzz_ws_run_t *ref,
+    ngx_chat_fuzz_ws_decoder_t *dec, ngx_chat_ws_frame_t *f,
+    u_char *payload);
+static void ngx_chat_fuzz_ws_ref_fail(ngx_chat_fuzz_ws_run_t *ref,
+    ngx_uint_t faults);
+
+static ngx_int_t ngx_chat_fuzz_ws_parse(u_char *p, size_t len, size_t max,
     ngx_chat_ws_frame_t *f, ngx_uint_t *code);
 static ngx_int_t ngx_chat_fuzz_ws_ref_parse(const u_char *p, size_t len,
     size_t max, ngx_chat_ws_frame_t *f, ngx_uint_t *code, uint64_t *raw);
-static void ngx_chat_fuzz_ws_unmask(ngx_chat_fuzz_ws_t *ws, u_char *p,
-    size_t len, u_char *mask);
-static void ngx_chat_fuzz_ws_frame(ngx_chat_fuzz_ws_t *ws,
-    ngx_chat_ws_frame_t *f, u_char *payload);
-static void ngx_chat_fuzz_ws_data(ngx_chat_fuzz_ws_t *ws,
-    ngx_chat_ws_frame_t *f, u_char *payload);
-static ngx_int_t ngx_chat_fuzz_ws_step(ngx_chat_fuzz_ws_t *ws, u_char *p,
-    size_t len);
-static void ngx_chat_fuzz_ws_message(ngx_chat_fuzz_ws_t *ws, u_char *p,
-    size_t len);
-static void ngx_chat_fuzz_ws_close(ngx_chat_fuzz_ws_t *ws, ngx_uint_t code);
+static void ngx_chat_fuzz_ws_unmask(u_char *dst, u_char *src, size_t len,
+    u_char *mask, u_char split);
+static ngx_int_t ngx_chat_fuzz_ws_step(ngx_chat_fuzz_ws_decoder_t *dec,
+    u_char *p, size_t len);
 static ngx_uint_t ngx_chat_fuzz_ws_close_code(u_char *p, size_t len,
+    ngx_uint_t *bad);
+static ngx_uint_t ngx_chat_fuzz_ws_ref_close(u_char *p, size_t len,
     ngx_uint_t *bad);
 static void ngx_chat_fuzz_ws_round_trip(uint64_t len);
 
+static void ngx_chat_fuzz_ws_record(ngx_chat_fuzz_ws_run_t *run,
+    ngx_uint_t what, ngx_uint_t code, ngx_uint_t faults, u_char *data,
+    size_t len);
+static void ngx_chat_fuzz_ws_same(ngx_chat_fuzz_ws_run_t *a,
+    ngx_chat_fuzz_ws_run_t *b);
+static void ngx_chat_fuzz_ws_agree(ngx_chat_fuzz_ws_run_t *rd,
+    ngx_chat_fuzz_ws_run_t *ref);
+static ngx_uint_t ngx_chat_fuzz_ws_fault(ngx_uint_t code);
+static void ngx_chat_fuzz_ws_run_init(ngx_chat_fuzz_ws_run_t *run,
+    size_t len, size_t max);
+static void ngx_chat_fuzz_ws_run_free(ngx_chat_fuzz_ws_run_t *run);
 
-/* the two runs, static: a run holds some 12 KB */
-static ngx_chat_fuzz_ws_t  ngx_chat_fuzz_ws_runs[2];
-static u_char              ngx_chat_fuzz_ws_rbuf[NGX_CHAT_FUZZ_WS_RBUF];
+
+/* the worker's read buffer */
+static u_char  ngx_chat_fuzz_ws_rbuf[NGX_CHAT_FUZZ_WS_RBUF];
+static size_t  ngx_chat_fuzz_ws_rbuf_len;
 
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    ngx_chat_fuzz_ws_t  *all, *pieces;
+    size_t                  max, len;
+    const u_char           *in;
+    ngx_chat_fuzz_ws_run_t  whole, pieces, ref;
 
-    if (size < 2) {
+    if (size < 3) {
         return 0;
     }
 
-    all = &ngx_chat_fuzz_ws_runs[0];
-    pieces = &ngx_chat_fuzz_ws_runs[1];
+    max = ngx_chat_fuzz_ws_maxes[data[2] & 0x07];
+    in = data + 3;
+    len = size - 3;
 
-    ngx_memzero(all, sizeof(ngx_chat_fuzz_ws_t));
-    ngx_memzero(pieces, sizeof(ngx_chat_fuzz_ws_t));
+    ngx_chat_fuzz_ws_rbuf_len = ngx_chat_fuzz_ws_rbuf_size(max);
+    ngx_chat_fuzz_assert(ngx_chat_fuzz_ws_rbuf_len
+                         <= sizeof(ngx_chat_fuzz_ws_rbuf));
 
-    all->split = data[1];
-    pieces->split = data[1];
+    ngx_chat_fuzz_ws_run_init(&whole, len, max);
+    ngx_chat_fuzz_ws_run_init(&pieces, len, max);
+    ngx_chat_fuzz_ws_run_init(&ref, len, max);
 
-    ngx_chat_fuzz_ws_read(all, data + 2, size - 2, size - 2);
-    ngx_chat_fuzz_ws_read(pieces, data + 2, size - 2,
-                          data[0] ? data[0] : size - 2);
+    ngx_chat_fuzz_ws_transport(&whole, in, len, 0, 0);
+    ngx_chat_fuzz_ws_transport(&pieces, in, len, data[0],
+                               data[2] & NGX_CHAT_FUZZ_WS_HANDSHAKE);
+    ngx_chat_fuzz_ws_decode(&ref, in, len, data[1]);
 
     /* how the bytes arrive changes nothing */
-    ngx_chat_fuzz_assert(all->frames == pieces->frames);
-    ngx_chat_fuzz_assert(all->messages == pieces->messages);
-    ngx_chat_fuzz_assert(all->digest == pieces->digest);
-    ngx_chat_fuzz_assert(all->code == pieces->code);
-    ngx_chat_fuzz_assert(all->failed == pieces->failed);
-    ngx_chat_fuzz_assert(all->closing == pieces->closing);
-    ngx_chat_fuzz_assert(all->close_received == pieces->close_received);
-    ngx_chat_fuzz_assert(all->in_message == pieces->in_message);
-    ngx_chat_fuzz_assert(all->message_len == pieces->message_len);
+    ngx_chat_fuzz_ws_same(&whole, &pieces);
+
+    /* and what they mean is what the RFC says */
+    ngx_chat_fuzz_ws_agree(&whole, &ref);
+
+    ngx_chat_fuzz_ws_run_free(&whole);
+    ngx_chat_fuzz_ws_run_free(&pieces);
+    ngx_chat_fuzz_ws_run_free(&ref);
 
     return 0;
 }
 
 
 /*
- * ngx_chat_ws_read_handler(): each read appends to what is left of the
- * last one, and the complete frames are handled.  A frame that failed the
- * connection ends the reading: nothing after it is the client's data.
+ * ngx_chat_ws_start() and ngx_chat_ws_read_handler(): the reader as the
+ * transport sets it up and feeds it, to the end of the stream; the
+ * transport reads on after a failure or a close to let the socket drain,
+ * and so does this.
  */
 
 static void
-ngx_chat_fuzz_ws_read(ngx_chat_fuzz_ws_t *ws, const u_char *in, size_t len,
-    size_t chunk)
+ngx_chat_fuzz_ws_transport(ngx_chat_fuzz_ws_run_t *run, const u_char *in,
+    size_t len, u_char how, ngx_uint_t handshake)
 {
-    u_char  *rbuf;
-    size_t   have, n, used;
+    size_t                     n;
+    ngx_chat_ws_reader_t       rd;
+    ngx_chat_fuzz_ws_reads_t   reads;
 
-    rbuf = ngx_chat_fuzz_ws_rbuf;
-    have = 0;
+    ngx_memzero(&rd, sizeof(ngx_chat_ws_reader_t));
 
-    while (len && !ws->failed && !ws->close_received) {
+    rd.max = run->max;
+    rd.frame_max = ngx_chat_fuzz_ws_rbuf_len;
+    rd.handler = ngx_chat_fuzz_ws_event;
+    rd.data = run;
 
-        /* what is kept is a frame not complete yet: it leaves room */
-        ngx_chat_fuzz_assert(have
-                             < NGX_CHAT_FUZZ_WS_HEADER + NGX_CHAT_FUZZ_WS_MAX);
+    run->rd = &rd;
 
-        n = ngx_min(chunk, len);
-        n = ngx_min(n, NGX_CHAT_FUZZ_WS_RBUF - have);
+    reads.how = how;
+    reads.state = how;
 
-        ngx_memcpy(rbuf + have, in, n);
+    if (handshake && len) {
+        n = ngx_chat_fuzz_ws_next(&reads, len);
+        ngx_chat_fuzz_ws_start(&rd, in, n);
         in += n;
         len -= n;
-        have += n;
-
-        used = ngx_chat_fuzz_ws_frames(ws, rbuf, have);
-        ngx_chat_fuzz_assert(used <= have);
-
-        ngx_memmove(rbuf, rbuf + used, have - used);
-        have -= used;
     }
+
+    while (len) {
+        n = ngx_chat_fuzz_ws_recv(&rd, in, ngx_chat_fuzz_ws_next(&reads, len));
+        in += n;
+        len -= n;
+    }
+
+    run->done = rd.done;
+    run->in_message = rd.in_message;
+
+    ngx_chat_ws_reader_free(&rd);
+
+    ngx_chat_fuzz_assert(rd.partial == NULL && rd.partial_len == 0);
+    ngx_chat_fuzz_assert(rd.message == NULL && rd.message_len == 0);
+
+    run->rd = NULL;
 }
 
 
-/* ngx_chat_ws_frames(): every complete frame in buf */
+/*
+ * Bytes that came with the handshake, in the request's header buffer: they
+ * are kept when the connection is taken over, and the first read event
+ * parses them.
+ */
+
+static void
+ngx_chat_fuzz_ws_start(ngx_chat_ws_reader_t *rd, const u_char *in, size_t n)
+{
+    u_char  *header_in;
+
+    header_in = malloc(n);
+    ngx_chat_fuzz_assert(header_in != NULL);
+    ngx_memcpy(header_in, in, n);
+
+    ngx_chat_fuzz_assert(ngx_chat_ws_keep(rd, header_in, n) == NGX_OK);
+
+    /* the request, and its header buffer with it, is freed */
+    free(header_in);
+
+    ngx_chat_fuzz_assert(rd->partial_len == n && rd->partial_size >= n);
+
+    ngx_chat_fuzz_ws_feed(rd, rd->partial, rd->partial_len,
+                          rd->partial_size);
+}
+
+
+/* one c->recv(): into the incomplete frame's buffer, or the worker's */
 
 static size_t
-ngx_chat_fuzz_ws_frames(ngx_chat_fuzz_ws_t *ws, u_char *buf, size_t len)
+ngx_chat_fuzz_ws_recv(ngx_chat_ws_reader_t *rd, const u_char *in, size_t n)
 {
-    u_char               *p, *last;
-    ngx_int_t             rc;
-    ngx_uint_t            code;
-    ngx_chat_ws_frame_t   f;
+    u_char  *buf;
+    size_t   have, size;
 
-    p = buf;
-    last = buf + len;
+    have = rd->partial_len;
 
-    while (p < last) {
-        rc = ngx_chat_fuzz_ws_parse(p, last - p, &f, &code);
+    if (have) {
+        buf = rd->partial;
+        size = rd->partial_size;
+
+    } else {
+        buf = ngx_chat_fuzz_ws_rbuf;
+        size = ngx_chat_fuzz_ws_rbuf_len;
+    }
+
+    /* a read of no room would return 0, which is the client gone */
+    ngx_chat_fuzz_assert(have < size);
+
+    n = ngx_min(n, size - have);
+    ngx_memcpy(buf + have, in, n);
+
+    ngx_chat_fuzz_ws_feed(rd, buf, have + n, size);
+
+    return n;
+}
+
+
+/*
+ * ngx_chat_ws_feed() on a buffer of size bytes that holds have: the rest
+ * is poisoned, so that a look past what was read is an AddressSanitizer
+ * error.  Under the module's limits the reader never asks the transport to
+ * drop the connection: frame_max holds a header and the largest frame,
+ * and memory does not run out here.
+ */
+
+static void
+ngx_chat_fuzz_ws_feed(ngx_chat_ws_reader_t *rd, u_char *buf, size_t have,
+    size_t size)
+{
+    ngx_int_t  rc;
+
+    ASAN_POISON_MEMORY_REGION(buf + have, size - have);
+
+    rc = ngx_chat_ws_feed(rd, buf, have);
+
+    /* a frame buffer the reader freed is not ours to unpoison */
+    if (buf == ngx_chat_fuzz_ws_rbuf
+        || (buf == rd->partial && size == rd->partial_size))
+    {
+        ASAN_UNPOISON_MEMORY_REGION(buf + have, size - have);
+    }
+
+    ngx_chat_fuzz_assert(rc == NGX_OK);
+
+    ngx_chat_fuzz_ws_check_reader(rd);
+}
+
+
+/* what the reader holds between reads */
+
+static void
+ngx_chat_fuzz_ws_check_reader(ngx_chat_ws_reader_t *rd)
+{
+    /* an incomplete frame, with room to read the rest of it into */
+    ngx_chat_fuzz_assert((rd->partial == NULL) == (rd->partial_len == 0));
+    ngx_chat_fuzz_assert(rd->partial_len < rd->partial_size
+                         || rd->partial == NULL);
+    ngx_chat_fuzz_assert(rd->partial_size <= rd->frame_max);
+
+    /* after a failure or a close, no frame is waiting */
+    ngx_chat_fuzz_assert(!rd->done || rd->partial == NULL);
+
+    /* a message buffer only while a message is incomplete */
+    ngx_chat_fuzz_assert(rd->in_message
+                         || (rd->message == NULL && rd->message_len == 0));
+    ngx_chat_fuzz_assert(rd->message_len <= rd->message_size);
+    ngx_chat_fuzz_assert(rd->message_size <= rd->max);
+}
+
+
+static size_t
+ngx_chat_fuzz_ws_next(ngx_chat_fuzz_ws_reads_t *reads, size_t left)
+{
+    size_t  n;
+
+    if (reads->how == 0) {
+        return left;
+    }
+
+    if (reads->how < 128) {
+        n = reads->how;
+
+    } else {
+        reads->state = reads->state * 1103515245 + 12345;
+        n = 1 + (reads->state >> 16) % (reads->how - 127);
+    }
+
+    return ngx_min(n, left);
+}
+
+
+/* rd->handler: what the upper layer is told */
+
+static void
+ngx_chat_fuzz_ws_event(void *data, ngx_chat_ws_read_t *ev)
+{
+    u_char                   echo[2];
+    ngx_uint_t               bad;
+    ngx_chat_ws_reader_t    *rd;
+    ngx_chat_fuzz_ws_run_t  *run = data;
+
+    rd = run->rd;
+
+    /* after a failure or a close, nothing */
+    ngx_chat_fuzz_assert(!run->ended);
+
+    switch (ev->what) {
+
+    case NGX_CHAT_WS_READ_MESSAGE:
+        /* the upper layer reads from data, even when there is nothing */
+        ngx_chat_fuzz_assert(ev->data != NULL);
+        ngx_chat_fuzz_assert(ev->len <= run->max);
+        ngx_chat_fuzz_assert(ngx_chat_fuzz_utf8_valid(ev->data, ev->len)
+                             == NGX_OK);
+        ngx_chat_fuzz_assert(ngx_chat_utf8_valid(ev->data, ev->len)
+                             == NGX_OK);
+        ngx_chat_fuzz_assert(!rd->done);
+
+        /* the module answers with a text frame of about this size */
+        ngx_chat_fuzz_ws_round_trip(ev->len);
+        break;
+
+    case NGX_CHAT_WS_READ_PING:
+    case NGX_CHAT_WS_READ_PONG:
+        ngx_chat_fuzz_assert(ev->data != NULL);
+        ngx_chat_fuzz_assert(ev->len <= 125);
+        ngx_chat_fuzz_assert(!rd->done);
+        break;
+
+    case NGX_CHAT_WS_READ_CLOSE:
+        /* 0: the peer gave no code, and is answered with none */
+        echo[0] = (u_char) (ev->code >> 8);
+        echo[1] = (u_char) ev->code;
+
+        ngx_chat_fuzz_assert(ev->code == 0
+                             || ngx_chat_fuzz_ws_ref_close(echo, 2, &bad)
+                                == ev->code);
+        ngx_chat_fuzz_assert(ev->len == 0);
+        ngx_chat_fuzz_assert(rd->done);
+        run->ended = 1;
+        break;
+
+    case NGX_CHAT_WS_READ_FAIL:
+        ngx_chat_fuzz_assert(ev->code == NGX_CHAT_WS_PROTOCOL_ERROR
+                             || ev->code == NGX_CHAT_WS_UNSUPPORTED
+                             || ev->code == NGX_CHAT_WS_BAD_DATA
+                             || ev->code == NGX_CHAT_WS_TOO_BIG
+                             || ev->code == NGX_CHAT_WS_SERVER_ERROR);
+        ngx_chat_fuzz_assert(ev->reason != NULL && ev->reason[0] != '\0');
+        ngx_chat_fuzz_assert(ev->len == 0);
+        ngx_chat_fuzz_assert(rd->done);
+        ngx_chat_fuzz_assert(!rd->in_message && rd->message == NULL);
+        run->ended = 1;
+        break;
+
+    default:
+        ngx_chat_fuzz_assert(!"an event of no known kind");
+    }
+
+    ngx_chat_fuzz_ws_record(run, ev->what, ev->code, 0, ev->data, ev->len);
+}
+
+
+/*
+ * The reference: RFC 6455 5.2-5.6 over the whole stream, a frame at a
+ * time, with no buffering to speak of.  A frame not yet whole at the end
+ * of the stream is not decoded.  Each function of the framing is checked
+ * against its reference on the way.
+ */
+
+static void
+ngx_chat_fuzz_ws_decode(ngx_chat_fuzz_ws_run_t *ref, const u_char *in,
+    size_t len, u_char split)
+{
+    u_char                      *stream, *p, *last, *payload;
+    ngx_int_t                    rc;
+    ngx_uint_t                   code;
+    ngx_chat_ws_frame_t          f;
+    ngx_chat_fuzz_ws_decoder_t   dec;
+
+    /* parse_header takes bytes it may write to */
+    stream = malloc(len + 1);
+    payload = malloc(len + 1);
+    ngx_chat_fuzz_assert(stream != NULL && payload != NULL);
+    ngx_memcpy(stream, in, len);
+
+    ngx_memzero(&dec, sizeof(ngx_chat_fuzz_ws_decoder_t));
+    dec.message = malloc(len + 1);
+    dec.split = split;
+    ngx_chat_fuzz_assert(dec.message != NULL);
+
+    p = stream;
+    last = stream + len;
+
+    while (p < last && !ref->ended) {
+        code = 0;
+        rc = ngx_chat_fuzz_ws_parse(p, last - p, ref->max, &f, &code);
 
         if (rc == NGX_AGAIN) {
             break;
         }
 
         if (rc == NGX_ERROR) {
-            ngx_chat_fuzz_ws_close(ws, code);
-            ws->failed = 1;
-            return len;
+            ngx_chat_fuzz_ws_ref_fail(ref, ngx_chat_fuzz_ws_fault(code));
+            break;
         }
 
         if ((size_t) (last - p) < f.header_len + f.len) {
             break;
         }
 
-        p += f.header_len;
-        ngx_chat_fuzz_ws_unmask(ws, p, f.len, f.mask);
-        ngx_chat_fuzz_ws_frame(ws, &f, p);
-        p += f.len;
+        ngx_chat_fuzz_ws_unmask(payload, p + f.header_len, f.len, f.mask,
+                                split);
+        p += f.header_len + f.len;
 
-        ws->frames++;
+        if (f.opcode & 0x08) {
+            ngx_chat_fuzz_ws_ref_control(ref, &f, payload);
 
-        if (ws->close_received) {
-            return len;
+        } else {
+            ngx_chat_fuzz_ws_ref_data(ref, &dec, &f, payload);
         }
     }
 
-    return p - buf;
+    ref->done = ref->ended;
+    ref->in_message = dec.in_message;
+
+    free(dec.message);
+    free(payload);
+    free(stream);
+}
+
+
+/* 5.5: control frames, which may come between the fragments of a message */
+
+static void
+ngx_chat_fuzz_ws_ref_control(ngx_chat_fuzz_ws_run_t *ref,
+    ngx_chat_ws_frame_t *f, u_char *payload)
+{
+    ngx_uint_t  code, bad;
+
+    switch (f->opcode) {
+
+    case NGX_CHAT_WS_PING:
+        ngx_chat_fuzz_ws_record(ref, NGX_CHAT_WS_READ_PING, 0, 0, payload,
+                                f->len);
+        return;
+
+    case NGX_CHAT_WS_PONG:
+        ngx_chat_fuzz_ws_record(ref, NGX_CHAT_WS_READ_PONG, 0, 0, payload,
+                                f->len);
+        return;
+
+    default: /* NGX_CHAT_WS_CLOSE */
+        code = ngx_chat_fuzz_ws_close_code(payload, f->len, &bad);
+
+        if (code == 0) {
+            ngx_chat_fuzz_ws_ref_fail(ref, ngx_chat_fuzz_ws_fault(bad));
+            return;
+        }
+
+        /* an empty close is told as code 0 */
+        ngx_chat_fuzz_ws_record(ref, NGX_CHAT_WS_READ_CLOSE,
+                                f->len ? code : 0, 0, NULL, 0);
+        ref->ended = 1;
+    }
 }
 
 
 /*
- * parse_header on the buffer, against the reference; and on every prefix
+ * 5.4 and 5.6: a text message in one frame or in fragments, valid UTF-8
+ * once whole (8.1), at most max bytes; binary messages are not taken.  A
+ * frame can be at fault in more than one way: each allows its code.
+ */
+
+static void
+ngx_chat_fuzz_ws_ref_data(ngx_chat_fuzz_ws_run_t *ref,
+    ngx_chat_fuzz_ws_decoder_t *dec, ngx_chat_ws_frame_t *f,
+    u_char *payload)
+{
+    ngx_int_t   utf8;
+    ngx_uint_t  faults;
+
+    faults = 0;
+
+    if (f->opcode == NGX_CHAT_WS_BINARY) {
+        faults |= ngx_chat_fuzz_ws_fault(NGX_CHAT_WS_UNSUPPORTED);
+    }
+
+    /* a new message inside one, or a fragment of no message */
+    if ((f->opcode != NGX_CHAT_WS_CONT) == dec->in_message) {
+        faults |= ngx_chat_fuzz_ws_fault(NGX_CHAT_WS_PROTOCOL_ERROR);
+    }
+
+    if (faults) {
+        ngx_chat_fuzz_ws_ref_fail(ref, faults);
+        return;
+    }
+
+    if (f->opcode == NGX_CHAT_WS_TEXT) {
+        dec->len = 0;
+        dec->utf8 = 0;
+    }
+
+    ngx_memcpy(dec->message + dec->len, payload, f->len);
+    dec->len += f->len;
+
+    utf8 = ngx_chat_fuzz_ws_step(dec, payload, f->len);
+
+    if (utf8 == NGX_ERROR || (f->fin && utf8 == NGX_AGAIN)) {
+        faults |= ngx_chat_fuzz_ws_fault(NGX_CHAT_WS_BAD_DATA);
+    }
+
+    if (dec->len > ref->max) {
+        faults |= ngx_chat_fuzz_ws_fault(NGX_CHAT_WS_TOO_BIG);
+    }
+
+    if (faults) {
+        ngx_chat_fuzz_ws_ref_fail(ref, faults);
+        return;
+    }
+
+    if (!f->fin) {
+        dec->in_message = 1;
+        return;
+    }
+
+    ngx_chat_fuzz_ws_record(ref, NGX_CHAT_WS_READ_MESSAGE, 0, 0,
+                            dec->message, dec->len);
+
+    dec->in_message = 0;
+    dec->len = 0;
+}
+
+
+/* 7.1.7: a fault fails the connection; nothing after it is read */
+
+static void
+ngx_chat_fuzz_ws_ref_fail(ngx_chat_fuzz_ws_run_t *ref, ngx_uint_t faults)
+{
+    ngx_chat_fuzz_assert(faults != 0);
+
+    ngx_chat_fuzz_ws_record(ref, NGX_CHAT_WS_READ_FAIL, 0, faults, NULL, 0);
+    ref->ended = 1;
+}
+
+
+/*
+ * parse_header on the stream, against the reference; and on every prefix
  * of the header, each at the end of a block of 14 bytes, so that a read
- * past the prefix is an AddressSanitizer error.
+ * past the prefix is an AddressSanitizer error.  Returns the reference's
+ * answer, which is parse_header's.
  */
 
 static ngx_int_t
-ngx_chat_fuzz_ws_parse(u_char *p, size_t len, ngx_chat_ws_frame_t *f,
-    ngx_uint_t *code)
+ngx_chat_fuzz_ws_parse(u_char *p, size_t len, size_t max,
+    ngx_chat_ws_frame_t *f, ngx_uint_t *code)
 {
     u_char               *block, *q;
     size_t                k, n;
@@ -230,12 +677,11 @@ ngx_chat_fuzz_ws_parse(u_char *p, size_t len, ngx_chat_ws_frame_t *f,
     ngx_chat_ws_frame_t   rf, fk;
 
     *code = 0;
-    rc = ngx_chat_ws_parse_header(p, len, NGX_CHAT_FUZZ_WS_MAX, f, code);
+    rc = ngx_chat_ws_parse_header(p, len, max, f, code);
 
     ref_code = 0;
     raw = 0;
-    ref = ngx_chat_fuzz_ws_ref_parse(p, len, NGX_CHAT_FUZZ_WS_MAX, &rf,
-                                     &ref_code, &raw);
+    ref = ngx_chat_fuzz_ws_ref_parse(p, len, max, &rf, &ref_code, &raw);
 
     ngx_chat_fuzz_assert(rc == ref);
 
@@ -249,7 +695,7 @@ ngx_chat_fuzz_ws_parse(u_char *p, size_t len, ngx_chat_ws_frame_t *f,
         ngx_chat_fuzz_assert(f->header_len <= len);
         ngx_chat_fuzz_assert(f->header_len == rf.header_len);
         ngx_chat_fuzz_assert(f->len == rf.len);
-        ngx_chat_fuzz_assert(f->len <= NGX_CHAT_FUZZ_WS_MAX);
+        ngx_chat_fuzz_assert(f->len <= max);
         ngx_chat_fuzz_assert(f->fin == rf.fin);
         ngx_chat_fuzz_assert(f->opcode == rf.opcode);
         ngx_chat_fuzz_assert(f->masked == 1);
@@ -271,8 +717,7 @@ ngx_chat_fuzz_ws_parse(u_char *p, size_t len, ngx_chat_ws_frame_t *f,
         ngx_memcpy(q, p, k);
 
         code_k = 0;
-        rc_k = ngx_chat_ws_parse_header(q, k, NGX_CHAT_FUZZ_WS_MAX, &fk,
-                                        &code_k);
+        rc_k = ngx_chat_ws_parse_header(q, k, max, &fk, &code_k);
 
         if (k == n) {
             /* no header is longer: what follows it changes nothing */
@@ -301,7 +746,7 @@ ngx_chat_fuzz_ws_parse(u_char *p, size_t len, ngx_chat_ws_frame_t *f,
 
     free(block);
 
-    return rc;
+    return ref;
 }
 
 
@@ -376,148 +821,62 @@ ngx_chat_fuzz_ws_ref_parse(const u_char *p, size_t len, size_t max,
 }
 
 
-/* in two pieces, split where the input says, equals one piece and XOR */
+/*
+ * 5.3: dst gets src XOR the mask; ngx_chat_ws_unmask() in one piece and
+ * in two, split where the input says, gives the same.
+ */
 
 static void
-ngx_chat_fuzz_ws_unmask(ngx_chat_fuzz_ws_t *ws, u_char *p, size_t len,
-    u_char *mask)
+ngx_chat_fuzz_ws_unmask(u_char *dst, u_char *src, size_t len, u_char *mask,
+    u_char split)
 {
-    size_t  i, k;
-    u_char  one[NGX_CHAT_FUZZ_WS_MAX];
-
-    ngx_chat_fuzz_assert(len <= NGX_CHAT_FUZZ_WS_MAX);
-
-    ngx_memcpy(one, p, len);
-    ngx_chat_ws_unmask(one, len, mask, 0);
+    size_t   i, k;
+    u_char  *one;
 
     for (i = 0; i < len; i++) {
-        ngx_chat_fuzz_assert(one[i] == (p[i] ^ mask[i % 4]));
+        dst[i] = src[i] ^ mask[i % 4];
     }
 
-    k = ws->split % (len + 1);
+    one = malloc(len + 1);
+    ngx_chat_fuzz_assert(one != NULL);
 
-    ngx_chat_ws_unmask(p, k, mask, 0);
-    ngx_chat_ws_unmask(p + k, len - k, mask, k);
+    ngx_memcpy(one, src, len);
+    ngx_chat_ws_unmask(one, len, mask, 0);
+    ngx_chat_fuzz_assert(ngx_memcmp(one, dst, len) == 0);
 
-    ngx_chat_fuzz_assert(ngx_memcmp(p, one, len) == 0);
-}
+    k = split % (len + 1);
 
+    ngx_memcpy(one, src, len);
+    ngx_chat_ws_unmask(one, k, mask, 0);
+    ngx_chat_ws_unmask(one + k, len - k, mask, k);
+    ngx_chat_fuzz_assert(ngx_memcmp(one, dst, len) == 0);
 
-/* ngx_chat_ws_frame() */
-
-static void
-ngx_chat_fuzz_ws_frame(ngx_chat_fuzz_ws_t *ws, ngx_chat_ws_frame_t *f,
-    u_char *payload)
-{
-    ngx_uint_t  code, bad;
-
-    switch (f->opcode) {
-
-    case NGX_CHAT_WS_PING:
-        ngx_chat_fuzz_assert(f->len <= 125);
-        return;
-
-    case NGX_CHAT_WS_PONG:
-        return;
-
-    case NGX_CHAT_WS_CLOSE:
-        code = ngx_chat_fuzz_ws_close_code(payload, f->len, &bad);
-
-        if (code == 0) {
-            ngx_chat_fuzz_ws_close(ws, bad);
-
-        } else if (!ws->closing) {
-            /* the answer echoes the code */
-            ws->code = code;
-            ws->closing = 1;
-        }
-
-        ws->close_received = 1;
-        return;
-
-    default:
-        if (!ws->closing) {
-            ngx_chat_fuzz_ws_data(ws, f, payload);
-        }
-    }
-}
-
-
-/* ngx_chat_ws_data(), step by step */
-
-static void
-ngx_chat_fuzz_ws_data(ngx_chat_fuzz_ws_t *ws, ngx_chat_ws_frame_t *f,
-    u_char *payload)
-{
-    if (f->opcode == NGX_CHAT_WS_BINARY) {
-        ngx_chat_fuzz_ws_close(ws, NGX_CHAT_WS_UNSUPPORTED);
-        return;
-    }
-
-    if ((f->opcode == NGX_CHAT_WS_TEXT) == ws->in_message) {
-        ngx_chat_fuzz_ws_close(ws, NGX_CHAT_WS_PROTOCOL_ERROR);
-        return;
-    }
-
-    if (f->opcode == NGX_CHAT_WS_TEXT) {
-        ws->utf8 = 0;
-        ws->seen_len = 0;
-    }
-
-    if (ngx_chat_fuzz_ws_step(ws, payload, f->len) != NGX_OK
-        || (f->fin && ws->utf8 != 0))
-    {
-        ngx_chat_fuzz_ws_close(ws, NGX_CHAT_WS_BAD_DATA);
-        return;
-    }
-
-    if (f->fin && !ws->in_message) {
-        ngx_chat_fuzz_ws_message(ws, payload, f->len);
-        return;
-    }
-
-    if (ws->message_len + f->len > NGX_CHAT_FUZZ_WS_MAX) {
-        ngx_chat_fuzz_ws_close(ws, NGX_CHAT_WS_TOO_BIG);
-        return;
-    }
-
-    ngx_memcpy(ws->message + ws->message_len, payload, f->len);
-    ws->message_len += f->len;
-    ws->in_message = 1;
-
-    if (!f->fin) {
-        return;
-    }
-
-    ngx_chat_fuzz_ws_message(ws, ws->message, ws->message_len);
-
-    ws->message_len = 0;
-    ws->in_message = 0;
+    free(one);
 }
 
 
 /*
- * utf8_step over one payload, in one call and in two: the same answer,
- * and the one the reference gives for the message so far.
+ * The message so far against table 3-7 (NGX_OK, NGX_AGAIN: a character
+ * is cut, NGX_ERROR); and utf8_step over the frame just added, in one call
+ * and in two, carrying its state from the fragments before: the same
+ * answer.
  */
 
 static ngx_int_t
-ngx_chat_fuzz_ws_step(ngx_chat_fuzz_ws_t *ws, u_char *p, size_t len)
+ngx_chat_fuzz_ws_step(ngx_chat_fuzz_ws_decoder_t *dec, u_char *p,
+    size_t len)
 {
     size_t     k;
     uint32_t   one, two;
     ngx_int_t  rc, rc2, ref;
 
-    ngx_chat_fuzz_assert(ws->seen_len + len <= sizeof(ws->seen));
+    ref = ngx_chat_fuzz_utf8_prefix(dec->message, dec->len);
 
-    ngx_memcpy(ws->seen + ws->seen_len, p, len);
-    ws->seen_len += len;
-
-    one = ws->utf8;
+    one = dec->utf8;
     rc = ngx_chat_utf8_step(&one, p, len);
 
-    k = ws->split % (len + 1);
-    two = ws->utf8;
+    k = dec->split % (len + 1);
+    two = dec->utf8;
     rc2 = ngx_chat_utf8_step(&two, p, k);
 
     if (rc2 == NGX_OK) {
@@ -525,105 +884,74 @@ ngx_chat_fuzz_ws_step(ngx_chat_fuzz_ws_t *ws, u_char *p, size_t len)
     }
 
     ngx_chat_fuzz_assert(rc == rc2);
-
-    ref = ngx_chat_fuzz_utf8_prefix(ws->seen, ws->seen_len);
-
     ngx_chat_fuzz_assert((rc == NGX_ERROR) == (ref == NGX_ERROR));
 
     if (rc == NGX_OK) {
         ngx_chat_fuzz_assert(one == two);
         ngx_chat_fuzz_assert((one != 0) == (ref == NGX_AGAIN));
-        ws->utf8 = one;
+        dec->utf8 = one;
     }
 
-    return rc;
+    return ref;
 }
 
 
-/* a whole text message, as ngx_chat_session_message() gets it */
-
-static void
-ngx_chat_fuzz_ws_message(ngx_chat_fuzz_ws_t *ws, u_char *p, size_t len)
-{
-    size_t  i;
-
-    ngx_chat_fuzz_assert(len <= NGX_CHAT_FUZZ_WS_MAX);
-    ngx_chat_fuzz_assert(len == ws->seen_len);
-    ngx_chat_fuzz_assert(ngx_memcmp(p, ws->seen, len) == 0);
-
-    ngx_chat_fuzz_assert(ngx_chat_fuzz_utf8_valid(p, len) == NGX_OK);
-    ngx_chat_fuzz_assert(ngx_chat_utf8_valid(p, len) == NGX_OK);
-
-    /* the module answers with a text frame of about this size */
-    ngx_chat_fuzz_ws_round_trip(len);
-
-    ws->messages++;
-
-    /* FNV-1a, with the length so that messages do not run together */
-    ws->digest ^= (uint32_t) len;
-    ws->digest *= 16777619;
-
-    for (i = 0; i < len; i++) {
-        ws->digest ^= p[i];
-        ws->digest *= 16777619;
-    }
-}
-
-
-/* ngx_chat_ws_close(): the first close code is the one sent */
-
-static void
-ngx_chat_fuzz_ws_close(ngx_chat_fuzz_ws_t *ws, ngx_uint_t code)
-{
-    if (ws->closing) {
-        return;
-    }
-
-    ws->code = code;
-    ws->closing = 1;
-}
-
-
-/* close_code against RFC 6455 7.4 */
+/* close_code against the reference; returns the code */
 
 static ngx_uint_t
 ngx_chat_fuzz_ws_close_code(u_char *p, size_t len, ngx_uint_t *bad)
 {
-    ngx_uint_t  code, ref, ref_bad, valid;
+    ngx_uint_t  code, ref, ref_bad;
 
     *bad = 0;
     code = ngx_chat_ws_close_code(p, len, bad);
 
     ref_bad = 0;
-
-    if (len == 0) {
-        ref = NGX_CHAT_WS_NORMAL;
-
-    } else if (len == 1) {
-        ref = 0;
-        ref_bad = NGX_CHAT_WS_PROTOCOL_ERROR;
-
-    } else {
-        ref = p[0] * 256 + p[1];
-
-        valid = (ref >= 1000 && ref <= 1003)
-                || (ref >= 1007 && ref <= 1014)
-                || (ref >= 3000 && ref <= 4999);
-
-        if (!valid) {
-            ref = 0;
-            ref_bad = NGX_CHAT_WS_PROTOCOL_ERROR;
-
-        } else if (ngx_chat_fuzz_utf8_valid(p + 2, len - 2) != NGX_OK) {
-            ref = 0;
-            ref_bad = NGX_CHAT_WS_BAD_DATA;
-        }
-    }
+    ref = ngx_chat_fuzz_ws_ref_close(p, len, &ref_bad);
 
     ngx_chat_fuzz_assert(code == ref);
 
     if (code == 0) {
         ngx_chat_fuzz_assert(*bad == ref_bad);
+    }
+
+    return code;
+}
+
+
+/*
+ * RFC 6455 7.4 and the IANA registry: the code to answer a close payload
+ * with, or 0 and in *bad what its fault is.
+ */
+
+static ngx_uint_t
+ngx_chat_fuzz_ws_ref_close(u_char *p, size_t len, ngx_uint_t *bad)
+{
+    ngx_uint_t  code, valid;
+
+    if (len == 0) {
+        return NGX_CHAT_WS_NORMAL;
+    }
+
+    if (len == 1) {
+        *bad = NGX_CHAT_WS_PROTOCOL_ERROR;
+        return 0;
+    }
+
+    code = p[0] * 256 + p[1];
+
+    valid = (code >= 1000 && code <= 1003)
+            || (code >= 1007 && code <= 1014)
+            || (code >= 3000 && code <= 4999);
+
+    if (!valid) {
+        *bad = NGX_CHAT_WS_PROTOCOL_ERROR;
+        return 0;
+    }
+
+    if (ngx_chat_fuzz_utf8_valid(p + 2, len - 2) != NGX_OK) {
+        *bad = NGX_CHAT_WS_BAD_DATA;
+        return 0;
     }
 
     return code;
@@ -662,4 +990,141 @@ ngx_chat_fuzz_ws_round_trip(uint64_t len)
     ngx_chat_fuzz_assert(f.len == len);
     ngx_chat_fuzz_assert(f.header_len == (size_t) (end - buf));
     ngx_chat_fuzz_assert(f.fin && f.opcode == NGX_CHAT_WS_TEXT);
+}
+
+
+/* the events of a run, their bytes copied: the reader's are not kept */
+
+static void
+ngx_chat_fuzz_ws_record(ngx_chat_fuzz_ws_run_t *run, ngx_uint_t what,
+    ngx_uint_t code, ngx_uint_t faults, u_char *data, size_t len)
+{
+    ngx_chat_fuzz_ws_event_t  *ev;
+
+    ngx_chat_fuzz_assert(run->nevents < run->nalloc);
+    ngx_chat_fuzz_assert(run->nbytes + len <= run->size);
+
+    ev = &run->events[run->nevents++];
+
+    ev->what = what;
+    ev->code = code;
+    ev->faults = faults;
+    ev->data = run->bytes + run->nbytes;
+    ev->len = len;
+
+    if (len) {
+        ngx_memcpy(ev->data, data, len);
+        run->nbytes += len;
+    }
+}
+
+
+/* two reads of the stream: the same events, the same end */
+
+static void
+ngx_chat_fuzz_ws_same(ngx_chat_fuzz_ws_run_t *a, ngx_chat_fuzz_ws_run_t *b)
+{
+    ngx_uint_t                 i;
+    ngx_chat_fuzz_ws_event_t  *x, *y;
+
+    ngx_chat_fuzz_assert(a->nevents == b->nevents);
+
+    for (i = 0; i < a->nevents; i++) {
+        x = &a->events[i];
+        y = &b->events[i];
+
+        ngx_chat_fuzz_assert(x->what == y->what);
+        ngx_chat_fuzz_assert(x->code == y->code);
+        ngx_chat_fuzz_assert(x->len == y->len);
+        ngx_chat_fuzz_assert(ngx_memcmp(x->data, y->data, x->len) == 0);
+    }
+
+    ngx_chat_fuzz_assert(a->done == b->done);
+    ngx_chat_fuzz_assert(a->in_message == b->in_message);
+}
+
+
+/* the reader and the reference: the same events; a code the fault allows */
+
+static void
+ngx_chat_fuzz_ws_agree(ngx_chat_fuzz_ws_run_t *rd,
+    ngx_chat_fuzz_ws_run_t *ref)
+{
+    ngx_uint_t                 i;
+    ngx_chat_fuzz_ws_event_t  *x, *y;
+
+    ngx_chat_fuzz_assert(rd->nevents == ref->nevents);
+
+    for (i = 0; i < rd->nevents; i++) {
+        x = &rd->events[i];
+        y = &ref->events[i];
+
+        ngx_chat_fuzz_assert(x->what == y->what);
+
+        if (x->what == NGX_CHAT_WS_READ_FAIL) {
+            ngx_chat_fuzz_assert(y->faults & ngx_chat_fuzz_ws_fault(x->code));
+            continue;
+        }
+
+        ngx_chat_fuzz_assert(x->code == y->code);
+        ngx_chat_fuzz_assert(x->len == y->len);
+        ngx_chat_fuzz_assert(ngx_memcmp(x->data, y->data, x->len) == 0);
+    }
+
+    ngx_chat_fuzz_assert(rd->done == ref->done);
+
+    /* a close may leave a message unfinished; a failure drops it */
+    if (!rd->done) {
+        ngx_chat_fuzz_assert(rd->in_message == ref->in_message);
+    }
+}
+
+
+/* a failure's code as a bit, so that the reference may allow several */
+
+static ngx_uint_t
+ngx_chat_fuzz_ws_fault(ngx_uint_t code)
+{
+    switch (code) {
+    case NGX_CHAT_WS_PROTOCOL_ERROR:
+        return 0x01;
+    case NGX_CHAT_WS_UNSUPPORTED:
+        return 0x02;
+    case NGX_CHAT_WS_BAD_DATA:
+        return 0x04;
+    case NGX_CHAT_WS_TOO_BIG:
+        return 0x08;
+    default:
+        /* 1011 is no fault of the stream: memory does not run out here */
+        return 0;
+    }
+}
+
+
+/*
+ * A frame is 2 bytes at least, and a failure ends the events: there are
+ * fewer than len / 2 + 2 of them, and they hold at most len bytes.
+ */
+
+static void
+ngx_chat_fuzz_ws_run_init(ngx_chat_fuzz_ws_run_t *run, size_t len,
+    size_t max)
+{
+    ngx_memzero(run, sizeof(ngx_chat_fuzz_ws_run_t));
+
+    run->nalloc = len / 2 + 2;
+    run->events = malloc(run->nalloc * sizeof(ngx_chat_fuzz_ws_event_t));
+    run->size = len;
+    run->bytes = malloc(len + 1);
+    run->max = max;
+
+    ngx_chat_fuzz_assert(run->events != NULL && run->bytes != NULL);
+}
+
+
+static void
+ngx_chat_fuzz_ws_run_free(ngx_chat_fuzz_ws_run_t *run)
+{
+    free(run->events);
+    free(run->bytes);
 }

@@ -38,7 +38,7 @@ static const ngx_chat_field_t  every_type[] = {
 
 
 /*
- * The lists the module checks requests against (src/ngx_chat_routes.c):
+ * The lists the module checks requests against (src/ngx_chat_requests.c):
  * the bodies and queries of its routes, the fields of its WebSocket
  * messages, and the list above.
  */

@@ -1,7 +1,7 @@
 
 /*
  * ngx_chat: what the fuzz targets share.  The field lists and the route
- * table are the module's own (src/ngx_chat_routes.c), plus one list with a
+ * table are the module's own (src/ngx_chat_requests.c), plus one list with a
  * field of every type.
  *
  * A target checks the invariants of a result with ngx_chat_fuzz_assert(),
@@ -26,7 +26,7 @@ typedef struct {
 } ngx_chat_fuzz_list_t;
 
 
-/* the module's lists (src/ngx_chat_routes.c), NULL-ended */
+/* the module's lists (src/ngx_chat_requests.c), NULL-ended */
 const ngx_chat_fuzz_list_t *ngx_chat_fuzz_bodies(void);
 const ngx_chat_fuzz_list_t *ngx_chat_fuzz_queries(void);
 

@@ -329,8 +329,10 @@ ngx_chat_ws_read(ngx_chat_ws_reader_t *rd, u_char *buf, size_t len)
 /*
  * The bytes of an incomplete frame, kept in the frame's own buffer: the
  * header gives its size, a header not yet whole gets room for the longest
- * one.  p may point into that buffer.  NGX_ERROR: no memory, or a frame
- * larger than rd->frame_max.
+ * one.  p may point into that buffer.  Bytes no read has seen yet (those
+ * that came with the handshake) may hold several frames, or a bad header:
+ * they are kept as they are, for ngx_chat_ws_feed() to report.  NGX_ERROR:
+ * no memory, or a frame larger than rd->frame_max.
  */
 
 ngx_int_t
@@ -352,13 +354,10 @@ ngx_chat_ws_keep(ngx_chat_ws_reader_t *rd, u_char *p, size_t len)
 
     rc = ngx_chat_ws_parse_header(p, len, rd->max, &f, &code);
 
-    if (rc == NGX_ERROR) {
-        /* ngx_chat_ws_read() has seen this header and failed already */
-        return NGX_ERROR;
-    }
-
+    /* a bad header is kept whole: fed, it fails with its code */
     need = (rc == NGX_OK) ? f.header_len + f.len
-                         : NGX_CHAT_WS_CLIENT_HEADER_MAX;
+         : (rc == NGX_AGAIN) ? NGX_CHAT_WS_CLIENT_HEADER_MAX
+         : len;
     need = ngx_max(need, len);
 
     if (need > rd->frame_max) {
@@ -515,15 +514,21 @@ ngx_chat_ws_read_data(ngx_chat_ws_reader_t *rd, ngx_chat_ws_frame_t *f,
         rd->message_size = size;
     }
 
-    ngx_memcpy(rd->message + rd->message_len, payload, f->len);
-    rd->message_len += f->len;
+    /* an empty first fragment leaves rd->message NULL: nothing to copy */
+    if (f->len) {
+        ngx_memcpy(rd->message + rd->message_len, payload, f->len);
+        rd->message_len += f->len;
+    }
+
     rd->in_message = 1;
 
     if (!f->fin) {
         return;
     }
 
-    ngx_chat_ws_read_emit(rd, NGX_CHAT_WS_READ_MESSAGE, rd->message,
+    /* fragments all empty left no buffer: data is not NULL all the same */
+    ngx_chat_ws_read_emit(rd, NGX_CHAT_WS_READ_MESSAGE,
+                          rd->message ? rd->message : payload,
                           rd->message_len, 0);
     ngx_chat_ws_message_free(rd);
 }

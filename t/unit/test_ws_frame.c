@@ -1282,6 +1282,596 @@ test_frame_header_writes_all_64_bits_of_a_length(void)
 }
 
 
+/*
+ * The reader, fed the way the transport feeds it (src/ngx_chat_ws.c):
+ * each read goes into the incomplete frame's buffer when there is one,
+ * behind what came of it, else into the worker's buffer, whose size is
+ * frame_max; then ngx_chat_ws_feed().  What the reader reports is written
+ * down as text: message "hi"; ping ""; close 1000; fail 1002.
+ */
+
+#define READER_RBUF       65536
+
+typedef struct {
+    ngx_chat_ws_reader_t         rd;
+    char                         log[2048];
+    size_t                       log_len;
+} reader_t;
+
+typedef struct {
+    u_char                       data[4096];
+    size_t                       len;
+} stream_t;
+
+#define add_literal(s, b0, lit)                                               \
+    add(s, b0, lit, sizeof(lit) - 1)
+
+
+static u_char  rbuf[READER_RBUF];
+
+
+static void
+reader_log(reader_t *r, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+static void
+reader_log(reader_t *r, const char *fmt, ...)
+{
+    int      n;
+    size_t   room;
+    va_list  args;
+
+    room = sizeof(r->log) - r->log_len;
+
+    va_start(args, fmt);
+    n = vsnprintf(r->log + r->log_len, room, fmt, args);
+    va_end(args);
+
+    r->log_len += ngx_min((size_t) ngx_max(n, 0), room - 1);
+}
+
+
+static void
+reader_event(void *data, ngx_chat_ws_read_t *ev)
+{
+    size_t           i;
+    reader_t        *r = data;
+    static const char  *names[] = { "message", "ping", "pong", "close",
+                                    "fail" };
+
+    if (r->log_len) {
+        reader_log(r, "; ");
+    }
+
+    reader_log(r, "%s", ev->what <= NGX_CHAT_WS_READ_FAIL ? names[ev->what]
+                                                          : "?");
+
+    if (ev->what == NGX_CHAT_WS_READ_CLOSE
+        || ev->what == NGX_CHAT_WS_READ_FAIL)
+    {
+        reader_log(r, " %u", (unsigned) ev->code);
+        return;
+    }
+
+    /* bytes, even when there are none: the upper layer reads from data */
+    ngx_chat_expect(ev->data != NULL);
+
+    reader_log(r, " \"");
+
+    for (i = 0; i < ev->len; i++) {
+        if (ev->data[i] >= 0x20 && ev->data[i] < 0x7f) {
+            reader_log(r, "%c", ev->data[i]);
+
+        } else {
+            reader_log(r, "\\x%02x", ev->data[i]);
+        }
+    }
+
+    reader_log(r, "\"");
+}
+
+
+static void
+reader_init(reader_t *r, size_t max, size_t frame_max)
+{
+    ngx_memzero(r, sizeof(reader_t));
+
+    r->rd.max = max;
+    r->rd.frame_max = frame_max;
+    r->rd.handler = reader_event;
+    r->rd.data = r;
+}
+
+
+/* the socket holds n bytes: read as ngx_chat_ws_read_handler() reads them */
+
+static ngx_int_t
+reader_recv(reader_t *r, const void *data, size_t n)
+{
+    u_char        *buf;
+    size_t         have, size, k;
+    const u_char  *p;
+
+    p = data;
+
+    while (n) {
+        have = r->rd.partial_len;
+
+        if (have) {
+            buf = r->rd.partial;
+            size = r->rd.partial_size;
+
+        } else {
+            buf = rbuf;
+            size = ngx_min(r->rd.frame_max, READER_RBUF);
+        }
+
+        if (have >= size) {
+            ngx_chat_test_expect(0, __FILE__, __LINE__,
+                                 "room to read into, %d of %d held",
+                                 (int) have, (int) size);
+            return NGX_ERROR;
+        }
+
+        k = ngx_min(n, size - have);
+        ngx_memcpy(buf + have, p, k);
+        p += k;
+        n -= k;
+
+        if (ngx_chat_ws_feed(&r->rd, buf, have + k) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* a client frame: the shortest length form, the payload masked */
+
+static void
+add(stream_t *s, u_char b0, const char *payload, size_t len)
+{
+    u_char      *p;
+    size_t       i;
+    ngx_uint_t   ext;
+
+    ext = (len < 126) ? 0 : (len <= 0xffff) ? 2 : 8;
+
+    if (s->len + CLIENT_HEADER_MAX + len > sizeof(s->data)) {
+        abort();
+    }
+
+    p = s->data + s->len;
+    p += header(p, b0, len, ext);
+
+    for (i = 0; i < len; i++) {
+        p[i] = (u_char) payload[i] ^ mask[i % 4];
+    }
+
+    s->len = p + len - s->data;
+}
+
+
+static void
+test_reader_message_split_at_every_byte_arrives_once_and_whole(void)
+{
+    char      *text, *expected;
+    size_t     k;
+    reader_t   r;
+    stream_t   s;
+
+    /* a frame with a 7-bit length, then fragments of 16-bit and 7-bit */
+    text = ngx_chat_test_repeat("a", 130);
+
+    ngx_memzero(&s, sizeof(stream_t));
+    add_literal(&s, 0x81, "hello");
+    add(&s, 0x01, text, 130);
+    add_literal(&s, 0x80, "end");
+
+    expected = ngx_chat_test_sprintf("message \"hello\"; message \"%send\"",
+                                     text);
+
+    for (k = 0; k <= s.len; k++) {
+        reader_init(&r, MAX, READER_RBUF);
+
+        ngx_chat_expect_int(reader_recv(&r, s.data, k), NGX_OK);
+        ngx_chat_expect_int(reader_recv(&r, s.data + k, s.len - k), NGX_OK);
+
+        ngx_chat_test_expect(strcmp(r.log, expected) == 0, __FILE__,
+                             __LINE__, "split at %d: \"%s\"", (int) k, r.log);
+        ngx_chat_expect_int(r.rd.partial_len, 0);
+        ngx_chat_expect_int(r.rd.in_message, 0);
+
+        ngx_chat_ws_reader_free(&r.rd);
+    }
+
+    /* a byte a read */
+    reader_init(&r, MAX, READER_RBUF);
+
+    for (k = 0; k < s.len; k++) {
+        ngx_chat_expect_int(reader_recv(&r, s.data + k, 1), NGX_OK);
+    }
+
+    ngx_chat_expect_has(r.log, expected);
+    ngx_chat_expect_int(strlen(r.log), strlen(expected));
+
+    ngx_chat_ws_reader_free(&r.rd);
+}
+
+
+static void
+test_reader_ping_between_fragments_is_answered_before_the_message(void)
+{
+    reader_t  r;
+    stream_t  s;
+
+    ngx_memzero(&s, sizeof(stream_t));
+    add_literal(&s, 0x01, "Hel");
+    add_literal(&s, 0x89, "are you there");
+    add_literal(&s, 0x00, "l");
+    add_literal(&s, 0x8a, "");
+    add_literal(&s, 0x80, "o");
+
+    reader_init(&r, MAX, READER_RBUF);
+
+    ngx_chat_expect_int(reader_recv(&r, s.data, s.len), NGX_OK);
+    ngx_chat_expect_bytes(r.log, r.log_len,
+                          "ping \"are you there\"; pong \"\"; "
+                          "message \"Hello\"");
+
+    ngx_chat_ws_reader_free(&r.rd);
+}
+
+
+static void
+test_reader_keep_refuses_a_frame_larger_than_frame_max(void)
+{
+    char      *text;
+    reader_t   r;
+    stream_t   s;
+
+    text = ngx_chat_test_repeat("b", 200);
+
+    ngx_memzero(&s, sizeof(stream_t));
+    add(&s, 0x81, text, 200);
+
+    /* a message may be 1000 bytes, a frame kept whole only 100 */
+    reader_init(&r, 1000, 100);
+
+    ngx_chat_expect_int(reader_recv(&r, s.data, 20), NGX_ERROR);
+    ngx_chat_expect_int(ngx_chat_ws_keep(&r.rd, s.data, 20), NGX_ERROR);
+    ngx_chat_expect(r.rd.partial == NULL);
+    ngx_chat_expect_bytes(r.log, r.log_len, "");
+
+    ngx_chat_ws_reader_free(&r.rd);
+
+    /* a frame of 100 bytes with its header fits */
+    ngx_memzero(&s, sizeof(stream_t));
+    add(&s, 0x81, text, 94);
+
+    reader_init(&r, 1000, 100);
+
+    ngx_chat_expect_int(s.len, 100);
+    ngx_chat_expect_int(reader_recv(&r, s.data, 20), NGX_OK);
+    ngx_chat_expect_int(reader_recv(&r, s.data + 20, 80), NGX_OK);
+    ngx_chat_expect_has(r.log, "message \"bbbb");
+
+    ngx_chat_ws_reader_free(&r.rd);
+}
+
+
+static void
+test_reader_binary_message_fails_with_1003(void)
+{
+    reader_t  r;
+    stream_t  s;
+
+    ngx_memzero(&s, sizeof(stream_t));
+    add_literal(&s, 0x82, "\x00\x01");
+
+    reader_init(&r, MAX, READER_RBUF);
+
+    ngx_chat_expect_int(reader_recv(&r, s.data, s.len), NGX_OK);
+    ngx_chat_expect_bytes(r.log, r.log_len, "fail 1003");
+    ngx_chat_expect_int(r.rd.done, 1);
+
+    ngx_chat_ws_reader_free(&r.rd);
+}
+
+
+static void
+test_reader_text_frame_in_an_unfinished_message_fails_with_1002(void)
+{
+    reader_t  r;
+    stream_t  s;
+
+    ngx_memzero(&s, sizeof(stream_t));
+    add_literal(&s, 0x01, "unfinished");
+    add_literal(&s, 0x81, "new");
+
+    reader_init(&r, MAX, READER_RBUF);
+
+    ngx_chat_expect_int(reader_recv(&r, s.data, s.len), NGX_OK);
+    ngx_chat_expect_bytes(r.log, r.log_len, "fail 1002");
+    ngx_chat_expect_int(r.rd.in_message, 0);
+    ngx_chat_expect(r.rd.message == NULL);
+
+    ngx_chat_ws_reader_free(&r.rd);
+
+    /* and a continuation of no message */
+    ngx_memzero(&s, sizeof(stream_t));
+    add_literal(&s, 0x80, "orphan");
+
+    reader_init(&r, MAX, READER_RBUF);
+
+    ngx_chat_expect_int(reader_recv(&r, s.data, s.len), NGX_OK);
+    ngx_chat_expect_bytes(r.log, r.log_len, "fail 1002");
+
+    ngx_chat_ws_reader_free(&r.rd);
+}
+
+
+/* a message in two fragments, each in a read of its own */
+
+static const char *
+two_fragments(size_t max, const char *one, const char *two)
+{
+    reader_t     r;
+    stream_t     s;
+    const char  *log;
+
+    ngx_memzero(&s, sizeof(stream_t));
+    add(&s, 0x01, one, strlen(one));
+    add(&s, 0x80, two, strlen(two));
+
+    reader_init(&r, max, READER_RBUF);
+
+    ngx_chat_expect_int(reader_recv(&r, s.data, s.len / 2), NGX_OK);
+    ngx_chat_expect_int(reader_recv(&r, s.data + s.len / 2,
+                                    s.len - s.len / 2),
+                        NGX_OK);
+
+    log = ngx_chat_test_sprintf("%s", r.log);
+
+    ngx_chat_ws_reader_free(&r.rd);
+
+    return log;
+}
+
+
+static void
+test_reader_invalid_utf8_split_across_fragments_fails_with_1007(void)
+{
+    /* a character cut by ASCII, a surrogate, a character never finished */
+    ngx_chat_expect_has(two_fragments(MAX, "euro \xe2\x82", "a"), "fail 1007");
+    ngx_chat_expect_has(two_fragments(MAX, "ok\xed", "\xa0\x80"),
+                        "fail 1007");
+    ngx_chat_expect_has(two_fragments(MAX, "\xf0\x9f", "\x98"), "fail 1007");
+
+    /* the same character, whole across the boundary */
+    ngx_chat_expect_has(two_fragments(MAX, "euro \xe2\x82", "\xac"),
+                        "message \"euro \\xe2\\x82\\xac\"");
+}
+
+
+static void
+test_reader_message_over_max_in_fragments_fails_with_1009(void)
+{
+    ngx_chat_expect_has(two_fragments(10, "123456", "78901"), "fail 1009");
+    ngx_chat_expect_has(two_fragments(10, "12345", "67890"),
+                        "message \"1234567890\"");
+}
+
+
+static void
+test_reader_empty_close_is_reported_with_code_0(void)
+{
+    reader_t  r;
+    stream_t  s;
+
+    ngx_memzero(&s, sizeof(stream_t));
+    add_literal(&s, 0x88, "");
+
+    reader_init(&r, MAX, READER_RBUF);
+
+    ngx_chat_expect_int(reader_recv(&r, s.data, s.len), NGX_OK);
+
+    /* and is answered with an empty close */
+    ngx_chat_expect_bytes(r.log, r.log_len, "close 0");
+    ngx_chat_expect_int(r.rd.done, 1);
+
+    ngx_chat_ws_reader_free(&r.rd);
+}
+
+
+static void
+test_reader_close_with_a_code_is_reported_with_it(void)
+{
+    reader_t  r;
+    stream_t  s;
+
+    ngx_memzero(&s, sizeof(stream_t));
+    add_literal(&s, 0x88, "\x03\xe8" "bye");
+
+    reader_init(&r, MAX, READER_RBUF);
+
+    ngx_chat_expect_int(reader_recv(&r, s.data, s.len), NGX_OK);
+    ngx_chat_expect_bytes(r.log, r.log_len, "close 1000");
+
+    ngx_chat_ws_reader_free(&r.rd);
+
+    ngx_memzero(&s, sizeof(stream_t));
+    add_literal(&s, 0x88, "\x0f\xa0");
+
+    reader_init(&r, MAX, READER_RBUF);
+
+    ngx_chat_expect_int(reader_recv(&r, s.data, s.len), NGX_OK);
+    ngx_chat_expect_bytes(r.log, r.log_len, "close 4000");
+
+    ngx_chat_ws_reader_free(&r.rd);
+
+    /* a code a peer may not send is a fault */
+    ngx_memzero(&s, sizeof(stream_t));
+    add_literal(&s, 0x88, "\x03\xed");
+
+    reader_init(&r, MAX, READER_RBUF);
+
+    ngx_chat_expect_int(reader_recv(&r, s.data, s.len), NGX_OK);
+    ngx_chat_expect_bytes(r.log, r.log_len, "fail 1002");
+
+    ngx_chat_ws_reader_free(&r.rd);
+}
+
+
+static void
+test_reader_reports_nothing_after_a_fault(void)
+{
+    reader_t  r;
+    stream_t  s, later;
+
+    ngx_memzero(&s, sizeof(stream_t));
+    add_literal(&s, 0x81, "before");
+    add_literal(&s, 0x82, "binary");
+    add_literal(&s, 0x81, "after");
+    add_literal(&s, 0x01, "cut");
+
+    ngx_memzero(&later, sizeof(stream_t));
+    add_literal(&later, 0x80, "more");
+    add_literal(&later, 0x89, "ping");
+
+    reader_init(&r, MAX, READER_RBUF);
+
+    ngx_chat_expect_int(reader_recv(&r, s.data, s.len - 2), NGX_OK);
+
+    /* what follows is let drain, and nothing waits for more of it */
+    ngx_chat_expect(r.rd.partial == NULL);
+
+    ngx_chat_expect_int(reader_recv(&r, s.data + s.len - 2, 2), NGX_OK);
+    ngx_chat_expect_int(reader_recv(&r, later.data, later.len), NGX_OK);
+    ngx_chat_expect_bytes(r.log, r.log_len, "message \"before\"; fail 1003");
+
+    ngx_chat_ws_reader_free(&r.rd);
+
+    /* nor after a close */
+    ngx_memzero(&s, sizeof(stream_t));
+    add_literal(&s, 0x88, "");
+    add_literal(&s, 0x81, "after");
+
+    reader_init(&r, MAX, READER_RBUF);
+
+    ngx_chat_expect_int(reader_recv(&r, s.data, s.len), NGX_OK);
+    ngx_chat_expect_int(reader_recv(&r, later.data, later.len), NGX_OK);
+    ngx_chat_expect_bytes(r.log, r.log_len, "close 0");
+
+    ngx_chat_ws_reader_free(&r.rd);
+}
+
+
+static void
+test_reader_partial_buffer_is_the_frame_size_once_the_header_is_known(void)
+{
+    char      *text;
+    reader_t   r;
+    stream_t   s;
+
+    text = ngx_chat_test_repeat("c", 300);
+
+    ngx_memzero(&s, sizeof(stream_t));
+    add(&s, 0x81, text, 300);
+
+    /* the header and a few bytes: a buffer for the 8 + 300 */
+    reader_init(&r, MAX, READER_RBUF);
+
+    ngx_chat_expect_int(reader_recv(&r, s.data, 11), NGX_OK);
+    ngx_chat_expect_int(r.rd.partial_len, 11);
+    ngx_chat_expect_int(r.rd.partial_size, 308);
+
+    ngx_chat_ws_reader_free(&r.rd);
+
+    /* part of the header: room for the longest one, then the frame's */
+    reader_init(&r, MAX, READER_RBUF);
+
+    ngx_chat_expect_int(reader_recv(&r, s.data, 3), NGX_OK);
+    ngx_chat_expect_int(r.rd.partial_len, 3);
+    ngx_chat_expect_int(r.rd.partial_size, CLIENT_HEADER_MAX);
+
+    ngx_chat_expect_int(reader_recv(&r, s.data + 3, 10), NGX_OK);
+    ngx_chat_expect_int(r.rd.partial_len, 13);
+    ngx_chat_expect_int(r.rd.partial_size, 308);
+
+    ngx_chat_expect_int(reader_recv(&r, s.data + 13, s.len - 13), NGX_OK);
+    ngx_chat_expect(r.rd.partial == NULL);
+    ngx_chat_expect_int(r.rd.partial_size, 0);
+    ngx_chat_expect_has(r.log, "message \"cccc");
+
+    ngx_chat_ws_reader_free(&r.rd);
+}
+
+
+/*
+ * An empty first fragment leaves the message without a buffer: the next
+ * fragment must not be copied to an offset of a null pointer (UBSan).
+ */
+
+static void
+test_reader_empty_first_fragment_starts_a_message(void)
+{
+    ngx_chat_expect_has(two_fragments(MAX, "", "end"), "message \"end\"");
+    ngx_chat_expect_has(two_fragments(MAX, "", ""), "message \"\"");
+
+    /* a limit of 0 takes empty messages only, in fragments too */
+    ngx_chat_expect_has(two_fragments(0, "", ""), "message \"\"");
+    ngx_chat_expect_has(two_fragments(0, "", "x"), "fail 1009");
+}
+
+
+/*
+ * Frames sent with the handshake are kept before anything reads them
+ * (ngx_chat_ws_start()) and fed on the first read: a bad header among
+ * them is failed with its code like one read later, not dropped unsaid.
+ */
+
+static void
+test_reader_bad_frame_kept_before_the_first_read_fails_with_its_code(void)
+{
+    char      *text;
+    u_char    *p;
+    reader_t   r;
+    stream_t   s;
+
+    reader_init(&r, MAX, READER_RBUF);
+
+    /* RFC 6455 5.7's unmasked "Hello" */
+    p = ngx_chat_test_literal("\x81\x05Hello");
+
+    ngx_chat_expect_int(ngx_chat_ws_keep(&r.rd, p, 7), NGX_OK);
+    ngx_chat_expect_int(ngx_chat_ws_feed(&r.rd, r.rd.partial,
+                                         r.rd.partial_len),
+                        NGX_OK);
+    ngx_chat_expect_bytes(r.log, r.log_len, "fail 1002");
+    ngx_chat_expect(r.rd.partial == NULL);
+
+    ngx_chat_ws_reader_free(&r.rd);
+
+    /* a frame over the message limit */
+    text = ngx_chat_test_repeat("d", 101);
+
+    ngx_memzero(&s, sizeof(stream_t));
+    add(&s, 0x81, text, 101);
+
+    reader_init(&r, 100, READER_RBUF);
+
+    ngx_chat_expect_int(ngx_chat_ws_keep(&r.rd, s.data, 20), NGX_OK);
+    ngx_chat_expect_int(ngx_chat_ws_feed(&r.rd, r.rd.partial,
+                                         r.rd.partial_len),
+                        NGX_OK);
+    ngx_chat_expect_bytes(r.log, r.log_len, "fail 1009");
+
+    ngx_chat_ws_reader_free(&r.rd);
+}
+
+
 ngx_chat_test_t  ngx_chat_tests[] = {
     ngx_chat_test(test_parse_7_bit_lengths_up_to_125),
     ngx_chat_test(test_parse_16_bit_lengths_from_126_to_65535),
@@ -1337,5 +1927,24 @@ ngx_chat_test_t  ngx_chat_tests[] = {
     ngx_chat_test(test_frame_header_sets_fin_and_the_opcode_and_no_mask),
     ngx_chat_test(test_frame_header_reads_back_through_parse_header),
     ngx_chat_test(test_frame_header_writes_all_64_bits_of_a_length),
+    ngx_chat_test(
+        test_reader_message_split_at_every_byte_arrives_once_and_whole),
+    ngx_chat_test(
+        test_reader_ping_between_fragments_is_answered_before_the_message),
+    ngx_chat_test(test_reader_keep_refuses_a_frame_larger_than_frame_max),
+    ngx_chat_test(test_reader_binary_message_fails_with_1003),
+    ngx_chat_test(
+        test_reader_text_frame_in_an_unfinished_message_fails_with_1002),
+    ngx_chat_test(
+        test_reader_invalid_utf8_split_across_fragments_fails_with_1007),
+    ngx_chat_test(test_reader_message_over_max_in_fragments_fails_with_1009),
+    ngx_chat_test(test_reader_empty_close_is_reported_with_code_0),
+    ngx_chat_test(test_reader_close_with_a_code_is_reported_with_it),
+    ngx_chat_test(test_reader_reports_nothing_after_a_fault),
+    ngx_chat_test(
+        test_reader_partial_buffer_is_the_frame_size_once_the_header_is_known),
+    ngx_chat_test(test_reader_empty_first_fragment_starts_a_message),
+    ngx_chat_test(
+        test_reader_bad_frame_kept_before_the_first_read_fails_with_its_code),
     ngx_chat_null_test
 };
