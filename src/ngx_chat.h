@@ -313,6 +313,10 @@ void ngx_chat_event_release(ngx_chat_event_t *ev);
 /* transport: answers in the API's shape */
 
 const char *ngx_chat_error_code(ngx_uint_t status);
+time_t ngx_chat_retry_after(ngx_uint_t status);
+size_t ngx_chat_error_object_len(u_char *text, size_t len);
+u_char *ngx_chat_error_object(u_char *p, ngx_uint_t status, u_char *text,
+    size_t len);
 ngx_int_t ngx_chat_http_bearer(ngx_http_request_t *r, ngx_str_t *token);
 ngx_int_t ngx_chat_http_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *body);

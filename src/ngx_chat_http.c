@@ -31,6 +31,52 @@ ngx_chat_error_code(ngx_uint_t status)
 }
 
 
+/*
+ * The error object, {"code", "message"[, "retry_after"]}, as REST and
+ * WebSocket answers carry it: a refusal that will pass says when to try
+ * again (seconds), like the Retry-After header.
+ */
+
+size_t
+ngx_chat_error_object_len(u_char *text, size_t len)
+{
+    return sizeof("{\"code\":\"\",\"message\":\"\",\"retry_after\":}") - 1
+           + sizeof("unsupported_media_type") - 1 + NGX_TIME_T_LEN
+           + ngx_chat_json_escape_len(text, len);
+}
+
+
+u_char *
+ngx_chat_error_object(u_char *p, ngx_uint_t status, u_char *text, size_t len)
+{
+    time_t  retry;
+
+    p = ngx_sprintf(p, "{\"code\":\"%s\",\"message\":\"",
+                    ngx_chat_error_code(status));
+    p = ngx_chat_json_escape(p, text, len);
+    *p++ = '"';
+
+    retry = ngx_chat_retry_after(status);
+
+    if (retry) {
+        p = ngx_sprintf(p, ",\"retry_after\":%T", retry);
+    }
+
+    *p++ = '}';
+
+    return p;
+}
+
+
+/* seconds after which a refusal of this status may pass; 0: it will not */
+
+time_t
+ngx_chat_retry_after(ngx_uint_t status)
+{
+    return (status == 429 || status == 503) ? 1 : 0;
+}
+
+
 /* the token of "Authorization: Bearer <token>" */
 
 ngx_int_t
@@ -119,11 +165,8 @@ ngx_int_t
 ngx_chat_http_error(ngx_http_request_t *r, ngx_uint_t status, u_char *text,
     size_t len)
 {
-    u_char      *p;
-    ngx_str_t    body, value;
-    const char  *code;
-
-    code = ngx_chat_error_code(status);
+    u_char     *p;
+    ngx_str_t   body, value;
 
     /*
      * A body not read yet must not be taken for the next request of a
@@ -140,25 +183,30 @@ ngx_chat_http_error(ngx_http_request_t *r, ngx_uint_t status, u_char *text,
         }
     }
 
-    if (status == 503 || status == 429) {
-        ngx_str_set(&value, "1");
+    if (ngx_chat_retry_after(status)) {
+        value.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+        if (value.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        value.len = ngx_sprintf(value.data, "%T",
+                                ngx_chat_retry_after(status))
+                    - value.data;
+
         if (ngx_chat_http_header(r, "Retry-After", &value) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
 
-    body.len = sizeof("{\"error\":{\"code\":\"\",\"message\":\"\"}}") - 1
-               + ngx_strlen(code) + ngx_chat_json_escape_len(text, len);
-
-    body.data = ngx_pnalloc(r->pool, body.len);
+    body.data = ngx_pnalloc(r->pool, sizeof("{\"error\":}") - 1
+                                     + ngx_chat_error_object_len(text, len));
     if (body.data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_sprintf(body.data, "{\"error\":{\"code\":\"%s\",\"message\":\"",
-                    code);
-    p = ngx_chat_json_escape(p, text, len);
-    p = ngx_cpymem(p, "\"}}", 3);
+    p = ngx_cpymem(body.data, "{\"error\":", sizeof("{\"error\":") - 1);
+    p = ngx_chat_error_object(p, status, text, len);
+    *p++ = '}';
 
     body.len = p - body.data;
 

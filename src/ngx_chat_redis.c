@@ -32,6 +32,7 @@
 
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
+#include <sys/ioctl.h>
 
 
 #define NGX_CHAT_REDIS_BACKOFF_MIN   100
@@ -39,6 +40,7 @@
 #define NGX_CHAT_REDIS_CONNECT_TIME  3000
 #define NGX_CHAT_REDIS_REPLY_TIME    5000
 #define NGX_CHAT_REDIS_QUEUE_MAX     (64 * 1024 * 1024)
+#define NGX_CHAT_REDIS_READS         64      /* 1 MiB a turn, at most */
 
 
 typedef struct {
@@ -734,14 +736,34 @@ ngx_chat_redis_on_subscribed(redisAsyncContext *ac, void *r, void *data)
 
 /* the adapter: hiredis asks, nginx's events answer */
 
+/*
+ * hiredis reads at most 16 KiB a call.  The subscribing link is read
+ * until the socket is empty (or NGX_CHAT_REDIS_READS calls): under a burst
+ * of events Redis fills its output buffer for this link faster than one
+ * read a turn of the event loop takes it away, and drops the link past
+ * client-output-buffer-limit pubsub.  The link may go while a callback
+ * runs: the loop stops then.
+ */
+
 static void
 ngx_chat_redis_read_handler(ngx_event_t *ev)
 {
+    int                     n;
+    ngx_uint_t              reads;
+    ngx_socket_t            fd;
     ngx_connection_t       *c = ev->data;
     ngx_chat_redis_link_t  *link = c->data;
 
-    if (link->ac) {
+    fd = c->fd;
+
+    for (reads = 0; link->ac && reads < NGX_CHAT_REDIS_READS; reads++) {
         redisAsyncHandleRead(link->ac);
+
+        if (link->ac == NULL || link->c == NULL || link->c->fd != fd
+            || ioctl(fd, FIONREAD, &n) == -1 || n <= 0)
+        {
+            return;
+        }
     }
 }
 

@@ -1690,17 +1690,15 @@ ngx_chat_session_error(ngx_chat_session_t *s, json_t *req, ngx_uint_t status,
     size_t      size;
     ngx_str_t   fields;
 
-    size = 64 + ngx_chat_json_escape_len(text, len);
+    size = sizeof("\"error\":") - 1 + ngx_chat_error_object_len(text, len);
 
     buf = ngx_alloc(size, s->log);
     if (buf == NULL) {
         return;
     }
 
-    p = ngx_sprintf(buf, "\"error\":{\"code\":\"%s\",\"message\":\"",
-                    ngx_chat_error_code(status));
-    p = ngx_chat_json_escape(p, text, len);
-    p = ngx_cpymem(p, "\"}", 2);
+    p = ngx_cpymem(buf, "\"error\":", sizeof("\"error\":") - 1);
+    p = ngx_chat_error_object(p, status, text, len);
 
     fields.data = buf;
     fields.len = p - buf;

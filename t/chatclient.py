@@ -114,13 +114,17 @@ def expect_error(r, status, message=None):
     body = r.json
     assert isinstance(body, dict) and set(body) == {'error'}, r
     err = body['error']
-    assert isinstance(err, dict) and set(err) == {'code', 'message'}, r
+    # a refusal that will pass says when to try again, as Retry-After does
+    keys = {'code', 'message'} | ({'retry_after'} if status in (429, 503)
+                                   else set())
+    assert isinstance(err, dict) and set(err) == keys, r
     assert err['code'] == ERROR_CODES[status], r
     assert isinstance(err['message'], str) and err['message'], r
     if message is not None:
         assert message in err['message'], r
     if status in (429, 503):
-        assert int(r.headers['Retry-After']) >= 0, r
+        assert int(r.headers['Retry-After']) >= 1, r
+        assert err['retry_after'] == int(r.headers['Retry-After']), r
     if status == 401:
         assert r.headers['WWW-Authenticate'].startswith('Bearer'), r
     return err['message']

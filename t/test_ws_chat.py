@@ -199,7 +199,11 @@ def error_of(c, timeout=5):
     m = c.wait(lambda m: m['type'] in ('error', 'ack', 'pong', 'resumed'),
                timeout, 'answer')
     assert m['type'] == 'error', m
-    assert set(m['error']) == {'code', 'message'}, m
+    again = m['error']['code'] in ('rate_limited', 'unavailable')
+    assert set(m['error']) == {'code', 'message'} | (
+        {'retry_after'} if again else set()), m
+    if again:
+        assert m['error']['retry_after'] >= 1, m
     assert m['error']['message'], m
     return m
 

@@ -495,6 +495,7 @@ def test_postgres_down_answers_unavailable_and_the_connection_stays(
     m = c.request('send_message', conversation_id=cid, content='lost?')
     assert m['type'] == 'error', m
     assert m['error']['code'] == 'unavailable', m
+    assert m['error']['retry_after'] >= 1, m
     assert c.request('ping')['type'] == 'pong'
 
     own_stack.pg.start()
