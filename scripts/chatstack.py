@@ -245,7 +245,7 @@ class Nginx:
                        check=True)
         values = dict(MODULE=self.module, PREFIX=self.prefix, PORT=self.port,
                       WORKERS=self.workers, LOG_LEVEL='info', EXTRA='',
-                      WS_EXTRA='')
+                      WS_EXTRA='', FILES=self.prefix / 'files')
         values.update(self.variables)
         text = string.Template(self.template.read_text()).substitute(values)
         (self.prefix / 'conf' / 'nginx.conf').write_text(text)

@@ -27,6 +27,7 @@ typedef struct {
     ngx_uint_t                   size;       /* connections per worker */
     ngx_uint_t                   queue;      /* queries that may wait */
     ngx_msec_t                   timeout;    /* how long they may wait */
+    ngx_str_t                    options;    /* "-c name=value ...", or "" */
 } ngx_chat_pg_conf_t;
 
 typedef struct {
@@ -51,11 +52,29 @@ typedef struct {
     ngx_msec_t                   gap_wait;
 } ngx_chat_ws_conf_t;
 
+/* chat_files, chat_files_max, chat_files_quota, chat_files_types, and
+   chat_thumbnails */
+typedef struct {
+    ngx_str_t                    store;      /* no trailing slash */
+    ngx_str_t                    uri;        /* of the internal location */
+    ngx_str_t                    url;        /* of the files route */
+    off_t                        max;
+    off_t                        quota;      /* 0: none */
+    ngx_array_t                 *types;      /* of ngx_str_t; NULL: any */
+    ngx_flag_t                   thumbnails;
+    ngx_str_t                    pool_name;
+    void                        *thread_pool;  /* ngx_thread_pool_t */
+    ngx_uint_t                   thumb_side;
+    uint64_t                     pixels_max;
+    ngx_array_t                  temp_paths;   /* of ngx_path_t *: checked */
+} ngx_chat_files_conf_t;
+
 typedef struct {
     ngx_chat_pg_conf_t           pg;
     ngx_chat_redis_conf_t        redis;
     ngx_chat_jwt_conf_t          jwt;
     ngx_chat_ws_conf_t           ws;
+    ngx_chat_files_conf_t        files;
     ngx_chat_limits_t            limits;
     size_t                       body_max;
     ngx_msec_t                   edit_window;
@@ -238,6 +257,10 @@ typedef enum {
     NGX_CHAT_SQL_WS_FOLLOWS,
     NGX_CHAT_SQL_VIEW,
     NGX_CHAT_SQL_EVENTS_PRUNE,
+    NGX_CHAT_SQL_FILE_CREATE,
+    NGX_CHAT_SQL_FILE_DISCARD,
+    NGX_CHAT_SQL_FILE_GET,
+    NGX_CHAT_SQL_CONVERSATION_FILES,
     NGX_CHAT_SQL_COUNT
 } ngx_chat_sql_e;
 
@@ -315,13 +338,18 @@ void ngx_chat_event_release(ngx_chat_event_t *ev);
 const char *ngx_chat_error_code(ngx_uint_t status);
 time_t ngx_chat_retry_after(ngx_uint_t status);
 size_t ngx_chat_error_object_len(u_char *text, size_t len);
-u_char *ngx_chat_error_object(u_char *p, ngx_uint_t status, u_char *text,
-    size_t len);
+u_char *ngx_chat_error_object(u_char *p, ngx_uint_t status,
+    const char *code, u_char *text, size_t len);
+
+/* the longest error code */
+#define NGX_CHAT_CODE_MAX        sizeof("unsupported_media_type")
 ngx_int_t ngx_chat_http_bearer(ngx_http_request_t *r, ngx_str_t *token);
 ngx_int_t ngx_chat_http_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *body);
 ngx_int_t ngx_chat_http_error(ngx_http_request_t *r, ngx_uint_t status,
     u_char *text, size_t len);
+ngx_int_t ngx_chat_http_error_as(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, u_char *text, size_t len);
 ngx_int_t ngx_chat_http_refuse(ngx_http_request_t *r, ngx_chat_error_t *err);
 ngx_int_t ngx_chat_http_header(ngx_http_request_t *r, char *name,
     ngx_str_t *value);
@@ -430,6 +458,7 @@ struct ngx_chat_call_s {
     ngx_log_t                   *log;
 
     ngx_uint_t                   status;
+    const char                  *code;       /* NULL: the status's own */
     ngx_str_t                    body;       /* JSON on success */
     ngx_str_t                    error;      /* the message on failure */
 
@@ -571,6 +600,16 @@ ngx_int_t ngx_chat_presence_typing_rate(ngx_chat_identity_t *id);
 void ngx_chat_retention_tick(void);
 
 
+/* core: thumbnails, in a thread pool */
+
+typedef void (*ngx_chat_thumb_done_pt)(void *data, ngx_int_t rc);
+
+ngx_int_t ngx_chat_thumb_init(ngx_cycle_t *cycle);
+ngx_int_t ngx_chat_thumb_start(ngx_pool_t *pool, ngx_chat_files_conf_t *conf,
+    ngx_str_t *src, ngx_chat_sniff_t *sniff, ngx_str_t *result,
+    ngx_chat_thumb_done_pt done, void *data);
+
+
 /* core: typing */
 
 void ngx_chat_typing_init(void);
@@ -591,6 +630,10 @@ typedef struct {
 
 #define NGX_CHAT_R_PUBLIC        0x100  /* no token needed */
 #define NGX_CHAT_R_HEALTH        0x200
+#define NGX_CHAT_R_UPLOAD        0x400  /* the body is one file */
+#define NGX_CHAT_R_FORM          0x800  /* a multipart body has files */
+#define NGX_CHAT_R_DOWNLOAD      0x1000 /* nginx sends the file's bytes */
+#define NGX_CHAT_R_THUMB         0x2000 /* of its thumbnail */
 
 extern const ngx_chat_route_t  ngx_chat_api_routes[];
 extern const ngx_uint_t        ngx_chat_api_nroutes;
@@ -625,10 +668,95 @@ extern const ngx_uint_t          ngx_chat_ws_ntypes;
 ngx_int_t ngx_chat_action_start(ngx_chat_call_t *call);
 
 
+/* front: uploads, their files finished one after the other */
+
+typedef struct ngx_chat_upload_s  ngx_chat_upload_t;
+
+typedef void (*ngx_chat_upload_done_pt)(ngx_chat_upload_t *up);
+
+typedef struct {
+    ngx_temp_file_t             *temp;       /* where its bytes are */
+    u_char                      *wbuf;       /* a part's, gathered */
+    size_t                       wlen;
+    void                        *sha;        /* EVP_MD_CTX */
+    u_char                      *head;       /* its first bytes */
+    size_t                       head_len;
+    off_t                        size;
+    ngx_str_t                    name;       /* as given, cleaned */
+    ngx_str_t                    claimed;    /* the type the client named */
+    ngx_chat_sniff_t             sniff;
+    u_char                       sha256[65];
+    ngx_str_t                    thumb;      /* its thumbnail's file */
+    int64_t                      id;         /* of its row */
+    ngx_str_t                    json;       /* its File object */
+    unsigned                     has_thumb:1;
+} ngx_chat_upload_file_t;
+
+struct ngx_chat_upload_s {
+    ngx_http_request_t          *request;
+    ngx_chat_files_conf_t       *conf;
+    ngx_chat_identity_t         *id;
+    ngx_chat_upload_done_pt      done;
+    void                        *data;
+
+    ngx_array_t                  files;      /* ngx_chat_upload_file_t */
+    ngx_uint_t                   files_max;
+    ngx_uint_t                   files_min;
+    ngx_uint_t                   next;       /* the file being finished */
+    off_t                        received;
+
+    ngx_chat_multipart_t         mp;
+    ngx_chat_upload_file_t      *current;    /* the part being read */
+    json_t                      *fields;     /* the text parts */
+    ngx_str_t                    field;
+    char                         field_name[64];
+    size_t                       fields_bytes;
+
+    ngx_chat_call_t              call;
+
+    /* a refusal: the first one stands */
+    ngx_uint_t                   status;
+    const char                  *code;
+    char                         text[NGX_CHAT_ERR_LEN];
+
+    unsigned                     multipart:1;
+    unsigned                     discarding:1;
+};
+
+ngx_chat_upload_t *ngx_chat_upload_create_for(ngx_http_request_t *r,
+    ngx_uint_t files_max, ngx_str_t *name, ngx_chat_upload_done_pt done,
+    void *data);
+ngx_chain_t *ngx_chat_upload_filter(ngx_chat_upload_t *up, ngx_chain_t *in);
+void ngx_chat_upload_start(ngx_chat_upload_t *up);
+void ngx_chat_upload_discard_all(ngx_chat_upload_t *up);
+ngx_int_t ngx_chat_upload_ids(ngx_chat_upload_t *up, json_t *ids);
+ngx_int_t ngx_chat_files_path(ngx_pool_t *pool, ngx_chat_files_conf_t *conf,
+    u_char *sha256, ngx_uint_t thumb, ngx_str_t *path);
+u_char *ngx_chat_files_key(u_char *p, u_char *sha256, ngx_uint_t thumb);
+const char *ngx_chat_kind_name(ngx_uint_t kind);
+
+
 /* front: REST */
+
+typedef struct {
+    ngx_chat_call_t              call;
+    const ngx_chat_api_route_t  *route;
+    json_t                      *args;
+    ngx_chat_upload_t           *upload;
+    off_t                        body_received;
+    unsigned                     body_too_large:1;
+} ngx_chat_api_ctx_t;
 
 ngx_int_t ngx_chat_api_handler(ngx_http_request_t *r);
 ngx_int_t ngx_chat_api_init_body_filter(ngx_conf_t *cf);
+void ngx_chat_api_run(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx);
+ngx_uint_t ngx_chat_api_is_upload(ngx_http_request_t *r,
+    const ngx_chat_api_route_t *rt);
+ngx_int_t ngx_chat_api_upload(ngx_http_request_t *r,
+    ngx_chat_api_ctx_t *ctx);
+ngx_int_t ngx_chat_api_download(ngx_http_request_t *r, ngx_str_t *body);
+ngx_int_t ngx_chat_api_upload_failed(ngx_http_request_t *r,
+    ngx_chat_api_ctx_t *ctx);
 
 
 /* front: the chat protocol on a WebSocket connection */

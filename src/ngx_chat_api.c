@@ -10,15 +10,6 @@
 #include "ngx_chat.h"
 
 
-typedef struct {
-    ngx_chat_call_t              call;
-    const ngx_chat_api_route_t  *route;
-    json_t                      *args;
-    off_t                        body_received;
-    unsigned                     body_too_large:1;
-} ngx_chat_api_ctx_t;
-
-
 static ngx_int_t ngx_chat_api_prepare(ngx_http_request_t *r,
     ngx_chat_api_ctx_t *ctx, ngx_chat_match_t *m, ngx_chat_error_t *err);
 static ngx_int_t ngx_chat_api_identity(ngx_http_request_t *r,
@@ -30,7 +21,6 @@ static ngx_int_t ngx_chat_api_body_args(ngx_http_request_t *r,
     ngx_chat_api_ctx_t *ctx, ngx_chat_error_t *err);
 static ngx_int_t ngx_chat_api_body_bytes(ngx_http_request_t *r, u_char **p,
     size_t *len);
-static void ngx_chat_api_run(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx);
 static void ngx_chat_api_done(ngx_chat_call_t *call);
 static ngx_int_t ngx_chat_api_health(ngx_http_request_t *r);
 static ngx_int_t ngx_chat_api_body_filter(ngx_http_request_t *r,
@@ -57,6 +47,7 @@ ngx_chat_api_handler(ngx_http_request_t *r)
     /* WebSocket over HTTP/2 cannot be, and REST needs no more than 1.1 */
 
     switch (r->method) {
+    case NGX_HTTP_HEAD:
     case NGX_HTTP_GET:    method = NGX_CHAT_GET; break;
     case NGX_HTTP_POST:   method = NGX_CHAT_POST; break;
     case NGX_HTTP_PUT:    method = NGX_CHAT_PUT; break;
@@ -131,6 +122,10 @@ ngx_chat_api_handler(ngx_http_request_t *r)
         return ngx_chat_http_refuse(r, &err);
     }
 
+    if (ngx_chat_api_is_upload(r, ctx->route)) {
+        return ngx_chat_api_upload(r, ctx);
+    }
+
     if (ctx->route->body) {
         return ngx_chat_api_read_body(r, ctx);
     }
@@ -186,6 +181,10 @@ ngx_chat_api_prepare(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx,
            != NGX_OK)
     {
         return NGX_ERROR;
+    }
+
+    if (ctx->route->flags & NGX_CHAT_R_THUMB) {
+        json_object_set_new(ctx->args, "thumbnail", json_true());
     }
 
     return NGX_OK;
@@ -413,7 +412,7 @@ ngx_chat_api_body_bytes(ngx_http_request_t *r, u_char **p, size_t *len)
 
 /* owns one reference to the request and finalizes it exactly once */
 
-static void
+void
 ngx_chat_api_run(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx)
 {
     ngx_chat_error_t   err;
@@ -426,7 +425,18 @@ ngx_chat_api_run(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx)
             && ngx_chat_args_require(ctx->args, ctx->route->body, &err)
                != NGX_OK))
     {
-        ngx_http_finalize_request(r, ngx_chat_http_refuse(r, &err));
+        /* kept for the answer, which may come after the files went */
+        call = &ctx->call;
+        call->status = err.status;
+        call->code = NULL;
+
+        if (ngx_chat_copy(r->pool, &call->error, (u_char *) err.text,
+                          ngx_strlen(err.text))
+            != NGX_OK
+            || ngx_chat_api_upload_failed(r, ctx) != NGX_DONE)
+        {
+            ngx_http_finalize_request(r, ngx_chat_http_refuse(r, &err));
+        }
         return;
     }
 
@@ -439,11 +449,14 @@ ngx_chat_api_run(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx)
     call->done = ngx_chat_api_done;
     call->data = r;
 
-    if (ngx_chat_action_start(call) != NGX_OK) {
+    if (ngx_chat_action_start(call) != NGX_OK
+        && ngx_chat_api_upload_failed(r, ctx) != NGX_DONE)
+    {
         ngx_http_finalize_request(r,
-                                  ngx_chat_http_error(r, call->status,
-                                                     call->error.data,
-                                                     call->error.len));
+                                  ngx_chat_http_error_as(r, call->status,
+                                                         call->code,
+                                                         call->error.data,
+                                                         call->error.len));
     }
 }
 
@@ -458,15 +471,32 @@ ngx_chat_api_done(ngx_chat_call_t *call)
     r = call->data;
     c = r->connection;
 
-    if (call->body.data) {
+    if (call->status >= 300
+        && ngx_chat_api_upload_failed(r, ngx_http_get_module_ctx(r,
+                                                              ngx_chat_module))
+           == NGX_DONE)
+    {
+        /* the files uploaded with it go first; then the refusal */
+        return;
+    }
+
+    if (call->status == 200
+        && (((ngx_chat_api_ctx_t *) ngx_http_get_module_ctx(r,
+                                                           ngx_chat_module))
+            ->route->flags & NGX_CHAT_R_DOWNLOAD))
+    {
+        /* nginx sends the bytes: the request goes on elsewhere */
+        rc = ngx_chat_api_download(r, &call->body);
+
+    } else if (call->body.data) {
         rc = ngx_chat_http_send(r, call->status, &call->body);
 
     } else if (call->status < 300) {
         rc = ngx_chat_http_send(r, call->status, NULL);
 
     } else {
-        rc = ngx_chat_http_error(r, call->status, call->error.data,
-                                call->error.len);
+        rc = ngx_chat_http_error_as(r, call->status, call->code,
+                                    call->error.data, call->error.len);
     }
 
     ngx_http_finalize_request(r, rc);
@@ -536,12 +566,20 @@ ngx_chat_api_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
     ngx_chain_t           *cl, *last;
     ngx_chat_api_ctx_t    *ctx;
+    ngx_chat_loc_conf_t   *lcf;
     ngx_chat_main_conf_t  *mcf;
 
+    lcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
     ctx = ngx_http_get_module_ctx(r, ngx_chat_module);
 
-    if (ctx == NULL) {
+    /* the module's context of a chat_websocket location is another */
+    if (ctx == NULL || lcf->kind != NGX_CHAT_LOC_API) {
         return ngx_chat_api_next_body_filter(r, in);
+    }
+
+    if (ctx->upload) {
+        in = ngx_chat_upload_filter(ctx->upload, in);
+        return in ? ngx_chat_api_next_body_filter(r, in) : NGX_OK;
     }
 
     if (!ctx->body_too_large) {

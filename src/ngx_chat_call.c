@@ -83,6 +83,7 @@ void
 ngx_chat_call_fail(ngx_chat_call_t *call, ngx_uint_t status, const char *text)
 {
     call->status = status;
+    call->code = NULL;
     call->error.data = (u_char *) text;
     call->error.len = ngx_strlen(text);
     ngx_str_null(&call->body);
@@ -180,7 +181,8 @@ ngx_chat_call_rows(ngx_chat_call_t *call, PGresult *res)
 
 /*
  * Action functions raise their refusals with SQLSTATE "CHnnn" (nnn is the
- * HTTP status) and the message for the client.  Other states are faults
+ * HTTP status) and the message for the client; "CQnnn" is a refusal of
+ * the storage quota, answered with the code "quota_exceeded".  Other states are faults
  * of the data or of the server.
  */
 
@@ -201,6 +203,11 @@ ngx_chat_call_sql_error(ngx_chat_call_t *call, PGresult *res)
 
     if (state[0] == 'C' && state[1] == 'H') {
         status = ngx_atoi((u_char *) state + 2, 3);
+
+    } else if (state[0] == 'C' && state[1] == 'Q') {
+        /* a refusal with a code of its own: the quota */
+        status = ngx_atoi((u_char *) state + 2, 3);
+        call->code = "quota_exceeded";
 
     } else if (ngx_strncmp(state, "22", 2) == 0
                || ngx_strncmp(state, "23", 2) == 0)

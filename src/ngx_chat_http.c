@@ -23,9 +23,11 @@ ngx_chat_error_code(ngx_uint_t status)
     case 410: return "gone";
     case 413: return "payload_too_large";
     case 415: return "unsupported_media_type";
+    case 416: return "range_not_satisfiable";
     case 426: return "upgrade_required";
     case 429: return "rate_limited";
     case 503: return "unavailable";
+    case 507: return "insufficient_storage";
     default:  return "internal";
     }
 }
@@ -41,18 +43,19 @@ size_t
 ngx_chat_error_object_len(u_char *text, size_t len)
 {
     return sizeof("{\"code\":\"\",\"message\":\"\",\"retry_after\":}") - 1
-           + sizeof("unsupported_media_type") - 1 + NGX_TIME_T_LEN
+           + NGX_CHAT_CODE_MAX + NGX_TIME_T_LEN
            + ngx_chat_json_escape_len(text, len);
 }
 
 
 u_char *
-ngx_chat_error_object(u_char *p, ngx_uint_t status, u_char *text, size_t len)
+ngx_chat_error_object(u_char *p, ngx_uint_t status, const char *code,
+    u_char *text, size_t len)
 {
     time_t  retry;
 
     p = ngx_sprintf(p, "{\"code\":\"%s\",\"message\":\"",
-                    ngx_chat_error_code(status));
+                    code ? code : ngx_chat_error_code(status));
     p = ngx_chat_json_escape(p, text, len);
     *p++ = '"';
 
@@ -159,11 +162,22 @@ ngx_chat_http_refuse(ngx_http_request_t *r, ngx_chat_error_t *err)
 }
 
 
-/* {"error": {"code": "...", "message": "..."}} with the headers it needs */
-
 ngx_int_t
 ngx_chat_http_error(ngx_http_request_t *r, ngx_uint_t status, u_char *text,
     size_t len)
+{
+    return ngx_chat_http_error_as(r, status, NULL, text, len);
+}
+
+
+/*
+ * {"error": {"code": "...", "message": "..."}} with the headers it needs;
+ * code NULL: the status's own
+ */
+
+ngx_int_t
+ngx_chat_http_error_as(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, u_char *text, size_t len)
 {
     u_char     *p;
     ngx_str_t   body, value;
@@ -205,7 +219,7 @@ ngx_chat_http_error(ngx_http_request_t *r, ngx_uint_t status, u_char *text,
     }
 
     p = ngx_cpymem(body.data, "{\"error\":", sizeof("{\"error\":") - 1);
-    p = ngx_chat_error_object(p, status, text, len);
+    p = ngx_chat_error_object(p, status, code, text, len);
     *p++ = '}';
 
     body.len = p - body.data;

@@ -23,6 +23,8 @@ static char *ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_chat_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static ngx_int_t ngx_chat_files_url_option(ngx_conf_t *cf,
+    ngx_chat_main_conf_t *mcf);
 static ngx_int_t ngx_chat_postconfiguration(ngx_conf_t *cf);
 static char *ngx_chat_postgres(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -34,6 +36,15 @@ static ngx_int_t ngx_chat_conf_cstring(ngx_conf_t *cf, ngx_str_t *s);
 static char *ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_chat_events_retention(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_chat_files(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_chat_files_quota(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_chat_files_types(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_chat_thumbnails(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_chat_add_path(ngx_conf_t *cf, ngx_str_t *name);
+static ngx_int_t ngx_chat_init_module(ngx_cycle_t *cycle);
 static char *ngx_chat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -125,6 +136,41 @@ static ngx_command_t  ngx_chat_commands[] = {
       ngx_chat_events_retention,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_chat_main_conf_t, events_retention),
+      NULL },
+
+    { ngx_string("chat_files"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_chat_files,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_files_max"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_off_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, files.max),
+      NULL },
+
+    { ngx_string("chat_files_quota"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_chat_files_quota,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_files_types"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_chat_files_types,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_thumbnails"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_chat_thumbnails,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("chat_redis"),
@@ -229,7 +275,7 @@ ngx_module_t  ngx_chat_module = {
     ngx_chat_commands,                     /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_chat_init_module,                  /* init module */
     ngx_chat_init_process,                 /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -264,6 +310,16 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
     mcf->body_max = NGX_CONF_UNSET_SIZE;
     mcf->edit_window = NGX_CONF_UNSET_MSEC;
     mcf->events_retention = NGX_CONF_UNSET;
+    mcf->files.max = NGX_CONF_UNSET;
+    mcf->files.quota = NGX_CONF_UNSET;
+    mcf->files.thumbnails = NGX_CONF_UNSET;
+
+    if (ngx_array_init(&mcf->files.temp_paths, cf->pool, 2,
+                       sizeof(ngx_path_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
     mcf->ws.message_max = NGX_CONF_UNSET_SIZE;
     mcf->ws.send_queue = NGX_CONF_UNSET_SIZE;
     mcf->ws.ping = NGX_CONF_UNSET_MSEC;
@@ -285,6 +341,33 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_size_value(mcf->body_max, 256 * 1024);
     ngx_conf_init_msec_value(mcf->edit_window, 10 * 60 * 1000);
     ngx_conf_init_value(mcf->events_retention, 0);
+    ngx_conf_init_value(mcf->files.max, 25 * 1024 * 1024);
+    ngx_conf_init_value(mcf->files.quota, 0);
+
+    if (mcf->files.max <= 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_files_max\" must be at least 1 byte");
+        return NGX_CONF_ERROR;
+    }
+
+    if (mcf->files.thumbnails == NGX_CONF_UNSET) {
+        mcf->files.thumbnails = 1;
+        mcf->files.thumb_side = 320;
+        mcf->files.pixels_max = 16 * 1000 * 1000;
+        ngx_str_set(&mcf->files.pool_name, "default");
+    }
+
+#if (NGX_THREADS)
+    if (mcf->files.store.data && mcf->files.thumbnails) {
+        mcf->files.thread_pool = ngx_thread_pool_add(cf,
+                                                     &mcf->files.pool_name);
+        if (mcf->files.thread_pool == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+#else
+    mcf->files.thumbnails = 0;
+#endif
     ngx_conf_init_size_value(mcf->ws.message_max, 64 * 1024);
     ngx_conf_init_size_value(mcf->ws.send_queue, 1024 * 1024);
     ngx_conf_init_msec_value(mcf->ws.ping, 30000);
@@ -342,6 +425,7 @@ ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_chat_loc_conf_t *prev = parent;
     ngx_chat_loc_conf_t *conf = child;
 
+    ngx_path_t               **path;
     ngx_chat_main_conf_t      *mcf;
     ngx_http_core_loc_conf_t  *clcf;
 
@@ -356,9 +440,69 @@ ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         clcf->client_max_body_size = 0;
         clcf->client_body_buffer_size = ngx_max(clcf->client_body_buffer_size,
                                                 mcf->body_max);
+
+        /* where uploads are written first: checked against the store */
+        path = ngx_array_push(&mcf->files.temp_paths);
+        if (path == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *path = clcf->client_body_temp_path;
+
+        /* the files route of the first chat_api location is the File url */
+        if (mcf->files.url.data == NULL) {
+            mcf->files.url.len = clcf->name.len + sizeof("files/") - 1;
+            mcf->files.url.data = ngx_pnalloc(cf->pool, mcf->files.url.len);
+            if (mcf->files.url.data == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            ngx_memcpy(ngx_cpymem(mcf->files.url.data, clcf->name.data,
+                                  clcf->name.len),
+                       "files/", sizeof("files/") - 1);
+
+            if (ngx_chat_files_url_option(cf, mcf) != NGX_OK) {
+                return NGX_CONF_ERROR;
+            }
+        }
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * Postgres writes the url of a File (sql/functions/20_json.sql): each
+ * connection is told it as the setting chat.files_url, in libpq's options
+ * syntax, where a space or a backslash is escaped.
+ */
+
+static ngx_int_t
+ngx_chat_files_url_option(ngx_conf_t *cf, ngx_chat_main_conf_t *mcf)
+{
+    u_char      *p;
+    ngx_uint_t   i;
+
+    static const char  prefix[] = "-c chat.files_url=";
+
+    p = ngx_pnalloc(cf->pool, sizeof(prefix) - 1 + 2 * mcf->files.url.len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    mcf->pg.options.data = p;
+    p = ngx_cpymem(p, prefix, sizeof(prefix) - 1);
+
+    for (i = 0; i < mcf->files.url.len; i++) {
+        if (mcf->files.url.data[i] == ' ' || mcf->files.url.data[i] == '\\') {
+            *p++ = '\\';
+        }
+        *p++ = mcf->files.url.data[i];
+    }
+
+    mcf->pg.options.len = p - mcf->pg.options.data;
+
+    return NGX_OK;
 }
 
 
@@ -848,6 +992,297 @@ ngx_chat_events_retention(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/*
+ * chat_files /var/lib/chat/files [uri=/chat-files/];
+ *
+ * The store of uploads, which the internal location of uri= serves from
+ * (with alias to the same folder).  nginx makes the folder, and its .tmp
+ * for thumbnails, at startup, owned by the workers' user.
+ */
+
+static char *
+ngx_chat_files(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t *mcf = conf;
+
+    ngx_str_t  *value, tmp;
+
+    if (mcf->files.store.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    mcf->files.store = value[1];
+
+    while (mcf->files.store.len > 1
+           && mcf->files.store.data[mcf->files.store.len - 1] == '/')
+    {
+        mcf->files.store.len--;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &mcf->files.store, 0) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* nginx makes the folder by its name as a C string */
+    if (ngx_chat_conf_cstring(cf, &mcf->files.store) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_str_set(&mcf->files.uri, "/chat-files/");
+
+    if (cf->args->nelts == 3) {
+        if (value[2].len < 6 || ngx_strncmp(value[2].data, "uri=", 4) != 0
+            || value[2].data[4] != '/'
+            || value[2].data[value[2].len - 1] != '/')
+        {
+            return "takes \"uri=/prefix/\", the internal location that "
+                   "serves the files";
+        }
+
+        mcf->files.uri.data = value[2].data + 4;
+        mcf->files.uri.len = value[2].len - 4;
+    }
+
+    tmp.len = mcf->files.store.len + sizeof("/.tmp") - 1;
+    tmp.data = ngx_pnalloc(cf->pool, tmp.len + 1);
+    if (tmp.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(ngx_cpymem(tmp.data, mcf->files.store.data,
+                          mcf->files.store.len),
+               "/.tmp", sizeof("/.tmp"));
+
+    if (ngx_chat_add_path(cf, &mcf->files.store) != NGX_OK
+        || ngx_chat_add_path(cf, &tmp) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* a folder that nginx makes at startup for its workers, like temp paths */
+
+static ngx_int_t
+ngx_chat_add_path(ngx_conf_t *cf, ngx_str_t *name)
+{
+    ngx_path_t  *path;
+
+    path = ngx_pcalloc(cf->pool, sizeof(ngx_path_t));
+    if (path == NULL) {
+        return NGX_ERROR;
+    }
+
+    path->name = *name;
+    path->conf_file = cf->conf_file->file.name.data;
+    path->line = cf->conf_file->line;
+
+    return ngx_add_path(cf, &path);
+}
+
+
+/* chat_files_quota 1g; or off: what one user may have uploaded in all */
+
+static char *
+ngx_chat_files_quota(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t *mcf = conf;
+
+    ngx_str_t  *value;
+
+    if (mcf->files.quota != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 3 && ngx_strncmp(value[1].data, "off", 3) == 0) {
+        mcf->files.quota = 0;
+        return NGX_CONF_OK;
+    }
+
+    mcf->files.quota = ngx_parse_offset(&value[1]);
+
+    if (mcf->files.quota == NGX_ERROR || mcf->files.quota == 0) {
+        return "takes \"off\" or a size";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* chat_files_types TYPE ...: "image/png", or "image/" and a star */
+
+static char *
+ngx_chat_files_types(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t *mcf = conf;
+
+    u_char      *slash;
+    ngx_str_t   *value, *type;
+    ngx_uint_t   i;
+
+    if (mcf->files.types) {
+        return "is duplicate";
+    }
+
+    mcf->files.types = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                        sizeof(ngx_str_t));
+    if (mcf->files.types == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        slash = ngx_strlchr(value[i].data, value[i].data + value[i].len, '/');
+
+        if (slash == NULL || slash == value[i].data
+            || slash == value[i].data + value[i].len - 1)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"chat_files_types\": \"%V\" is not a type "
+                               "like \"image/png\" or \"image/*\"",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        type = ngx_array_push(mcf->files.types);
+        *type = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* chat_thumbnails on [pool=default] [size=320] [pixels=16000000]; or off */
+
+static char *
+ngx_chat_thumbnails(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t *mcf = conf;
+
+    ngx_int_t    n;
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    if (mcf->files.thumbnails != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    mcf->files.thumb_side = 320;
+    mcf->files.pixels_max = 16 * 1000 * 1000;
+    ngx_str_set(&mcf->files.pool_name, "default");
+
+    if (value[1].len == 3 && ngx_strncmp(value[1].data, "off", 3) == 0
+        && cf->args->nelts == 2)
+    {
+        mcf->files.thumbnails = 0;
+        return NGX_CONF_OK;
+    }
+
+    if (value[1].len != 2 || ngx_strncmp(value[1].data, "on", 2) != 0) {
+        return "takes \"on\" with its parameters, or \"off\"";
+    }
+
+    mcf->files.thumbnails = 1;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "pool=", 5) == 0
+            && value[i].len > 5)
+        {
+            mcf->files.pool_name.data = value[i].data + 5;
+            mcf->files.pool_name.len = value[i].len - 5;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "size=", 5) == 0) {
+            n = ngx_atoi(value[i].data + 5, value[i].len - 5);
+            if (n < 16 || n > 2048) {
+                return "has an invalid \"size=\", it takes 16 to 2048";
+            }
+            mcf->files.thumb_side = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "pixels=", 7) == 0) {
+            n = ngx_atoi(value[i].data + 7, value[i].len - 7);
+            if (n < 1) {
+                return "has an invalid \"pixels=\"";
+            }
+            mcf->files.pixels_max = n;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_thumbnails\" has an unknown parameter "
+                           "\"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * After nginx made its paths (nginx -t too): an upload's temporary file
+ * must reach the store by rename, so both are on one filesystem.
+ */
+
+static ngx_int_t
+ngx_chat_init_module(ngx_cycle_t *cycle)
+{
+    ngx_uint_t             i;
+    ngx_path_t           **path;
+    ngx_file_info_t        store, temp;
+    ngx_chat_main_conf_t  *mcf;
+
+    mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_chat_module);
+
+    if (mcf == NULL || mcf->files.store.data == NULL) {
+        return NGX_OK;
+    }
+
+    if (ngx_file_info(mcf->files.store.data, &store) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
+                      "\"chat_files\": cannot read \"%V\"",
+                      &mcf->files.store);
+        return NGX_ERROR;
+    }
+
+    path = mcf->files.temp_paths.elts;
+
+    for (i = 0; i < mcf->files.temp_paths.nelts; i++) {
+        if (ngx_file_info(path[i]->name.data, &temp) == NGX_FILE_ERROR) {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
+                          "\"chat_files\": cannot read the "
+                          "client_body_temp_path \"%V\"", &path[i]->name);
+            return NGX_ERROR;
+        }
+
+        if (store.st_dev != temp.st_dev) {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                          "\"chat_files\": \"%V\" and the "
+                          "client_body_temp_path \"%V\" of a chat_api "
+                          "location are on different filesystems: uploads "
+                          "would be copied, not renamed; put the temporary "
+                          "path on the store's filesystem",
+                          &mcf->files.store, &path[i]->name);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
 /* a copy that ends with NUL, for libraries that take C strings */
 
 static ngx_int_t
@@ -1000,6 +1435,10 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
     }
 
     ngx_chat_typing_init();
+
+    if (mcf->files.store.data && ngx_chat_thumb_init(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     if (mcf->presence
         && ngx_chat_presence_init_worker(cycle, mcf->presence) != NGX_OK)

@@ -277,14 +277,16 @@ ngx_chat_pg_stats(ngx_chat_pg_pool_t *pool, ngx_chat_pg_stats_t *st)
 static ngx_int_t
 ngx_chat_pg_connect_params(ngx_cycle_t *cycle, ngx_chat_pg_pool_t *pool)
 {
-    char              *err;
+    u_char            *p, *all;
+    char              *err, *options;
+    size_t             len;
     ngx_uint_t         i, n, service;
     PQconninfoOption  *opts, *o;
 
     n = sizeof(ngx_chat_pg_keepalives) / sizeof(ngx_chat_pg_keepalives[0]);
 
-    pool->keywords = ngx_pcalloc(cycle->pool, (n + 2) * sizeof(char *));
-    pool->values = ngx_pcalloc(cycle->pool, (n + 2) * sizeof(char *));
+    pool->keywords = ngx_pcalloc(cycle->pool, (n + 3) * sizeof(char *));
+    pool->values = ngx_pcalloc(cycle->pool, (n + 3) * sizeof(char *));
     if (pool->keywords == NULL || pool->values == NULL) {
         return NGX_ERROR;
     }
@@ -299,12 +301,35 @@ ngx_chat_pg_connect_params(ngx_cycle_t *cycle, ngx_chat_pg_pool_t *pool)
     }
 
     service = 0;
+    options = NULL;
 
     for (o = opts; o->keyword; o++) {
         if (ngx_strcmp(o->keyword, "service") == 0 && o->val && o->val[0]) {
             service = 1;
         }
+
+        if (ngx_strcmp(o->keyword, "options") == 0 && o->val && o->val[0]) {
+            options = o->val;
+        }
     }
+
+    /* the module's settings follow the conninfo's own options */
+    len = options ? ngx_strlen(options) + 1 : 0;
+    all = ngx_pnalloc(cycle->pool, len + pool->conf->options.len + 1);
+    p = all;
+
+    if (all == NULL) {
+        PQconninfoFree(opts);
+        return NGX_ERROR;
+    }
+
+    if (options) {
+        p = ngx_cpymem(p, options, len - 1);
+        *p++ = ' ';
+    }
+
+    p = ngx_cpymem(p, pool->conf->options.data, pool->conf->options.len);
+    *p = '\0';
 
     PQconninfoFree(opts);
 
@@ -319,6 +344,12 @@ ngx_chat_pg_connect_params(ngx_cycle_t *cycle, ngx_chat_pg_pool_t *pool)
 
     pool->keywords[i] = "dbname";
     pool->values[i] = (const char *) pool->conf->conninfo.data;
+
+    if (pool->conf->options.len) {
+        /* after "dbname": what it expands to is overridden */
+        pool->keywords[++i] = "options";
+        pool->values[i] = (const char *) all;
+    }
 
     return NGX_OK;
 }

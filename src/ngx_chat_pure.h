@@ -240,4 +240,80 @@ ngx_int_t ngx_chat_ws_feed(ngx_chat_ws_reader_t *rd, u_char *buf,
 void ngx_chat_ws_reader_free(ngx_chat_ws_reader_t *rd);
 
 
+/* files: what the bytes are (sniffing) */
+
+typedef enum {
+    NGX_CHAT_KIND_FILE = 0,      /* sent as an attachment */
+    NGX_CHAT_KIND_IMAGE,         /* these three shown inline */
+    NGX_CHAT_KIND_VIDEO,
+    NGX_CHAT_KIND_AUDIO
+} ngx_chat_kind_e;
+
+#define NGX_CHAT_TYPE_MAX        127
+
+typedef struct {
+    ngx_str_t                    type;       /* in buf: lowercase, no params */
+    ngx_uint_t                   kind;
+    uint32_t                     width;      /* 0 where the bytes do not say */
+    uint32_t                     height;
+    ngx_uint_t                   orientation;  /* EXIF 1-8; 0: none */
+    unsigned                     decodable:1;  /* a thumbnail can be made */
+    unsigned                     from_bytes:1;
+    u_char                       buf[NGX_CHAT_TYPE_MAX + 1];
+} ngx_chat_sniff_t;
+
+void ngx_chat_sniff(u_char *head, size_t len, u_char *claimed,
+    size_t claimed_len, ngx_chat_sniff_t *s);
+ngx_uint_t ngx_chat_type_active(u_char *type, size_t len);
+size_t ngx_chat_filename_clean(u_char *dst, u_char *src, size_t len);
+size_t ngx_chat_content_disposition_len(ngx_str_t *name);
+u_char *ngx_chat_content_disposition(u_char *p, ngx_str_t *name,
+    ngx_uint_t show);
+
+
+/* files: a multipart/form-data body, streamed */
+
+#define NGX_CHAT_MP_HEAD_MAX     4096
+
+typedef struct {
+    ngx_str_t                    name;       /* valid in part() only */
+    ngx_str_t                    filename;
+    ngx_str_t                    content_type;
+    unsigned                     is_file:1;  /* a filename was given */
+} ngx_chat_mp_part_t;
+
+typedef struct ngx_chat_multipart_s  ngx_chat_multipart_t;
+
+struct ngx_chat_multipart_s {
+    /* set by the caller */
+    ngx_str_t                    boundary;
+    size_t                       header_max;  /* at most NGX_CHAT_MP_HEAD_MAX */
+    ngx_uint_t                   parts_max;
+    ngx_int_t                  (*part)(ngx_chat_multipart_t *mp,
+                                       ngx_chat_mp_part_t *part);
+    ngx_int_t                  (*body)(ngx_chat_multipart_t *mp, u_char *p,
+                                       size_t len);
+    ngx_int_t                  (*end)(ngx_chat_multipart_t *mp);
+    void                        *data;
+
+    const char                  *error;      /* why it failed */
+
+    /* the parser's */
+    ngx_uint_t                   state;
+    ngx_uint_t                   parts;
+    u_char                       delim[80];  /* "\r\n--" boundary */
+    size_t                       delim_len;
+    size_t                       matched;    /* of delim, held back */
+    size_t                       head_len;
+    u_char                       head[NGX_CHAT_MP_HEAD_MAX];
+};
+
+ngx_int_t ngx_chat_multipart_boundary(u_char *type, size_t len,
+    ngx_str_t *boundary);
+void ngx_chat_multipart_init(ngx_chat_multipart_t *mp);
+ngx_int_t ngx_chat_multipart_feed(ngx_chat_multipart_t *mp, u_char *p,
+    size_t len);
+ngx_int_t ngx_chat_multipart_finish(ngx_chat_multipart_t *mp);
+
+
 #endif /* _NGX_CHAT_PURE_H_INCLUDED_ */

@@ -138,6 +138,22 @@ static const ngx_chat_field_t  ngx_chat_search_query[] = {
 };
 
 
+static const char *const  ngx_chat_file_kinds[] = {
+    "image", "video", "audio", "file", NULL
+};
+
+static const ngx_chat_field_t  ngx_chat_upload_query[] = {
+    { "name", NULL, NGX_CHAT_T_STR, 0, 1000, NULL },
+    ngx_chat_null_field
+};
+
+static const ngx_chat_field_t  ngx_chat_conversation_files_query[] = {
+    { "type", NULL, NGX_CHAT_T_ENUM, 0, 0, ngx_chat_file_kinds },
+    { "limit", NULL, NGX_CHAT_T_LIMIT, 0, 0, NULL },
+    { "cursor", NULL, NGX_CHAT_T_STR, 0, 40, NULL },
+    ngx_chat_null_field
+};
+
 static const ngx_chat_field_t  ngx_chat_presence_query[] = {
     { "user_ids", NULL, NGX_CHAT_T_USERS, NGX_CHAT_REQUIRED, 100, NULL },
     ngx_chat_null_field
@@ -210,8 +226,8 @@ const ngx_chat_route_t  ngx_chat_api_routes[] = {
       ngx_chat_api_action(NGX_CHAT_SQL_UNREAD, NULL, NULL) },
 
     { NGX_CHAT_POST, "conversations/#conversation_id/messages",
-      ngx_chat_api_action(NGX_CHAT_SQL_MESSAGE_SEND, NULL,
-                          ngx_chat_message_send_body) },
+      &(ngx_chat_api_route_t) { NGX_CHAT_SQL_MESSAGE_SEND, NGX_CHAT_R_FORM,
+                                NULL, ngx_chat_message_send_body } },
 
     { NGX_CHAT_GET, "conversations/#conversation_id/messages",
       ngx_chat_api_action(NGX_CHAT_SQL_MESSAGE_LIST,
@@ -265,6 +281,23 @@ const ngx_chat_route_t  ngx_chat_api_routes[] = {
     { NGX_CHAT_POST, "conversations/#conversation_id/typing",
       &(ngx_chat_api_route_t) { NGX_CHAT_SQL_TYPING, NGX_CHAT_A_TYPING,
                                 NULL, ngx_chat_typing_body } },
+
+    { NGX_CHAT_POST, "files",
+      &(ngx_chat_api_route_t) { 0, NGX_CHAT_R_UPLOAD, ngx_chat_upload_query,
+                                NULL } },
+
+    { NGX_CHAT_GET, "files/#file_id",
+      &(ngx_chat_api_route_t) { NGX_CHAT_SQL_FILE_GET, NGX_CHAT_R_DOWNLOAD,
+                                NULL, NULL } },
+
+    { NGX_CHAT_GET, "files/#file_id/thumbnail",
+      &(ngx_chat_api_route_t) { NGX_CHAT_SQL_FILE_GET,
+                                NGX_CHAT_R_DOWNLOAD|NGX_CHAT_R_THUMB,
+                                NULL, NULL } },
+
+    { NGX_CHAT_GET, "conversations/#conversation_id/files",
+      ngx_chat_api_action(NGX_CHAT_SQL_CONVERSATION_FILES,
+                          ngx_chat_conversation_files_query, NULL) },
 
     { NGX_CHAT_GET, "presence",
       &(ngx_chat_api_route_t) { NGX_CHAT_SQL_PRESENCE_GET,

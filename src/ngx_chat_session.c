@@ -1698,7 +1698,7 @@ ngx_chat_session_error(ngx_chat_session_t *s, json_t *req, ngx_uint_t status,
     }
 
     p = ngx_cpymem(buf, "\"error\":", sizeof("\"error\":") - 1);
-    p = ngx_chat_error_object(p, status, text, len);
+    p = ngx_chat_error_object(p, status, NULL, text, len);
 
     fields.data = buf;
     fields.len = p - buf;

@@ -104,6 +104,15 @@ ngx_chat_stmt_t  ngx_chat_stmts[] = {
     [NGX_CHAT_SQL_VIEW] =
         ngx_chat_action_stmt("view"),
 
+    [NGX_CHAT_SQL_FILE_CREATE] =
+        ngx_chat_action_stmt("file_create"),
+    [NGX_CHAT_SQL_FILE_DISCARD] =
+        ngx_chat_action_stmt("file_discard"),
+    [NGX_CHAT_SQL_FILE_GET] =
+        ngx_chat_action_stmt("file_get"),
+    [NGX_CHAT_SQL_CONVERSATION_FILES] =
+        ngx_chat_action_stmt("conversation_files"),
+
     /* one worker of all hosts at a time: the lock ends with the statement */
     [NGX_CHAT_SQL_EVENTS_PRUNE] =
         { "chat_events_prune",

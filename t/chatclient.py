@@ -17,10 +17,11 @@ import jwt
 
 
 class Response:
-    def __init__(self, status, headers, body):
+    def __init__(self, status, headers, body, data=None):
         self.status = status
         self.headers = headers
         self.body = body
+        self.data = data        # the body's bytes, for downloads
 
     @property
     def json(self):
@@ -97,7 +98,7 @@ ERROR_CODES = {
     400: 'bad_request', 401: 'unauthorized', 403: 'forbidden',
     404: 'not_found', 405: 'method_not_allowed', 409: 'conflict',
     410: 'gone', 413: 'payload_too_large', 415: 'unsupported_media_type',
-    429: 'rate_limited', 503: 'unavailable',
+    429: 'rate_limited', 503: 'unavailable', 507: 'insufficient_storage',
 }
 
 TIMESTAMP = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$')
@@ -172,8 +173,9 @@ class Client:
                 conn.request(method, self.prefix + path, body=data,
                              headers=hdrs)
             resp = conn.getresponse()
+            data = resp.read()
             return Response(resp.status, dict(resp.getheaders()),
-                            resp.read().decode())
+                            data.decode(errors='replace'), data)
         finally:
             conn.close()
 

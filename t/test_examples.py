@@ -29,6 +29,8 @@ def files(tmp_path_factory):
     subprocess.run(['openssl', 'pkey', '-in', d / 'rsa.pem', '-pubout',
                     '-out', d / 'rsa-pub.pem'], check=True, capture_output=True)
     (d / 'secret').write_text('x' * 40)
+    # nginx makes the store and the temporary path, not their parent
+    (d / 'var-lib-chat').mkdir()
     subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048',
                     '-nodes', '-subj', '/CN=chat.example.com', '-days', '1',
                     '-keyout', d / 'tls.key', '-out', d / 'tls.pem'],
@@ -45,6 +47,7 @@ def localize(text, d):
     text = text.replace('/etc/nginx/chat-jwt.secret', str(d / 'secret'))
     text = re.sub(r'/etc/ssl/certs/\S+\.pem', str(d / 'tls.pem'), text)
     text = re.sub(r'/etc/ssl/private/\S+\.key', str(d / 'tls.key'), text)
+    text = text.replace('/var/lib/chat/', f'{d}/var-lib-chat/')
     return re.sub(r'listen\s+[^\s;]+',
                   lambda m: f'listen 127.0.0.1:{chatstack.free_port()}', text)
 

@@ -66,10 +66,25 @@ CREATE TRIGGER reactions_removed AFTER DELETE ON chat.reactions
 
 -- the objects
 
+-- The File object.  Its url is the module's: the chat_api location's files
+-- route, as the module tells each of its Postgres connections
+-- (chat.files_url).
+CREATE FUNCTION chat.file_url(p_id bigint, p_thumbnail boolean)
+RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT coalesce(nullif(current_setting('chat.files_url', true), ''),
+                    '/files/')
+           || p_id || CASE WHEN p_thumbnail THEN '/thumbnail' ELSE '' END
+$$;
+
+-- kind is what the bytes said (image, video, audio are shown inline,
+-- file is downloaded); width and height of an image where its header said.
 CREATE FUNCTION chat.file_json(f chat.files) RETURNS json
 LANGUAGE sql STABLE AS $$
     SELECT row_to_json(ROW(f.id, f.name, f.size, f.content_type,
-                           '/files/' || f.id, NULL)::chat.file_out)
+                           chat.file_url(f.id, false),
+                           CASE WHEN f.has_thumbnail
+                                THEN chat.file_url(f.id, true) END,
+                           f.kind, f.width, f.height)::chat.file_out)
 $$;
 
 CREATE FUNCTION chat.attachments_json(p_message bigint) RETURNS json
