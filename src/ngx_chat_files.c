@@ -14,10 +14,11 @@
 
 #define ngx_chat_be16(p)  (((uint32_t) (p)[0] << 8) | (p)[1])
 #define ngx_chat_le16(p)  (((uint32_t) (p)[1] << 8) | (p)[0])
-#define ngx_chat_be32(p)  (((uint32_t) (p)[0] << 24) | ((uint32_t) (p)[1] << 16) \
+#define ngx_chat_be32(p)  (((uint32_t) (p)[0] << 24)                         \
+                           | ((uint32_t) (p)[1] << 16)                        \
                            | ((uint32_t) (p)[2] << 8) | (p)[3])
-#define ngx_chat_le24(p)  (((uint32_t) (p)[2] << 16) | ((uint32_t) (p)[1] << 8) \
-                           | (p)[0])
+#define ngx_chat_le24(p)  (((uint32_t) (p)[2] << 16)                         \
+                           | ((uint32_t) (p)[1] << 8) | (p)[0])
 
 #define ngx_chat_has(h, len, off, s)                                          \
     ((len) >= (off) + sizeof(s) - 1                                           \
@@ -342,11 +343,12 @@ ngx_chat_sniff_media(u_char *h, size_t len)
                ? &ogv : &oga;
     }
 
-    /* a tag, or an MPEG audio frame header: sync, a version and a layer
-       that exist, a bitrate that is not "bad" */
+    /* a tag, or an MPEG audio frame header: sync, a version that exists,
+       layer III, a bitrate that is not "bad" (a UTF-16 BOM, FF FE, has
+       the sync too, but says layer I) */
     if (ngx_chat_has(h, len, 0, "ID3")
         || (len >= 3 && h[0] == 0xff && (h[1] & 0xe0) == 0xe0
-            && (h[1] & 0x06) != 0 && (h[1] & 0x18) != 0x08
+            && (h[1] & 0x06) == 0x02 && (h[1] & 0x18) != 0x08
             && (h[2] & 0xf0) != 0xf0))
     {
         return &mp3;
@@ -1055,6 +1057,10 @@ ngx_chat_multipart_feed(ngx_chat_multipart_t *mp, u_char *p, size_t len)
 {
     u_char  *last, *run, *cr;
     size_t   n;
+
+    if (mp->state == NGX_CHAT_MP_FAILED) {
+        return NGX_ERROR;
+    }
 
     last = p + len;
 
