@@ -23,6 +23,7 @@ PGBIN = pathlib.Path('/usr/lib/postgresql/15/bin')
 MODULE = REPO / 'build/release/ngx_chat_module.so'
 MODULE_ASAN = REPO / 'build/asan/ngx_chat_module.so'
 TEMPLATE = REPO / 'conf.examples/dev.conf'
+WEB = REPO / 'web'
 
 
 def free_port():
@@ -245,7 +246,7 @@ class Nginx:
                        check=True)
         values = dict(MODULE=self.module, PREFIX=self.prefix, PORT=self.port,
                       WORKERS=self.workers, LOG_LEVEL='info', EXTRA='',
-                      WS_EXTRA='', FILES=self.prefix / 'files')
+                      WS_EXTRA='', FILES=self.prefix / 'files', WEB=WEB)
         values.update(self.variables)
         text = string.Template(self.template.read_text()).substitute(values)
         (self.prefix / 'conf' / 'nginx.conf').write_text(text)
