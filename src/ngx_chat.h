@@ -69,12 +69,44 @@ typedef struct {
     ngx_array_t                  temp_paths;   /* of ngx_path_t *: checked */
 } ngx_chat_files_conf_t;
 
+/* chat_limit_zone, chat_limit, chat_limit_close */
+typedef enum {
+    NGX_CHAT_LIMIT_MESSAGES = 0,   /* messages sent, per user */
+    NGX_CHAT_LIMIT_REQUESTS,       /* REST requests and WebSocket messages */
+    NGX_CHAT_LIMIT_CONNECTS,       /* new WebSocket connections, per user */
+    NGX_CHAT_LIMIT_ADDRESSES,      /* new WebSocket connections, per address */
+    NGX_CHAT_LIMIT_UPLOADS,        /* uploads, per user */
+    NGX_CHAT_LIMIT_CONNECTIONS,    /* open WebSocket connections, per user */
+    NGX_CHAT_LIMIT_KINDS
+} ngx_chat_limit_e;
+
+/* chat_max: members, reactions, reactions_per_user, conversations */
+#define NGX_CHAT_MAX_KINDS       4
+
+/* kind, tenant, "\n", user */
+#define NGX_CHAT_LIMIT_KEY       (1 + 128 + 1 + 128)
+
+typedef struct {
+    uint64_t                     rate;       /* millionths a second; 0: off */
+    uint64_t                     burst;      /* thousandths */
+    ngx_uint_t                   max;        /* NGX_CHAT_LIMIT_CONNECTIONS */
+} ngx_chat_limit_rule_t;
+
+typedef struct {
+    ngx_shm_zone_t              *zone;
+    ngx_chat_limit_rule_t        rules[NGX_CHAT_LIMIT_KINDS];
+    ngx_uint_t                   close_after;  /* refusals in a row; 0 */
+} ngx_chat_limit_conf_t;
+
 typedef struct {
     ngx_chat_pg_conf_t           pg;
     ngx_chat_redis_conf_t        redis;
     ngx_chat_jwt_conf_t          jwt;
     ngx_chat_ws_conf_t           ws;
     ngx_chat_files_conf_t        files;
+    ngx_chat_limit_conf_t        limit;
+    ngx_uint_t                   max[NGX_CHAT_MAX_KINDS];  /* chat_max */
+    ngx_array_t                 *filters;    /* chat_filter; NULL: none */
     ngx_chat_limits_t            limits;
     size_t                       body_max;
     ngx_msec_t                   edit_window;
@@ -90,6 +122,7 @@ typedef struct {
 typedef struct {
     ngx_uint_t                   kind;
     ngx_array_t                 *origins;    /* of ngx_str_t; NULL: any */
+    ngx_array_t                 *cors;       /* of ngx_str_t; NULL: none */
 } ngx_chat_loc_conf_t;
 
 
@@ -340,16 +373,22 @@ time_t ngx_chat_retry_after(ngx_uint_t status);
 size_t ngx_chat_error_object_len(u_char *text, size_t len);
 u_char *ngx_chat_error_object(u_char *p, ngx_uint_t status,
     const char *code, u_char *text, size_t len);
+u_char *ngx_chat_error_object_retry(u_char *p, ngx_uint_t status,
+    const char *code, time_t retry, u_char *text, size_t len);
+u_char *ngx_chat_error_reason(u_char *p, const char *reason);
 
 /* the longest error code */
 #define NGX_CHAT_CODE_MAX        sizeof("unsupported_media_type")
 ngx_int_t ngx_chat_http_bearer(ngx_http_request_t *r, ngx_str_t *token);
+void ngx_chat_http_hide_token(ngx_http_request_t *r);
 ngx_int_t ngx_chat_http_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *body);
 ngx_int_t ngx_chat_http_error(ngx_http_request_t *r, ngx_uint_t status,
     u_char *text, size_t len);
 ngx_int_t ngx_chat_http_error_as(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, u_char *text, size_t len);
+ngx_int_t ngx_chat_http_error_retry(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, time_t retry, u_char *text, size_t len);
 ngx_int_t ngx_chat_http_refuse(ngx_http_request_t *r, ngx_chat_error_t *err);
 ngx_int_t ngx_chat_http_header(ngx_http_request_t *r, char *name,
     ngx_str_t *value);
@@ -429,6 +468,10 @@ ngx_uint_t ngx_chat_ws_connections(void);
 ngx_int_t ngx_chat_auth_init(ngx_conf_t *cf, ngx_chat_jwt_conf_t *jcf);
 ngx_int_t ngx_chat_auth_token(ngx_chat_jwt_conf_t *jcf, ngx_str_t *token,
     ngx_pool_t *pool, ngx_log_t *log, ngx_chat_identity_t *id);
+ngx_int_t ngx_chat_auth_check(ngx_chat_jwt_conf_t *jcf, ngx_str_t *token,
+    ngx_pool_t *pool, ngx_log_t *log, ngx_chat_identity_t *id,
+    const char **reason);
+const char *ngx_chat_auth_reason(ngx_pool_t *pool);
 
 
 /*
@@ -459,6 +502,7 @@ struct ngx_chat_call_s {
 
     ngx_uint_t                   status;
     const char                  *code;       /* NULL: the status's own */
+    time_t                       retry;      /* retry_after; 0: the status's */
     ngx_str_t                    body;       /* JSON on success */
     ngx_str_t                    error;      /* the message on failure */
 
@@ -600,6 +644,23 @@ ngx_int_t ngx_chat_presence_typing_rate(ngx_chat_identity_t *id);
 void ngx_chat_retention_tick(void);
 
 
+/* core: rate limits in shared memory */
+
+char *ngx_chat_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_chat_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_chat_limit_user(ngx_uint_t kind, ngx_chat_identity_t *id,
+    time_t *retry);
+ngx_int_t ngx_chat_limit_address(ngx_uint_t kind, ngx_connection_t *c,
+    time_t *retry);
+
+
+/* core: the content filter */
+
+char *ngx_chat_filter(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_chat_filter_text(ngx_pool_t *pool, ngx_str_t *tenant,
+    ngx_str_t *text);
+
+
 /* core: thumbnails, in a thread pool */
 
 typedef void (*ngx_chat_thumb_done_pt)(void *data, ngx_int_t rc);
@@ -645,7 +706,8 @@ typedef enum {
     NGX_CHAT_MSG_JOIN,
     NGX_CHAT_MSG_LEAVE,
     NGX_CHAT_MSG_WATCH,          /* presence_subscribe: an action too */
-    NGX_CHAT_MSG_UNWATCH
+    NGX_CHAT_MSG_UNWATCH,
+    NGX_CHAT_MSG_REFRESH         /* refresh_token */
 } ngx_chat_msg_kind_e;
 
 
@@ -748,6 +810,7 @@ typedef struct {
 } ngx_chat_api_ctx_t;
 
 ngx_int_t ngx_chat_api_handler(ngx_http_request_t *r);
+ngx_int_t ngx_chat_cors(ngx_http_request_t *r, ngx_array_t *origins);
 ngx_int_t ngx_chat_api_init_body_filter(ngx_conf_t *cf);
 void ngx_chat_api_run(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx);
 ngx_uint_t ngx_chat_api_is_upload(ngx_http_request_t *r,
@@ -780,6 +843,7 @@ struct ngx_chat_session_s {
     void                        *loading;    /* memberships, in slices */
     int64_t                      view;       /* the conversation joined */
     ngx_msec_t                   start_by;
+    ngx_uint_t                   limited;    /* rate limited, in a row */
 
     unsigned                     loaded:1;
     unsigned                     started:1;

@@ -21,6 +21,8 @@ static ngx_int_t ngx_chat_api_body_args(ngx_http_request_t *r,
     ngx_chat_api_ctx_t *ctx, ngx_chat_error_t *err);
 static ngx_int_t ngx_chat_api_body_bytes(ngx_http_request_t *r, u_char **p,
     size_t *len);
+static ngx_int_t ngx_chat_api_limited(ngx_http_request_t *r,
+    ngx_chat_api_ctx_t *ctx);
 static void ngx_chat_api_done(ngx_chat_call_t *call);
 static ngx_int_t ngx_chat_api_health(ngx_http_request_t *r);
 static ngx_int_t ngx_chat_api_body_filter(ngx_http_request_t *r,
@@ -42,7 +44,16 @@ ngx_chat_api_handler(ngx_http_request_t *r)
     ngx_uint_t                 method;
     ngx_chat_match_t           m;
     ngx_chat_api_ctx_t        *ctx;
+    ngx_chat_loc_conf_t       *lcf;
     ngx_http_core_loc_conf_t  *clcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
+
+    /* chat_cors_origins: the headers of any answer, or the preflight's */
+    rc = ngx_chat_cors(r, lcf->cors);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
 
     /* WebSocket over HTTP/2 cannot be, and REST needs no more than 1.1 */
 
@@ -122,6 +133,11 @@ ngx_chat_api_handler(ngx_http_request_t *r)
         return ngx_chat_http_refuse(r, &err);
     }
 
+    rc = ngx_chat_api_limited(r, ctx);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
     if (ngx_chat_api_is_upload(r, ctx->route)) {
         return ngx_chat_api_upload(r, ctx);
     }
@@ -140,6 +156,38 @@ ngx_chat_api_handler(ngx_http_request_t *r)
     ngx_chat_api_run(r, ctx);
 
     return NGX_DONE;
+}
+
+
+/*
+ * chat_limit requests, and uploads: before the body is read.  NGX_DECLINED:
+ * within them; else the refusal was sent and this is the handler's rc.
+ */
+
+static ngx_int_t
+ngx_chat_api_limited(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx)
+{
+    time_t       retry;
+    const char  *why;
+
+    if (ngx_chat_limit_user(NGX_CHAT_LIMIT_REQUESTS, &ctx->call.id, &retry)
+        != NGX_OK)
+    {
+        why = "too many requests (chat_limit requests)";
+
+    } else if (ngx_chat_api_is_upload(r, ctx->route)
+               && ngx_chat_limit_user(NGX_CHAT_LIMIT_UPLOADS, &ctx->call.id,
+                                      &retry)
+                  != NGX_OK)
+    {
+        why = "too many uploads (chat_limit uploads)";
+
+    } else {
+        return NGX_DECLINED;
+    }
+
+    return ngx_chat_http_error_retry(r, 429, NULL, retry, (u_char *) why,
+                                     ngx_strlen(why));
 }
 
 
@@ -331,10 +379,14 @@ ngx_chat_api_body_args(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx,
     body = json_loadb((char *) p, len, JSON_REJECT_DUPLICATES, &jerr);
 
     if (body == NULL) {
+        /* in our words where jansson's would name its own flags */
         (void) ngx_snprintf((u_char *) err->text, sizeof(err->text) - 1,
                             "the body is not valid JSON: %s at "
                             "line %d column %d%Z",
-                            jerr.text, jerr.line, jerr.column);
+                            json_error_code(&jerr) == json_error_null_character
+                            ? "a string holds \\u0000, which is not allowed"
+                            : jerr.text,
+                            jerr.line, jerr.column);
         err->text[sizeof(err->text) - 1] = '\0';
         return NGX_ERROR;
     }
@@ -453,8 +505,8 @@ ngx_chat_api_run(ngx_http_request_t *r, ngx_chat_api_ctx_t *ctx)
         && ngx_chat_api_upload_failed(r, ctx) != NGX_DONE)
     {
         ngx_http_finalize_request(r,
-                                  ngx_chat_http_error_as(r, call->status,
-                                                         call->code,
+                                  ngx_chat_http_error_retry(r, call->status,
+                                                         call->code, call->retry,
                                                          call->error.data,
                                                          call->error.len));
     }
@@ -495,7 +547,7 @@ ngx_chat_api_done(ngx_chat_call_t *call)
         rc = ngx_chat_http_send(r, call->status, NULL);
 
     } else {
-        rc = ngx_chat_http_error_as(r, call->status, call->code,
+        rc = ngx_chat_http_error_retry(r, call->status, call->code, call->retry,
                                     call->error.data, call->error.len);
     }
 

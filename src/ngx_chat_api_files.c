@@ -204,8 +204,8 @@ ngx_chat_api_refused(ngx_chat_upload_t *up)
     c = r->connection;
     call = &ctx->call;
 
-    ngx_http_finalize_request(r, ngx_chat_http_error_as(r, call->status,
-                                                        call->code,
+    ngx_http_finalize_request(r, ngx_chat_http_error_retry(r, call->status,
+                                                        call->code, call->retry,
                                                         call->error.data,
                                                         call->error.len));
     ngx_http_run_posted_requests(c);

@@ -3,10 +3,12 @@
  * ngx_chat: a bearer token to an identity (tenant, user, display name).
  *
  * libjwt 1.10 verifies with whatever algorithm the token names, so the
- * algorithm is compared with the configured one after decoding: an HS256
- * token signed with the text of our RS256 public key verifies in libjwt
- * and must still be refused.  The key is never empty, or libjwt would
- * accept an unsigned token.
+ * algorithm is compared with the configured one, in the header before
+ * libjwt reads it and again after: an HS256 token signed with the text of
+ * our RS256 public key verifies in libjwt and must still be refused.  The
+ * key is never empty, or libjwt would accept an unsigned token.  What
+ * libjwt is lenient about (duplicate members, "crit", loose base64) is
+ * refused before it runs (ngx_chat_claims.c).
  */
 
 
@@ -24,72 +26,142 @@ static ngx_int_t ngx_chat_auth_key_type(ngx_conf_t *cf,
     ngx_chat_jwt_conf_t *jcf);
 
 
+/*
+ * The class of the last refusal, for the 401 that answers it
+ * (ngx_chat_http_error_as()).  The REST and WebSocket handlers answer a
+ * refused token at once, in the same turn of the event loop, for the
+ * request whose pool the token was checked with: the pool says that the
+ * refusal is this request's, and the class is taken once.
+ */
+static ngx_pool_t  *ngx_chat_auth_refused_pool;
+static const char  *ngx_chat_auth_refused_reason;
+
+
 ngx_int_t
 ngx_chat_auth_token(ngx_chat_jwt_conf_t *jcf, ngx_str_t *token,
     ngx_pool_t *pool, ngx_log_t *log, ngx_chat_identity_t *id)
 {
-    char                     *text, *grants;
+    ngx_int_t    rc;
+    const char  *reason;
+
+    rc = ngx_chat_auth_check(jcf, token, pool, log, id, &reason);
+
+    ngx_chat_auth_refused_pool = (rc == NGX_DECLINED) ? pool : NULL;
+    ngx_chat_auth_refused_reason = reason;
+
+    return rc;
+}
+
+
+/* the class of the request's refused token; NULL: no token was refused */
+
+const char *
+ngx_chat_auth_reason(ngx_pool_t *pool)
+{
+    if (pool != ngx_chat_auth_refused_pool || pool == NULL) {
+        return NULL;
+    }
+
+    ngx_chat_auth_refused_pool = NULL;
+
+    return ngx_chat_auth_refused_reason;
+}
+
+
+/*
+ * NGX_OK with the identity (its strings in the pool), NGX_DECLINED with
+ * the class of the refusal in *reason, NGX_ERROR.  The header and the
+ * payload are taken apart strictly first (ngx_chat_jws_parse()), then
+ * libjwt checks the signature of that same text.
+ */
+
+ngx_int_t
+ngx_chat_auth_check(ngx_chat_jwt_conf_t *jcf, ngx_str_t *token,
+    ngx_pool_t *pool, ngx_log_t *log, ngx_chat_identity_t *id,
+    const char **reason)
+{
+    int                       err;
+    char                     *text;
     json_t                   *claims;
     jwt_t                    *jwt;
     ngx_int_t                 rc;
-    const char               *reason;
     ngx_chat_identity_t       found;
     ngx_chat_claims_rules_t   rules;
+    ngx_chat_token_fault_t    fault;
+
+    *reason = NGX_CHAT_TOKEN_MALFORMED;
 
     if (token->len == 0 || token->len > NGX_CHAT_TOKEN_MAX) {
         ngx_log_error(NGX_LOG_INFO, log, 0, "chat: token has a bad length");
         return NGX_DECLINED;
     }
 
+    rc = ngx_chat_jws_parse(token->data, token->len, jwt_alg_str(jcf->alg),
+                            &claims, &fault);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "chat: token rejected: %s (the key is %s)",
+                      fault.text, jwt_alg_str(jcf->alg));
+        *reason = fault.reason;
+        return NGX_DECLINED;
+    }
+
     text = ngx_pnalloc(pool, token->len + 1);
     if (text == NULL) {
+        json_decref(claims);
         return NGX_ERROR;
     }
 
     ngx_memcpy(text, token->data, token->len);
     text[token->len] = '\0';
 
-    if (jcf->key.len == 0
-        || jwt_decode(&jwt, text, jcf->key.data, (int) jcf->key.len) != 0)
-    {
+    /* an empty key would let libjwt take an unsigned token */
+
+    err = (jcf->key.len == 0) ? EINVAL
+                              : jwt_decode(&jwt, text, jcf->key.data,
+                                           (int) jcf->key.len);
+
+    if (err == ENOMEM) {
+        json_decref(claims);
+        return NGX_ERROR;
+    }
+
+    if (err != 0) {
         ngx_log_error(NGX_LOG_INFO, log, 0,
-                      "chat: token rejected: malformed or bad signature");
+                      "chat: token rejected: bad signature");
+        json_decref(claims);
+        *reason = NGX_CHAT_TOKEN_SIGNATURE;
         return NGX_DECLINED;
     }
+
+    /* the header said so already: this guards against libjwt's reading */
 
     if (jwt_get_alg(jwt) != jcf->alg) {
         ngx_log_error(NGX_LOG_INFO, log, 0,
                       "chat: token rejected: algorithm %s is not %s",
                       jwt_alg_str(jwt_get_alg(jwt)), jwt_alg_str(jcf->alg));
         jwt_free(jwt);
+        json_decref(claims);
+        *reason = NGX_CHAT_TOKEN_ALGORITHM;
         return NGX_DECLINED;
     }
 
-    grants = jwt_get_grants_json(jwt, NULL);
     jwt_free(jwt);
-
-    if (grants == NULL) {
-        ngx_log_error(NGX_LOG_INFO, log, 0, "chat: token has no claims");
-        return NGX_DECLINED;
-    }
-
-    claims = json_loads(grants, 0, NULL);
-    free(grants);
-
-    if (claims == NULL) {
-        return NGX_DECLINED;
-    }
 
     rules.now = ngx_time();
     rules.leeway = jcf->leeway;
     rules.tenant_claim = (const char *) jcf->tenant_claim.data;
 
-    rc = ngx_chat_claims_check(claims, &rules, &found, &reason);
-
-    if (rc != NGX_OK) {
+    if (ngx_chat_claims_verify(claims, &rules, &found, &fault) != NGX_OK) {
         ngx_log_error(NGX_LOG_INFO, log, 0, "chat: token rejected: %s",
-                      reason);
+                      fault.text);
         json_decref(claims);
+        *reason = fault.reason;
         return NGX_DECLINED;
     }
 
@@ -108,6 +180,8 @@ ngx_chat_auth_token(ngx_chat_jwt_conf_t *jcf, ngx_str_t *token,
 
     id->exp = found.exp;
     json_decref(claims);
+
+    *reason = NULL;
 
     return NGX_OK;
 }

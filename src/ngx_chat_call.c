@@ -84,6 +84,7 @@ ngx_chat_call_fail(ngx_chat_call_t *call, ngx_uint_t status, const char *text)
 {
     call->status = status;
     call->code = NULL;
+    call->retry = 0;
     call->error.data = (u_char *) text;
     call->error.len = ngx_strlen(text);
     ngx_str_null(&call->body);
@@ -182,8 +183,8 @@ ngx_chat_call_rows(ngx_chat_call_t *call, PGresult *res)
 /*
  * Action functions raise their refusals with SQLSTATE "CHnnn" (nnn is the
  * HTTP status) and the message for the client; "CQnnn" is a refusal of
- * the storage quota, answered with the code "quota_exceeded".  Other states are faults
- * of the data or of the server.
+ * the storage quota (the code "quota_exceeded"), "CLnnn" one of chat_max
+ * ("limit_reached").  Other states are faults of the data or the server.
  */
 
 static void
@@ -208,6 +209,10 @@ ngx_chat_call_sql_error(ngx_chat_call_t *call, PGresult *res)
         /* a refusal with a code of its own: the quota */
         status = ngx_atoi((u_char *) state + 2, 3);
         call->code = "quota_exceeded";
+
+    } else if (state[0] == 'C' && state[1] == 'L') {
+        status = ngx_atoi((u_char *) state + 2, 3);
+        call->code = "limit_reached";
 
     } else if (ngx_strncmp(state, "22", 2) == 0
                || ngx_strncmp(state, "23", 2) == 0)

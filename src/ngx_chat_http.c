@@ -10,6 +10,18 @@
 #include "ngx_chat.h"
 
 
+#define NGX_CHAT_REDACTED        "[redacted]"
+
+/* where the arguments are in a string of the request */
+#define NGX_CHAT_HIDE_ARGS       0
+#define NGX_CHAT_HIDE_URI        1       /* after "?" */
+#define NGX_CHAT_HIDE_LINE       2       /* after "?", up to a space */
+
+
+static void ngx_chat_http_hide(ngx_pool_t *pool, ngx_str_t *s,
+    ngx_uint_t what);
+
+
 const char *
 ngx_chat_error_code(ngx_uint_t status)
 {
@@ -34,9 +46,10 @@ ngx_chat_error_code(ngx_uint_t status)
 
 
 /*
- * The error object, {"code", "message"[, "retry_after"]}, as REST and
- * WebSocket answers carry it: a refusal that will pass says when to try
- * again (seconds), like the Retry-After header.
+ * The error object, {"code", "message"[, "retry_after"][, "reason"]}, as
+ * REST and WebSocket answers carry it: a refusal that will pass says when
+ * to try again (seconds), like the Retry-After header; a refused token
+ * says why (ngx_chat_error_reason()).
  */
 
 size_t
@@ -44,7 +57,22 @@ ngx_chat_error_object_len(u_char *text, size_t len)
 {
     return sizeof("{\"code\":\"\",\"message\":\"\",\"retry_after\":}") - 1
            + NGX_CHAT_CODE_MAX + NGX_TIME_T_LEN
+           + sizeof(",\"reason\":\"\"") - 1 + NGX_CHAT_TOKEN_REASON_MAX
            + ngx_chat_json_escape_len(text, len);
+}
+
+
+/*
+ * The class of a refused token, added to an error object that p points
+ * at the end of (after its "}"); NULL: no token came.  A class is one of
+ * ours (NGX_CHAT_TOKEN_*), never text of the token's.
+ */
+
+u_char *
+ngx_chat_error_reason(u_char *p, const char *reason)
+{
+    return ngx_sprintf(p - 1, ",\"reason\":\"%s\"}",
+                       reason ? reason : NGX_CHAT_TOKEN_MISSING);
 }
 
 
@@ -52,14 +80,24 @@ u_char *
 ngx_chat_error_object(u_char *p, ngx_uint_t status, const char *code,
     u_char *text, size_t len)
 {
-    time_t  retry;
+    return ngx_chat_error_object_retry(p, status, code, 0, text, len);
+}
 
+
+/* retry 0: what the status says (a rate limit knows better) */
+
+u_char *
+ngx_chat_error_object_retry(u_char *p, ngx_uint_t status, const char *code,
+    time_t retry, u_char *text, size_t len)
+{
     p = ngx_sprintf(p, "{\"code\":\"%s\",\"message\":\"",
                     code ? code : ngx_chat_error_code(status));
     p = ngx_chat_json_escape(p, text, len);
     *p++ = '"';
 
-    retry = ngx_chat_retry_after(status);
+    if (retry == 0) {
+        retry = ngx_chat_retry_after(status);
+    }
 
     if (retry) {
         p = ngx_sprintf(p, ",\"retry_after\":%T", retry);
@@ -80,12 +118,17 @@ ngx_chat_retry_after(ngx_uint_t status)
 }
 
 
-/* the token of "Authorization: Bearer <token>" */
+/*
+ * The token of "Authorization: Bearer <token>".  REST takes no other, and
+ * a token sent in the query anyway is hidden from the logs from here on.
+ */
 
 ngx_int_t
 ngx_chat_http_bearer(ngx_http_request_t *r, ngx_str_t *token)
 {
     ngx_table_elt_t  *auth;
+
+    ngx_chat_http_hide_token(r);
 
     auth = r->headers_in.authorization;
 
@@ -108,6 +151,149 @@ ngx_chat_http_bearer(ngx_http_request_t *r, ngx_str_t *token)
 }
 
 
+/*
+ * What the logs see of the request ($request, $request_uri, $args, and
+ * the "request:" of error log lines) keeps no "access_token" argument's
+ * value: each of those strings that holds one is replaced with a copy in
+ * the request's pool where the value reads "[redacted]".  The bytes nginx
+ * read are left as they are: r->args, r->unparsed_uri and r->request_line
+ * point into one buffer over HTTP/1 (but not over HTTP/2, where the
+ * request line is built), a token already taken from them stays valid,
+ * and a shorter value could not be written in place without moving what
+ * other pointers of the request see.
+ */
+
+void
+ngx_chat_http_hide_token(ngx_http_request_t *r)
+{
+    ngx_chat_http_hide(r->pool, &r->request_line, NGX_CHAT_HIDE_LINE);
+    ngx_chat_http_hide(r->pool, &r->unparsed_uri, NGX_CHAT_HIDE_URI);
+    ngx_chat_http_hide(r->pool, &r->args, NGX_CHAT_HIDE_ARGS);
+}
+
+
+/*
+ * Arguments are separated by "&" (and ";", which some clients use); a
+ * request line's end at the space before the protocol.  The name is
+ * matched without case, as ngx_http_arg() matches it.
+ */
+
+static void
+ngx_chat_http_hide(ngx_pool_t *pool, ngx_str_t *s, ngx_uint_t what)
+{
+    u_char      *p, *last, *value, *end, *out, *o;
+    size_t       len;
+    ngx_uint_t   pass, hidden;
+
+    if (s->data == NULL || s->len == 0) {
+        return;
+    }
+
+    out = NULL;
+    o = NULL;
+    len = s->len;
+
+    for (pass = 0; pass < 2; pass++) {
+
+        p = s->data;
+        last = s->data + s->len;
+        hidden = 0;
+
+        if (what != NGX_CHAT_HIDE_ARGS) {
+            p = ngx_strlchr(p, last, '?');
+
+            if (p == NULL) {
+                return;
+            }
+
+            p++;
+        }
+
+        if (pass == 1) {
+            o = ngx_cpymem(out, s->data, p - s->data);
+        }
+
+        for ( ;; ) {
+
+            /* p: where an argument begins */
+
+            value = NULL;
+            end = p;
+
+            if ((size_t) (last - p) >= sizeof("access_token=") - 1
+                && ngx_strncasecmp(p, (u_char *) "access_token=",
+                                   sizeof("access_token=") - 1)
+                   == 0)
+            {
+                value = p + sizeof("access_token=") - 1;
+                end = value;
+            }
+
+            while (end < last && *end != '&' && *end != ';'
+                   && !(what == NGX_CHAT_HIDE_LINE && *end == ' '))
+            {
+                end++;
+            }
+
+            if (value && end > value
+                && !((size_t) (end - value) == sizeof(NGX_CHAT_REDACTED) - 1
+                     && ngx_strncmp(value, NGX_CHAT_REDACTED,
+                                    sizeof(NGX_CHAT_REDACTED) - 1)
+                        == 0))
+            {
+                hidden++;
+
+                if (pass == 0) {
+                    len = len - (end - value)
+                          + sizeof(NGX_CHAT_REDACTED) - 1;
+
+                } else {
+                    o = ngx_cpymem(o, p, value - p);
+                    o = ngx_cpymem(o, NGX_CHAT_REDACTED,
+                                   sizeof(NGX_CHAT_REDACTED) - 1);
+                }
+
+            } else if (pass == 1) {
+                o = ngx_cpymem(o, p, end - p);
+            }
+
+            if (end == last || *end == ' ') {
+                break;
+            }
+
+            /* the separator */
+
+            if (pass == 1) {
+                *o++ = *end;
+            }
+
+            p = end + 1;
+        }
+
+        if (hidden == 0) {
+            return;
+        }
+
+        if (pass == 0) {
+            out = ngx_pnalloc(pool, len);
+            if (out == NULL) {
+                /* the log would hold the token: the request holds none */
+                s->len = 0;
+                return;
+            }
+
+            continue;
+        }
+
+        /* what follows the arguments: " HTTP/1.1" */
+        o = ngx_cpymem(o, end, last - end);
+
+        s->data = out;
+        s->len = o - out;
+    }
+}
+
+
 /* a JSON body (or none) with its status */
 
 ngx_int_t
@@ -116,6 +302,9 @@ ngx_chat_http_send(ngx_http_request_t *r, ngx_uint_t status, ngx_str_t *body)
     ngx_int_t     rc;
     ngx_buf_t    *b;
     ngx_chain_t   out;
+
+    /* whatever route answers, the access log follows */
+    ngx_chat_http_hide_token(r);
 
     r->headers_out.status = status;
 
@@ -179,6 +368,14 @@ ngx_int_t
 ngx_chat_http_error_as(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, u_char *text, size_t len)
 {
+    return ngx_chat_http_error_retry(r, status, code, 0, text, len);
+}
+
+
+ngx_int_t
+ngx_chat_http_error_retry(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, time_t retry, u_char *text, size_t len)
+{
     u_char     *p;
     ngx_str_t   body, value;
 
@@ -190,6 +387,11 @@ ngx_chat_http_error_as(ngx_http_request_t *r, ngx_uint_t status,
         r->keepalive = 0;
     }
 
+    if (status == 426) {
+        /* nginx's table of status lines has no 426 */
+        ngx_str_set(&r->headers_out.status_line, "426 Upgrade Required");
+    }
+
     if (status == 401) {
         ngx_str_set(&value, "Bearer realm=\"chat\"");
         if (ngx_chat_http_header(r, "WWW-Authenticate", &value) != NGX_OK) {
@@ -197,15 +399,17 @@ ngx_chat_http_error_as(ngx_http_request_t *r, ngx_uint_t status,
         }
     }
 
-    if (ngx_chat_retry_after(status)) {
+    if (retry == 0) {
+        retry = ngx_chat_retry_after(status);
+    }
+
+    if (retry) {
         value.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
         if (value.data == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        value.len = ngx_sprintf(value.data, "%T",
-                                ngx_chat_retry_after(status))
-                    - value.data;
+        value.len = ngx_sprintf(value.data, "%T", retry) - value.data;
 
         if (ngx_chat_http_header(r, "Retry-After", &value) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -219,7 +423,12 @@ ngx_chat_http_error_as(ngx_http_request_t *r, ngx_uint_t status,
     }
 
     p = ngx_cpymem(body.data, "{\"error\":", sizeof("{\"error\":") - 1);
-    p = ngx_chat_error_object(p, status, code, text, len);
+    p = ngx_chat_error_object_retry(p, status, code, retry, text, len);
+
+    if (status == 401) {
+        p = ngx_chat_error_reason(p, ngx_chat_auth_reason(r->pool));
+    }
+
     *p++ = '}';
 
     body.len = p - body.data;

@@ -23,7 +23,16 @@ static char *ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_chat_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
-static ngx_int_t ngx_chat_files_url_option(ngx_conf_t *cf,
+static ngx_int_t ngx_chat_pg_settings(ngx_conf_t *cf,
+    ngx_chat_main_conf_t *mcf);
+static char *ngx_chat_max(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+
+/* chat_max kinds: chat.max_<kind> in Postgres */
+static const char  *ngx_chat_max_kinds[NGX_CHAT_MAX_KINDS] = {
+    "members", "reactions", "reactions_per_user", "conversations"
+};
+static ngx_int_t ngx_chat_limits_check(ngx_conf_t *cf,
     ngx_chat_main_conf_t *mcf);
 static ngx_int_t ngx_chat_postconfiguration(ngx_conf_t *cf);
 static char *ngx_chat_postgres(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -48,7 +57,7 @@ static ngx_int_t ngx_chat_init_module(ngx_cycle_t *cycle);
 static char *ngx_chat_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_chat_ws_origins(ngx_conf_t *cf, ngx_command_t *cmd,
+static char *ngx_chat_origins(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_chat_init_process(ngx_cycle_t *cycle);
 static void ngx_chat_exit_process(ngx_cycle_t *cycle);
@@ -187,6 +196,41 @@ static ngx_command_t  ngx_chat_commands[] = {
       0,
       NULL },
 
+    { ngx_string("chat_filter"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE123|NGX_CONF_TAKE4,
+      ngx_chat_filter,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_max"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_chat_max,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_limit_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_chat_limit_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE23,
+      ngx_chat_limit,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_limit_close"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, limit.close_after),
+      NULL },
+
     { ngx_string("chat_ws_message_max"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
@@ -244,10 +288,17 @@ static ngx_command_t  ngx_chat_commands[] = {
       NULL },
 
     { ngx_string("chat_ws_origins"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
-      ngx_chat_ws_origins,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_chat_origins,
       NGX_HTTP_LOC_CONF_OFFSET,
-      0,
+      offsetof(ngx_chat_loc_conf_t, origins),
+      NULL },
+
+    { ngx_string("chat_cors_origins"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_chat_origins,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, cors),
       NULL },
 
       ngx_null_command
@@ -288,6 +339,7 @@ ngx_module_t  ngx_chat_module = {
 static void *
 ngx_chat_create_main_conf(ngx_conf_t *cf)
 {
+    ngx_uint_t             i;
     ngx_chat_main_conf_t  *mcf;
 
     mcf = ngx_pcalloc(cf->pool, sizeof(ngx_chat_main_conf_t));
@@ -313,6 +365,11 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
     mcf->files.max = NGX_CONF_UNSET;
     mcf->files.quota = NGX_CONF_UNSET;
     mcf->files.thumbnails = NGX_CONF_UNSET;
+    mcf->limit.close_after = NGX_CONF_UNSET_UINT;
+
+    for (i = 0; i < NGX_CHAT_MAX_KINDS; i++) {
+        mcf->max[i] = NGX_CONF_UNSET_UINT;
+    }
 
     if (ngx_array_init(&mcf->files.temp_paths, cf->pool, 2,
                        sizeof(ngx_path_t *))
@@ -343,6 +400,12 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(mcf->events_retention, 0);
     ngx_conf_init_value(mcf->files.max, 25 * 1024 * 1024);
     ngx_conf_init_value(mcf->files.quota, 0);
+
+    ngx_conf_init_uint_value(mcf->limit.close_after, 0);
+
+    if (ngx_chat_limits_check(cf, mcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     if (mcf->files.max <= 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -433,6 +496,10 @@ ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->origins = prev->origins;
     }
 
+    if (conf->cors == NULL) {
+        conf->cors = prev->cors;
+    }
+
     if (conf->kind == NGX_CHAT_LOC_API) {
         mcf = ngx_http_conf_get_module_main_conf(cf, ngx_chat_module);
         clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
@@ -461,9 +528,6 @@ ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                                   clcf->name.len),
                        "files/", sizeof("files/") - 1);
 
-            if (ngx_chat_files_url_option(cf, mcf) != NGX_OK) {
-                return NGX_CONF_ERROR;
-            }
         }
     }
 
@@ -471,27 +535,61 @@ ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 }
 
 
+/* a limit needs the zone that counts it */
+
+static ngx_int_t
+ngx_chat_limits_check(ngx_conf_t *cf, ngx_chat_main_conf_t *mcf)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < NGX_CHAT_LIMIT_KINDS; i++) {
+        if (i != NGX_CHAT_LIMIT_CONNECTIONS && mcf->limit.rules[i].rate
+            && mcf->limit.zone == NULL)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"chat_limit\" needs \"chat_limit_zone\"");
+            return NGX_ERROR;
+        }
+    }
+
+    if (mcf->limit.rules[NGX_CHAT_LIMIT_CONNECTIONS].max
+        && mcf->presence == NULL)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_limit connections\" needs "
+                           "\"chat_presence_zone\", which counts them");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 /*
- * Postgres writes the url of a File (sql/functions/20_json.sql): each
- * connection is told it as the setting chat.files_url, in libpq's options
- * syntax, where a space or a backslash is escaped.
+ * What Postgres needs of the configuration goes to each of its
+ * connections as settings (libpq's "options", where a space or a
+ * backslash is escaped): the url of a File (sql/functions/20_json.sql)
+ * and the chat_max limits (sql/functions/00_common.sql, chat.setting).
  */
 
 static ngx_int_t
-ngx_chat_files_url_option(ngx_conf_t *cf, ngx_chat_main_conf_t *mcf)
+ngx_chat_pg_settings(ngx_conf_t *cf, ngx_chat_main_conf_t *mcf)
 {
     u_char      *p;
+    size_t       len;
     ngx_uint_t   i;
 
-    static const char  prefix[] = "-c chat.files_url=";
+    len = sizeof("-c chat.files_url=") + 2 * mcf->files.url.len
+          + NGX_CHAT_MAX_KINDS * sizeof(" -c chat.max_reactions_per_user=")
+          + NGX_CHAT_MAX_KINDS * NGX_INT_T_LEN;
 
-    p = ngx_pnalloc(cf->pool, sizeof(prefix) - 1 + 2 * mcf->files.url.len);
+    p = ngx_pnalloc(cf->pool, len);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
     mcf->pg.options.data = p;
-    p = ngx_cpymem(p, prefix, sizeof(prefix) - 1);
+    p = ngx_cpymem(p, "-c chat.files_url=", sizeof("-c chat.files_url=") - 1);
 
     for (i = 0; i < mcf->files.url.len; i++) {
         if (mcf->files.url.data[i] == ' ' || mcf->files.url.data[i] == '\\') {
@@ -500,9 +598,62 @@ ngx_chat_files_url_option(ngx_conf_t *cf, ngx_chat_main_conf_t *mcf)
         *p++ = mcf->files.url.data[i];
     }
 
+    for (i = 0; i < NGX_CHAT_MAX_KINDS; i++) {
+        if (mcf->max[i] != NGX_CONF_UNSET_UINT) {
+            p = ngx_sprintf(p, " -c chat.max_%s=%ui", ngx_chat_max_kinds[i],
+                            mcf->max[i]);
+        }
+    }
+
     mcf->pg.options.len = p - mcf->pg.options.data;
 
     return NGX_OK;
+}
+
+
+/* chat_max members N; what one request may make (chat.setting in sql/) */
+
+static char *
+ngx_chat_max(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t *mcf = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value;
+    ngx_uint_t  i;
+
+    value = cf->args->elts;
+
+    for (i = 0; i < NGX_CHAT_MAX_KINDS; i++) {
+        if (ngx_strcmp(value[1].data, ngx_chat_max_kinds[i]) == 0) {
+            break;
+        }
+    }
+
+    if (i == NGX_CHAT_MAX_KINDS) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_max\": unknown limit \"%V\" (members, "
+                           "reactions, reactions_per_user or conversations)",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (mcf->max[i] != NGX_CONF_UNSET_UINT) {
+        return "is duplicate for this limit";
+    }
+
+    n = ngx_atoi(value[2].data, value[2].len);
+
+    if (n <= 0 || n > 1000000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_max %V\" takes a number from 1 to "
+                           "1000000, not \"%V\"", &value[1], &value[2]);
+        return NGX_CONF_ERROR;
+    }
+
+    mcf->max[i] = (ngx_uint_t) n;
+
+    return NGX_CONF_OK;
 }
 
 
@@ -521,6 +672,10 @@ ngx_chat_postconfiguration(ngx_conf_t *cf)
 
     if (mcf->locations == 0) {
         return NGX_OK;
+    }
+
+    if (ngx_chat_pg_settings(cf, mcf) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     if (mcf->pg.conninfo.data == NULL) {
@@ -1352,24 +1507,28 @@ ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* chat_ws_origins https://app.example.com https://admin.example.com; */
+/*
+ * chat_ws_origins https://app.example.com https://admin.example.com;
+ * chat_cors_origins, the same (or "*": any)
+ */
 
 static char *
-ngx_chat_ws_origins(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_chat_origins(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_chat_loc_conf_t *lcf = conf;
+    u_char       *p;
+    ngx_str_t    *value, *origin;
+    ngx_uint_t    i;
+    ngx_array_t **origins;
 
-    u_char      *p;
-    ngx_str_t   *value, *origin;
-    ngx_uint_t   i;
+    origins = (ngx_array_t **) ((char *) conf + cmd->offset);
 
-    if (lcf->origins) {
+    if (*origins) {
         return "is duplicate";
     }
 
-    lcf->origins = ngx_array_create(cf->pool, cf->args->nelts - 1,
-                                    sizeof(ngx_str_t));
-    if (lcf->origins == NULL) {
+    *origins = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                sizeof(ngx_str_t));
+    if (*origins == NULL) {
         return NGX_CONF_ERROR;
     }
 
@@ -1379,17 +1538,23 @@ ngx_chat_ws_origins(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         p = ngx_strlcasestrn(value[i].data, value[i].data + value[i].len,
                              (u_char *) "://", 3 - 1);
 
+        if (cmd->offset == offsetof(ngx_chat_loc_conf_t, cors)
+            && value[i].len == 1 && value[i].data[0] == '*')
+        {
+            p = value[i].data + 1;
+        }
+
         if (p == NULL || p == value[i].data
             || value[i].data[value[i].len - 1] == '/')
         {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"chat_ws_origins\": \"%V\" is not an "
-                               "origin like \"https://chat.example.com\"",
+                               "\"%V\": \"%V\" is not an origin like "
+                               "\"https://chat.example.com\"", &cmd->name,
                                &value[i]);
             return NGX_CONF_ERROR;
         }
 
-        origin = ngx_array_push(lcf->origins);
+        origin = ngx_array_push(*origins);
         *origin = value[i];
     }
 

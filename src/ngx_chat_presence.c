@@ -621,7 +621,7 @@ ngx_chat_presence_connection(ngx_chat_identity_t *id, ngx_int_t n)
 }
 
 
-/* connected to this host, as far as the zone knows */
+/* how many connections of the user this host has, as the zone knows */
 
 ngx_uint_t
 ngx_chat_presence_local(ngx_str_t *tenant, ngx_str_t *user)
@@ -642,7 +642,7 @@ ngx_chat_presence_local(ngx_str_t *tenant, ngx_str_t *user)
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
-    return total > 0;
+    return total;
 }
 
 

@@ -152,6 +152,37 @@ ngx_int_t ngx_chat_claims_check(json_t *claims,
     const char **reason);
 
 
+/*
+ * Why a token is refused: the class a 401 names ("reason"), and a text
+ * for the log.  Neither ever holds a byte of the token or of the key.
+ */
+
+#define NGX_CHAT_TOKEN_MISSING        "missing_token"
+#define NGX_CHAT_TOKEN_MALFORMED      "malformed"
+#define NGX_CHAT_TOKEN_EXTENSION      "unsupported_extension"
+#define NGX_CHAT_TOKEN_ALGORITHM      "algorithm_not_allowed"
+#define NGX_CHAT_TOKEN_SIGNATURE      "bad_signature"
+#define NGX_CHAT_TOKEN_EXPIRED        "expired"
+#define NGX_CHAT_TOKEN_NOT_YET_VALID  "not_yet_valid"
+#define NGX_CHAT_TOKEN_MISSING_CLAIM  "missing_claim"
+#define NGX_CHAT_TOKEN_INVALID_CLAIM  "invalid_claim"
+
+/* the longest of the classes above */
+#define NGX_CHAT_TOKEN_REASON_MAX     (sizeof("unsupported_extension") - 1)
+
+typedef struct {
+    const char                  *reason;
+    const char                  *text;
+} ngx_chat_token_fault_t;
+
+ngx_int_t ngx_chat_claims_verify(json_t *claims,
+    const ngx_chat_claims_rules_t *rules, ngx_chat_identity_t *id,
+    ngx_chat_token_fault_t *fault);
+ngx_int_t ngx_chat_jws_parse(u_char *token, size_t len, const char *alg,
+    json_t **claims, ngx_chat_token_fault_t *fault);
+ngx_int_t ngx_chat_token_id_valid(u_char *p, size_t len, size_t max);
+
+
 /* RFC 6455 framing */
 
 #define NGX_CHAT_WS_CONT              0x0

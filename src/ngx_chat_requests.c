@@ -381,6 +381,12 @@ static const ngx_chat_field_t  ngx_chat_ws_no_fields[] = {
     ngx_chat_null_field
 };
 
+/* a JWT is at most 8192 bytes (ngx_chat_auth.c), and ASCII */
+static const ngx_chat_field_t  ngx_chat_ws_refresh_fields[] = {
+    { "token", NULL, NGX_CHAT_T_STR, NGX_CHAT_REQUIRED, 8192, NULL },
+    ngx_chat_null_field
+};
+
 
 const ngx_chat_ws_type_t  ngx_chat_ws_types[] = {
 
@@ -434,6 +440,9 @@ const ngx_chat_ws_type_t  ngx_chat_ws_types[] = {
 
     { ngx_string("ping"), NGX_CHAT_MSG_PING, 0, 0, ngx_chat_ws_no_fields,
       NULL },
+
+    { ngx_string("refresh_token"), NGX_CHAT_MSG_REFRESH, 0, 0,
+      ngx_chat_ws_refresh_fields, NULL },
 };
 
 

@@ -126,12 +126,25 @@ static ngx_int_t ngx_chat_session_watch(ngx_chat_session_t *s, json_t *args,
     json_t *req);
 static void ngx_chat_session_unwatch(ngx_chat_session_t *s,
     const ngx_chat_ws_type_t *t, json_t *msg, json_t *req);
+static void ngx_chat_session_refresh(ngx_chat_session_t *s,
+    const ngx_chat_ws_type_t *t, json_t *msg, json_t *req);
+static void ngx_chat_session_unauthorized(ngx_chat_session_t *s, json_t *req,
+    const char *reason);
 static json_t *ngx_chat_session_args(ngx_chat_session_t *s,
     const ngx_chat_ws_type_t *t, json_t *msg, json_t *req);
 static void ngx_chat_session_reply(ngx_chat_session_t *s, json_t *req,
     const char *type, ngx_str_t *fields);
 static void ngx_chat_session_error(ngx_chat_session_t *s, json_t *req,
     ngx_uint_t status, u_char *text, size_t len);
+static void ngx_chat_session_error_retry(ngx_chat_session_t *s, json_t *req,
+    ngx_uint_t status, const char *code, time_t retry, u_char *text,
+    size_t len);
+static ngx_int_t ngx_chat_session_limited(ngx_chat_session_t *s,
+    json_t *req);
+static ngx_int_t ngx_chat_session_admit(ngx_http_request_t *r,
+    ngx_chat_session_t *s);
+static void ngx_chat_session_refused(ngx_chat_session_t *s,
+    ngx_uint_t limited);
 static void ngx_chat_session_wake(ngx_chat_session_t *s, ngx_msec_t after);
 
 static void ngx_chat_session_message(ngx_chat_ws_t *ws, u_char *p,
@@ -173,6 +186,7 @@ static const ngx_chat_follower_handlers_t  ngx_chat_session_follower = {
 ngx_int_t
 ngx_chat_session_handler(ngx_http_request_t *r)
 {
+    ngx_int_t                 rc;
     ngx_chat_ws_t            *ws;
     ngx_chat_error_t          err;
     ngx_chat_session_t       *s;
@@ -203,6 +217,11 @@ ngx_chat_session_handler(ngx_http_request_t *r)
         return ngx_chat_http_refuse(r, &err);
     }
 
+    rc = ngx_chat_session_admit(r, s);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
     ws = ngx_chat_ws_upgrade(r, &hs, &ngx_chat_worker.conf->ws,
                              &ngx_chat_session_ws_handlers, s);
     if (ws == NULL) {
@@ -217,6 +236,51 @@ ngx_chat_session_handler(ngx_http_request_t *r)
     }
 
     return NGX_DONE;
+}
+
+
+/*
+ * chat_limit connects, connects_per_address and connections: a handshake
+ * past them is answered 429 with Retry-After, before the upgrade.
+ * NGX_DECLINED: within them; else the handler's rc of the refusal.
+ */
+
+static ngx_int_t
+ngx_chat_session_admit(ngx_http_request_t *r, ngx_chat_session_t *s)
+{
+    time_t                  retry;
+    ngx_uint_t              max;
+    const char             *why;
+
+    max = ngx_chat_worker.conf->limit.rules[NGX_CHAT_LIMIT_CONNECTIONS].max;
+
+    if (max && ngx_chat_presence_local(&s->id.tenant, &s->id.user) >= max) {
+        /* one must close first: a guess at when */
+        retry = 5;
+        why = "too many connections of this user (chat_limit connections)";
+
+    } else if (ngx_chat_limit_address(NGX_CHAT_LIMIT_ADDRESSES, r->connection,
+                                      &retry)
+               != NGX_OK)
+    {
+        why = "too many new connections from this address (chat_limit "
+              "connects_per_address)";
+
+    } else if (ngx_chat_limit_user(NGX_CHAT_LIMIT_CONNECTS, &s->id, &retry)
+               != NGX_OK)
+    {
+        why = "too many new connections of this user (chat_limit "
+              "connects)";
+
+    } else {
+        return NGX_DECLINED;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "chat session: refused: %s", why);
+
+    return ngx_chat_http_error_retry(r, 429, NULL, retry, (u_char *) why,
+                                     ngx_strlen(why));
 }
 
 
@@ -1284,6 +1348,10 @@ ngx_chat_session_message(ngx_chat_ws_t *ws, u_char *p, size_t len)
         goto done;
     }
 
+    if (ngx_chat_session_limited(s, req) != NGX_OK) {
+        goto done;
+    }
+
     switch (t->kind) {
 
     case NGX_CHAT_MSG_ACTION:
@@ -1300,6 +1368,10 @@ ngx_chat_session_message(ngx_chat_ws_t *ws, u_char *p, size_t len)
 
     case NGX_CHAT_MSG_UNWATCH:
         ngx_chat_session_unwatch(s, t, msg, req);
+        break;
+
+    case NGX_CHAT_MSG_REFRESH:
+        ngx_chat_session_refresh(s, t, msg, req);
         break;
 
     default:
@@ -1459,6 +1531,128 @@ ngx_chat_session_unwatch(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
 
 
 /*
+ * refresh_token: a new token for the connection, checked as a handshake's
+ * is, before the one it came with runs out.  It must name the same user
+ * of the same tenant (what the connection follows was chosen for them);
+ * refused, the connection keeps its token and ends with it.  The display
+ * name may change with it.
+ */
+
+static void
+ngx_chat_session_refresh(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
+    json_t *msg, json_t *req)
+{
+    json_t               *args, *v;
+    time_t                left;
+    ngx_int_t             rc;
+    ngx_str_t             token, name;
+    ngx_pool_t           *pool;
+    const char           *reason;
+    ngx_chat_identity_t   id;
+
+    args = ngx_chat_session_args(s, t, msg, req);
+    if (args == NULL) {
+        return;
+    }
+
+    v = json_object_get(args, "token");
+    token.data = (u_char *) json_string_value(v);
+    token.len = json_string_length(v);
+
+    /* the new identity's copies live only as long as this check */
+    pool = ngx_create_pool(1024, s->log);
+    if (pool == NULL) {
+        json_decref(args);
+        ngx_chat_session_error_text(s, req, 500, "out of memory");
+        return;
+    }
+
+    rc = ngx_chat_auth_check(&ngx_chat_worker.conf->jwt, &token, pool,
+                             s->log, &id, &reason);
+    json_decref(args);
+
+    if (rc == NGX_ERROR) {
+        ngx_chat_session_error_text(s, req, 500, "internal error");
+        goto done;
+    }
+
+    if (rc != NGX_OK) {
+        ngx_chat_session_unauthorized(s, req, reason);
+        goto done;
+    }
+
+    if (id.user.len != s->id.user.len || id.tenant.len != s->id.tenant.len
+        || ngx_memcmp(id.user.data, s->id.user.data, id.user.len) != 0
+        || ngx_memcmp(id.tenant.data, s->id.tenant.data, id.tenant.len) != 0)
+    {
+        ngx_log_error(NGX_LOG_INFO, s->log, 0,
+                      "chat session: \"%V\" of \"%V\" refused a token of "
+                      "another user or tenant", &s->id.user, &s->id.tenant);
+        ngx_chat_session_error_text(s, req, 403,
+                                    "the token is of another user or "
+                                    "tenant than the connection's");
+        goto done;
+    }
+
+    /*
+     * Requests under way hold the old name (a copy of s->id): it stays in
+     * the connection's pool, which a new one joins only when it differs.
+     */
+
+    if (id.name.len != s->id.name.len
+        || ngx_memcmp(id.name.data, s->id.name.data, id.name.len) != 0)
+    {
+        if (ngx_chat_copy(s->ws->connection->pool, &name, id.name.data,
+                          id.name.len)
+            != NGX_OK)
+        {
+            ngx_chat_session_error_text(s, req, 500, "out of memory");
+            goto done;
+        }
+
+        s->id.name = name;
+    }
+
+    s->id.exp = id.exp;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, s->log, 0,
+                   "chat session: \"%V\" has a new token until %T",
+                   &s->id.user, s->id.exp);
+
+    /* a token that ends sooner than the old one ends the connection so */
+    left = s->id.exp + ngx_chat_worker.conf->jwt.leeway - ngx_time();
+    ngx_chat_session_wake(s, (ngx_msec_t) (ngx_max(left, 0) + 1) * 1000);
+
+    ngx_chat_session_reply(s, req, "ack", NULL);
+
+done:
+
+    ngx_destroy_pool(pool);
+}
+
+
+/* an "error" of code unauthorized that names the class of the refusal */
+
+static void
+ngx_chat_session_unauthorized(ngx_chat_session_t *s, json_t *req,
+    const char *reason)
+{
+    u_char     *p, buf[256];
+    ngx_str_t   fields;
+
+    p = ngx_cpymem(buf, "\"error\":", sizeof("\"error\":") - 1);
+    p = ngx_chat_error_object_retry(p, 401, NULL, 0,
+                                    (u_char *) "the token is invalid", 20);
+    p = ngx_chat_error_reason(p, reason);
+
+    fields.data = buf;
+    fields.len = p - buf;
+
+    ngx_chat_session_reply(s, req, "error", &fields);
+}
+
+
+/*
  * join names the conversation the user has open: Postgres checks the
  * membership and names its members (of a conversation small enough), whose
  * presence is watched while it stays open; leave, or another join, ends
@@ -1575,9 +1769,62 @@ ngx_chat_session_action(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
     s->ncalls++;
 
     if (ngx_chat_action_start(&wc->call) != NGX_OK) {
-        ngx_chat_session_error(s, req, wc->call.status, wc->call.error.data,
-                               wc->call.error.len);
+        ngx_chat_session_error_retry(s, req, wc->call.status,
+                                     wc->call.code, wc->call.retry,
+                                     wc->call.error.data,
+                                     wc->call.error.len);
+        ngx_chat_session_refused(s, wc->call.status == 429);
         ngx_chat_session_call_free(wc);
+    }
+}
+
+
+/*
+ * chat_limit requests: each client message counts as a REST request does.
+ * NGX_OK: it may go on; else it was answered (and the connection may be
+ * closed for persistent abuse).
+ */
+
+static ngx_int_t
+ngx_chat_session_limited(ngx_chat_session_t *s, json_t *req)
+{
+    time_t  retry;
+
+    if (ngx_chat_limit_user(NGX_CHAT_LIMIT_REQUESTS, &s->id, &retry)
+        == NGX_OK)
+    {
+        return NGX_OK;
+    }
+
+    ngx_chat_session_error_retry(s, req, 429, NULL, retry,
+                                 (u_char *) "too many requests (chat_limit "
+                                 "requests)", 38);
+    ngx_chat_session_refused(s, 1);
+
+    return NGX_BUSY;
+}
+
+
+/* chat_limit_close N: a client that goes on past its limits is closed */
+
+static void
+ngx_chat_session_refused(ngx_chat_session_t *s, ngx_uint_t limited)
+{
+    ngx_uint_t  close_after;
+
+    if (!limited) {
+        s->limited = 0;
+        return;
+    }
+
+    close_after = ngx_chat_worker.conf->limit.close_after;
+
+    if (close_after && ++s->limited >= close_after) {
+        ngx_log_error(NGX_LOG_INFO, s->log, 0,
+                      "chat session: \"%V\" of \"%V\" closed after %ui "
+                      "refusals in a row", &s->id.user, &s->id.tenant,
+                      s->limited);
+        ngx_chat_ws_close(s->ws, NGX_CHAT_WS_POLICY, "rate limited");
     }
 }
 
@@ -1600,8 +1847,9 @@ ngx_chat_session_call_done(ngx_chat_call_t *call)
     }
 
     if (call->status >= 300) {
-        ngx_chat_session_error(s, wc->req, call->status, call->error.data,
-                               call->error.len);
+        ngx_chat_session_error_retry(s, wc->req, call->status, call->code,
+                                     call->retry, call->error.data,
+                                     call->error.len);
 
     } else if (wc->type->ack && call->body.len > 2) {
         fields.len = call->body.len + ngx_strlen(wc->type->ack) + 4;
@@ -1686,6 +1934,20 @@ static void
 ngx_chat_session_error(ngx_chat_session_t *s, json_t *req, ngx_uint_t status,
     u_char *text, size_t len)
 {
+    ngx_chat_session_error_retry(s, req, status, NULL, 0, text, len);
+}
+
+
+/*
+ * code NULL: the status's own; retry 0: what the status says (a rate limit
+ * says how long)
+ */
+
+static void
+ngx_chat_session_error_retry(ngx_chat_session_t *s, json_t *req,
+    ngx_uint_t status, const char *code, time_t retry, u_char *text,
+    size_t len)
+{
     u_char     *buf, *p;
     size_t      size;
     ngx_str_t   fields;
@@ -1698,7 +1960,7 @@ ngx_chat_session_error(ngx_chat_session_t *s, json_t *req, ngx_uint_t status,
     }
 
     p = ngx_cpymem(buf, "\"error\":", sizeof("\"error\":") - 1);
-    p = ngx_chat_error_object(p, status, NULL, text, len);
+    p = ngx_chat_error_object_retry(p, status, code, retry, text, len);
 
     fields.data = buf;
     fields.len = p - buf;

@@ -637,6 +637,21 @@ ngx_chat_upload_next(ngx_chat_upload_t *up)
 static ngx_int_t
 ngx_chat_upload_sniff(ngx_chat_upload_t *up, ngx_chat_upload_file_t *f)
 {
+    ngx_int_t  rc;
+
+    /* chat_filter: a file's name is read by others too */
+    rc = ngx_chat_filter_text(up->request->pool, &up->id->tenant, &f->name);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_chat_upload_fail(up, 400, "content_rejected", "the "
+                                    "file's name is not allowed here "
+                                    "(chat_filter)");
+    }
+
+    if (rc != NGX_OK) {
+        return ngx_chat_upload_fail(up, 500, NULL, "out of memory");
+    }
+
     ngx_chat_sniff(f->head, f->head_len, f->claimed.data, f->claimed.len,
                    &f->sniff);
 

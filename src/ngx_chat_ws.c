@@ -217,22 +217,28 @@ ngx_chat_ws_origin_allowed(ngx_http_request_t *r, ngx_array_t *origins)
 /*
  * The credentials a client can give a handshake: the header, the query's
  * access_token, or the subprotocol "bearer.<jwt>" (browsers cannot set
- * headers on a WebSocket)
+ * headers on a WebSocket).  The query's token is read before the query is
+ * hidden from the logs (in ngx_chat_http_bearer()): it stays valid, in
+ * the bytes nginx read, while the logs see "[redacted]".
  */
 
 ngx_int_t
 ngx_chat_ws_token(ngx_http_request_t *r, ngx_str_t *token)
 {
     u_char           *p, *last, *start;
+    ngx_str_t         arg;
     ngx_table_elt_t  *h;
+
+    if (ngx_http_arg(r, (u_char *) "access_token", 12, &arg) != NGX_OK) {
+        arg.len = 0;
+    }
 
     if (ngx_chat_http_bearer(r, token) == NGX_OK) {
         return NGX_OK;
     }
 
-    if (ngx_http_arg(r, (u_char *) "access_token", 12, token) == NGX_OK
-        && token->len)
-    {
+    if (arg.len) {
+        *token = arg;
         return NGX_OK;
     }
 

@@ -5,6 +5,8 @@ instances of the shared stack pin RS256 and ES256 with public keys made
 here, to prove that the algorithm is pinned (no alg confusion, no none).
 """
 
+import hashlib
+import hmac
 import http.client
 import json
 import time
@@ -14,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from chatclient import (Client, claims, expect_error, hmac_token,
+from chatclient import (Client, b64url, claims, expect_error, hmac_token,
                         unsigned_token)
 
 
@@ -558,3 +560,267 @@ def test_a_refused_post_with_a_body_leaves_the_connection_usable(tenant):
     finally:
         conn.close()
     assert alice.get(f'conversations/{cid}').json['last_seq'] == 1
+
+
+# strict tokens and the class of a refusal (docs/security.md)
+
+def because(r, reason):
+    """r is a 401 whose error object names the class of the refusal."""
+    expect_error(r, 401)
+    err = r.json['error']
+    assert err.get('reason') == reason, r
+    return err
+
+
+def refused_because(client, token, reason, secret=None):
+    r = client.get('conversations', token=token)
+    err = because(r, reason)
+    # a refusal never holds the key nor the token
+    for key in filter(None, [secret]):
+        key = key.decode() if isinstance(key, bytes) else key
+        assert key not in r.body, r
+    for part in (token or '').split('.'):
+        assert len(part) < 8 or part not in r.body, r
+    return err
+
+
+def raw_token(header, payload, secret):
+    """An HS256 token of JSON texts as they are: duplicate members stay."""
+    def enc(text):
+        return b64url(text.encode())
+    signing_input = f'{enc(header)}.{enc(payload)}'
+    sig = hmac.new(secret.encode(), signing_input.encode(),
+                   hashlib.sha256).digest()
+    return f'{signing_input}.{b64url(sig)}'
+
+
+HS256_HEADER = '{"alg": "HS256", "typ": "JWT"}'
+
+
+def body_of(tenant, sub='alice', **extra):
+    p = payload(sub, tid=tenant.name, **extra)
+    return json.dumps(p)[:-1]      # open, for members added by hand
+
+
+def test_a_refused_token_names_its_class(stack, tenant):
+    c = tenant.anonymous()
+    now = int(time.time())
+    p = payload('alice', tid=tenant.name)
+    secret = stack.secret
+    cases = [
+        (None, 'missing_token'),
+        ('garbage', 'malformed'),
+        ('a.b.c', 'malformed'),
+        (hs256(stack, p) + '.x', 'malformed'),
+        (jwt.encode(p, 'x' * 64, algorithm='HS256'), 'bad_signature'),
+        (hs256(stack, p)[:-4] + 'AAAA', 'bad_signature'),
+        (jwt.encode(p, secret, algorithm='HS512'), 'algorithm_not_allowed'),
+        (unsigned_token(p), 'algorithm_not_allowed'),
+        (unsigned_token(p, header={'alg': 'None', 'typ': 'JWT'}),
+         'algorithm_not_allowed'),
+        (hmac_token(p, secret, header={'alg': 'hs256', 'typ': 'JWT'}),
+         'algorithm_not_allowed'),
+        (tenant.token('alice', exp=now - 120), 'expired'),
+        (tenant.token('alice', nbf=now + 120), 'not_yet_valid'),
+        (hs256(stack, payload('alice', tid=tenant.name, exp=None)),
+         'missing_claim'),
+        (hs256(stack, payload(None, tid=tenant.name)), 'missing_claim'),
+        (tenant.token('alice', nbf='soon'), 'invalid_claim'),
+        (hs256(stack, payload('ali\nce', tid=tenant.name)), 'invalid_claim'),
+        (tenant.token('alice', name=7), 'invalid_claim'),
+        (hmac_token(p, secret, header={'alg': 'HS256', 'crit': ['exp'],
+                                       'exp': now + 60}),
+         'unsupported_extension'),
+    ]
+    for token, reason in cases:
+        refused_because(c, token, reason, secret=secret)
+
+
+def test_the_401_of_a_missing_token_says_so(tenant):
+    err = because(tenant.anonymous().get('conversations', token=None),
+                  'missing_token')
+    assert err['message'] == 'a bearer token is required'
+    r = tenant.anonymous().get('conversations', token=None,
+                               headers={'Authorization': 'Basic YTpi'})
+    because(r, 'missing_token')
+
+
+def test_a_header_with_crit_is_401(stack, tenant):
+    """RFC 7515 4.1.11: a critical extension we do not understand (we
+    understand none) makes the token invalid, signed or not."""
+    p = payload('alice', tid=tenant.name)
+    c = tenant.anonymous()
+    for header in ({'alg': 'HS256', 'typ': 'JWT', 'crit': ['exp'],
+                    'exp': int(time.time()) + 60},
+                   {'alg': 'HS256', 'crit': ['b64'], 'b64': False},
+                   {'alg': 'HS256', 'crit': []}):
+        refused_because(c, hmac_token(p, stack.secret, header=header),
+                        'unsupported_extension')
+    accepted(c, hmac_token(p, stack.secret,
+                           header={'alg': 'HS256', 'typ': 'JWT',
+                                   'kid': 'key-1'}))
+
+
+@pytest.mark.parametrize('dup', ['sub', 'tid', 'exp', 'nested'])
+def test_a_payload_with_duplicate_members_is_401(stack, tenant, dup):
+    """jansson keeps the last of two members silently: a token whose
+    reader sees one "sub" must not be taken for another."""
+    extra = {'sub': '"mallory"', 'tid': '"t-other"',
+             'exp': str(int(time.time()) - 3600),
+             'nested': '"x": {"a": 1, "a": 2}'}[dup]
+    member = extra if dup == 'nested' else f'"{dup}": {extra}'
+    token = raw_token(HS256_HEADER, body_of(tenant) + f', {member}}}',
+                      stack.secret)
+    refused_because(tenant.anonymous(), token, 'malformed')
+    # the same token without the second member passes
+    accepted(tenant.anonymous(),
+             raw_token(HS256_HEADER, body_of(tenant) + '}', stack.secret))
+
+
+def test_a_header_with_duplicate_members_is_401(stack, tenant):
+    token = raw_token('{"alg": "none", "alg": "HS256", "typ": "JWT"}',
+                      body_of(tenant) + '}', stack.secret)
+    refused_because(tenant.anonymous(), token, 'malformed')
+
+
+@pytest.mark.parametrize('sub', [
+    'al\u0085ice', '\u0080', 'a\u009f', 'ali\u200bce', 'ali\u200dce',
+    '\u200ealice', '\u202eecila', 'a\u2066b\u2069', '\ufeffalice',
+    'ali\u00adce', 'a\u00a0b', 'a\u2028b', 'a\u3000b', ' alice', 'alice ',
+    'a\ufffe', 'a\U000e0041',
+], ids=lambda s: s.encode('unicode_escape').decode())
+def test_ids_with_controls_invisible_or_bidi_characters_are_401(
+        stack, tenant, sub):
+    c = tenant.anonymous()
+    refused_because(c, hs256(stack, payload(sub, tid=tenant.name)),
+                    'invalid_claim')
+    refused_because(c, hs256(stack, payload('alice', tid=sub)),
+                    'invalid_claim')
+
+
+def test_ids_of_any_script_with_inner_spaces_are_accepted(stack, tenant):
+    c = tenant.anonymous()
+    for sub in ('Zo\u00eb Smith', '\u7528\u6237', 'a@b.example',
+                '\U0001f600', '\u00e9' * 64):
+        r = c.get('conversations',
+                  token=hs256(stack, payload(sub, tid=tenant.name)))
+        assert r.status == 200, (sub, r)
+    r = c.get('conversations',
+              token=hs256(stack, payload('\u00e9' * 64 + 'a',
+                                         tid=tenant.name)))
+    because(r, 'invalid_claim')
+
+
+def test_rs256_refusals_name_their_class(rs256):
+    for token in rs256.confusion_tokens():
+        refused_because(rs256.client, token, 'algorithm_not_allowed',
+                        secret=rs256.public)
+    refused_because(rs256.client, rs256.token(key=rs256.other_private),
+                    'bad_signature', secret=rs256.public)
+    refused_because(rs256.client, rs256.token(alg='RS512'),
+                    'algorithm_not_allowed')
+    refused_because(rs256.client, unsigned_token(rs256.claims()),
+                    'algorithm_not_allowed')
+
+
+# tokens never reach a log
+
+def _access_log(ng):
+    try:
+        return (ng.prefix / 'logs' / 'access.log').read_text(
+            errors='replace')
+    except OSError:
+        return ''
+
+
+def wait_logged(ng, text, timeout=5):
+    """The access log, once it holds text (a line is written as the request
+    ends, which may be just after the client has its answer)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        log = _access_log(ng)
+        if text in log or time.monotonic() > deadline:
+            return log
+        time.sleep(0.05)
+
+
+def assert_not_logged(ng, *tokens):
+    logs = _access_log(ng) + ng.log_text()
+    for token in tokens:
+        for part in token.split('.')[1:]:
+            if len(part) >= 8:
+                assert part not in logs, f'{part[:12]}... is in a log'
+
+
+def test_access_token_in_a_rest_query_is_not_logged(stack, tenant):
+    ng = tenant.nginx
+    good = tenant.token('logged-rest')
+    bad = tenant.token('logged-rest-2')[:-6] + 'AAAAAA'
+    marker = 'm' + str(time.time_ns())
+    alice = tenant.client('alice')
+    anon = tenant.anonymous()
+
+    # a client that sends its token in the query too, with a valid header
+    r = alice.get(f'conversations?{marker}=1&access_token={good}&x=2')
+    assert r.status == 200, r
+    # without a header: the query's token is not taken
+    because(anon.get(f'conversations?access_token={good}&{marker}=2'),
+            'missing_token')
+    # a bad header token: its refusal is logged with the request line
+    r = anon.get(f'conversations?{marker}=3&ACCESS_TOKEN={bad}', token=bad)
+    because(r, 'bad_signature')
+    # no such route; twice in one query; ";" between arguments
+    expect_error(anon.get(f'nowhere?access_token={good}&{marker}=4'), 404)
+    r = alice.get(f'conversations?access_token={good}&access_token={bad}'
+                  f'&{marker}=5')
+    assert r.status == 200, r
+    r = alice.get(f'conversations?{marker}=6;access_token={good}')
+    assert r.status == 200, r
+
+    for n in range(1, 7):
+        log = wait_logged(ng, f'{marker}={n}')
+    for line in (f'?{marker}=1&access_token=[redacted]&x=2 HTTP/1.1',
+                 f'?access_token=[redacted]&{marker}=2 HTTP/1.1',
+                 f'?{marker}=3&ACCESS_TOKEN=[redacted] HTTP/1.1',
+                 f'nowhere?access_token=[redacted]&{marker}=4 HTTP/1.1',
+                 f'?access_token=[redacted]&access_token=[redacted]'
+                 f'&{marker}=5 HTTP/1.1',
+                 f'?{marker}=6;access_token=[redacted] HTTP/1.1'):
+        assert line in log, line
+    # the refusal's line in the error log has the request, hidden
+    assert any(f'{marker}=3&ACCESS_TOKEN=[redacted]' in line
+               and 'bad signature' in line
+               for line in ng.log_text().splitlines())
+    assert_not_logged(ng, good, bad)
+
+
+def test_a_safe_log_format_hides_the_token_in_each_variable(stack, tenant):
+    """$request, $request_uri, $args and $query_string as the log sees
+    them; $arg_access_token too."""
+    path = stack.root / 'log-vars' / 'logs' / 'vars.log'    # its prefix
+    ng = stack.nginx(name='log-vars', EXTRA=(
+        'log_format vars "req=$request uri=$request_uri args=$args '
+        'qs=$query_string arg=$arg_access_token"; '
+        f'access_log {path} vars;'))
+    try:
+        c = Client(ng.url, tenant.token('alice'))
+        token = tenant.token('vars')
+        r = c.get(f'conversations?a=1&access_token={token}')
+        assert r.status == 200, r
+        deadline = time.monotonic() + 5
+        while 'args=a=1' not in (path.read_text() if path.exists() else ''):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        line = [line for line in path.read_text().splitlines()
+                if 'args=a=1' in line][0]
+        assert ('req=GET /api/chat/conversations?a=1&access_token=[redacted]'
+                ' HTTP/1.1 ') in line, line
+        assert ('uri=/api/chat/conversations?a=1&access_token=[redacted] '
+                in line), line
+        assert 'args=a=1&access_token=[redacted] ' in line, line
+        assert 'qs=a=1&access_token=[redacted] ' in line, line
+        assert 'arg=[redacted]' in line, line
+        assert_not_logged(ng, token)
+        assert token.split('.')[2] not in line
+    finally:
+        ng.stop()

@@ -414,6 +414,16 @@ def test_send_body_that_is_not_a_json_object_is_400(tenant):
     assert last_seq(alice, cid) == 0
 
 
+def test_a_nul_in_json_is_refused_in_our_words(tenant):
+    alice = tenant.client('alice')
+    cid = new_conv(alice, 'group', ['bob'])
+    r = alice.post(f'conversations/{cid}/messages',
+                   raw='{"content": "a\\u0000b"}')
+    expect_error(r, 400)
+    text = r.json['error']['message']
+    assert 'u0000' in text and 'JSON_ALLOW_NUL' not in text
+
+
 def test_send_to_a_conversation_one_is_not_in_is_404(tenant,
                                                       other_tenant):
     alice = tenant.client('alice')

@@ -262,6 +262,19 @@ def test_wrong_websocket_version_is_426_naming_13(stack, tenant, version):
     assert hdrs['sec-websocket-version'] == '13'
 
 
+def test_426_has_its_reason_phrase(stack, tenant):
+    h = good_headers(tenant.token('alice'))
+    h['Sec-WebSocket-Version'] = '8'
+    s = socket.create_connection(('127.0.0.1', stack.main.port), timeout=10)
+    try:
+        s.sendall(('GET /ws/chat HTTP/1.1\r\nHost: x\r\n' + ''.join(
+            f'{k}: {v}\r\n' for k, v in h.items()) + '\r\n').encode())
+        line = s.recv(65536).split(b'\r\n')[0]
+    finally:
+        s.close()
+    assert line == b'HTTP/1.1 426 Upgrade Required'
+
+
 def test_missing_websocket_version_is_426(stack, tenant):
     h = good_headers(tenant.token('alice'))
     del h['Sec-WebSocket-Version']
@@ -921,3 +934,204 @@ def test_a_connection_ends_when_its_token_expires(stack, tenant):
     assert c.request('ping')['type'] == 'pong'
     assert c.wait_closed(8) == 1008
     assert 'expired' in c.closed[1]
+
+
+# the class of a refused token, in the handshake's 401
+
+def test_a_refused_handshake_names_the_class_of_its_token(stack, tenant):
+    from chatclient import hmac_token, claims
+    bad = tenant.token('alice')[:-4] + 'AAAA'
+    crit = hmac_token(claims('alice', tid=tenant.name), stack.secret,
+                      header={'alg': 'HS256', 'crit': ['exp'], 'exp': 1})
+    cases = [
+        (dict(token=None), 'missing_token'),
+        (dict(token=bad), 'bad_signature'),
+        (dict(query=f'access_token={bad}'), 'bad_signature'),
+        (dict(protocols=['chat.v1', f'bearer.{bad}']), 'bad_signature'),
+        (dict(token='garbage'), 'malformed'),
+        (dict(token=tenant.token('alice', ttl=-3600)), 'expired'),
+        (dict(token=crit), 'unsupported_extension'),
+    ]
+    for kw, reason in cases:
+        r = refused(ChatWS(stack.main.port, **kw))
+        assert r.status == 401, kw
+        error_body(r, 'unauthorized')
+        body = json.loads(r.body)['error']
+        assert set(body) == {'code', 'message', 'reason'}, body
+        assert body['reason'] == reason, (kw, body)
+        assert stack.secret not in r.body
+
+
+# tokens never reach a log
+
+def _logs(ng):
+    try:
+        access = (ng.prefix / 'logs' / 'access.log').read_text(
+            errors='replace')
+    except OSError:
+        access = ''
+    return access, ng.log_text()
+
+
+def _wait_access_log(ng, text, timeout=5):
+    deadline = time.monotonic() + timeout
+    while text not in _logs(ng)[0]:
+        assert time.monotonic() < deadline, f'{text} not in the access log'
+        time.sleep(0.05)
+
+
+def _assert_not_logged(ng, *tokens):
+    access, errors = _logs(ng)
+    for token in tokens:
+        for part in token.split('.')[1:]:
+            assert part not in access, f'{part[:12]}... in the access log'
+            assert part not in errors, f'{part[:12]}... in the error log'
+
+
+def test_access_token_of_a_handshake_is_not_logged(stack, tuned, tenant):
+    """The token of ?access_token= is read, then hidden from $request,
+    $request_uri and $args and from the "request:" of error log lines."""
+    ng = stack.main
+    marker = 'm' + str(time.time_ns())
+    good = tenant.token('logged')
+    bad = tenant.token('logged-bad')[:-6] + 'AAAAAA'
+    header = tenant.token('logged-header')
+
+    c = ChatWS(ng.port, None, query=f'{marker}=1&access_token={good}')
+    c.connect()
+    assert c.hello['user_id'] == 'logged'
+    assert c.request('ping')['type'] == 'pong'
+    c.close()
+
+    # refused: its INFO line in the error log names the request
+    r = refused(ChatWS(ng.port, None, query=f'access_token={bad}&{marker}=2'))
+    assert r.status == 401
+
+    # the header's token is taken; the query's is hidden all the same
+    c = ChatWS(ng.port, header, query=f'{marker}=3&Access_Token={good}')
+    c.connect()
+    assert c.hello['user_id'] == 'logged-header'
+    c.close()
+
+    # refused before the token is read (the Origin)
+    r = refused(ChatWS(tuned.port, None,
+                       query=f'access_token={good}&{marker}=4',
+                       headers={'Origin': 'https://evil.example.com'}))
+    assert r.status == 403
+
+    for n in (1, 2, 3):
+        _wait_access_log(ng, f'{marker}={n}')
+    _wait_access_log(tuned, f'{marker}=4')
+    access = _logs(ng)[0]
+    assert (f'"GET /ws/chat?{marker}=1&access_token=[redacted] HTTP/1.1" '
+            f'101 ') in access
+    assert (f'"GET /ws/chat?access_token=[redacted]&{marker}=2 HTTP/1.1" '
+            f'401 ') in access
+    assert f'?{marker}=3&Access_Token=[redacted] HTTP/1.1" 101 ' in access
+    assert f'?access_token=[redacted]&{marker}=4 HTTP/1.1" 403 ' in \
+        _logs(tuned)[0]
+    assert any('token rejected' in line
+               and f'request: "GET /ws/chat?access_token=[redacted]&{marker}=2'
+               in line for line in _logs(ng)[1].splitlines())
+    _assert_not_logged(ng, good, bad, header)
+    _assert_not_logged(tuned, good)
+
+
+# refresh_token: a new token for an open connection
+
+@pytest.fixture(scope='module')
+def strict_time(stack):
+    """An nginx without leeway: a token ends when its exp says."""
+    return stack.nginx(name='ws-refresh', EXTRA='chat_jwt_leeway 0s;')
+
+
+def token_in_tenant_default(tenant, user):
+    """A token of the same user in tenant "default" (no tenant claim)."""
+    return tenant.stack.tokens.make(user)
+
+
+def test_refresh_token_keeps_the_connection_past_the_old_token(strict_time,
+                                                                tenant):
+    c = ChatWS(strict_time.port, tenant.token('alice', ttl=2)).connect()
+    c.start()
+    m = c.request('refresh_token', token=tenant.token('alice', ttl=3600))
+    assert m['type'] == 'ack', m
+    assert set(m) == {'type', 'req'}, m
+    time.sleep(3)
+    assert c.request('ping')['type'] == 'pong'
+    assert c.closed is None
+    c.close()
+
+
+def test_refresh_token_of_another_user_or_tenant_is_forbidden(
+        strict_time, tenant, new_tenant):
+    c = ChatWS(strict_time.port, tenant.token('alice', ttl=3)).connect()
+    c.start()
+    other = new_tenant()
+    for token in (tenant.token('bob'), other.token('alice'),
+                  token_in_tenant_default(tenant, 'alice')):
+        m = c.request('refresh_token', token=token)
+        assert m['type'] == 'error', m
+        assert m['error']['code'] == 'forbidden', m
+        assert 'another user or tenant' in m['error']['message'], m
+    # the old token stays, and ends the connection
+    assert c.wait_closed(8) == 1008
+    assert 'expired' in c.closed[1]
+
+
+def test_a_bad_refresh_token_is_unauthorized_and_the_connection_stays(
+        stack, tenant):
+    from chatclient import hmac_token, claims
+    c = ChatWS(stack.main.port, tenant.token('alice')).connect()
+    c.start()
+    good = claims('alice', tid=tenant.name)
+    cases = [
+        ('garbage', 'malformed'),
+        (tenant.token('alice')[:-4] + 'AAAA', 'bad_signature'),
+        (tenant.token('alice', ttl=-3600), 'expired'),
+        (tenant.token('alice', nbf=int(time.time()) + 3600),
+         'not_yet_valid'),
+        (hmac_token(good, stack.secret,
+                    header={'alg': 'HS256', 'crit': ['exp'], 'exp': 1}),
+         'unsupported_extension'),
+        (hmac_token(good, stack.secret, alg='HS512'),
+         'algorithm_not_allowed'),
+        (stack.tokens.make('al\u0085ice', tenant=tenant.name),
+         'invalid_claim'),
+    ]
+    for token, reason in cases:
+        m = c.request('refresh_token', token=token)
+        assert m['type'] == 'error', m
+        assert m['error'] == {'code': 'unauthorized',
+                              'message': 'the token is invalid',
+                              'reason': reason}, (reason, m)
+    for fields in ({}, {'token': 5}, {'token': None},
+                   {'token': tenant.token('alice'), 'extra': 1}):
+        m = c.request('refresh_token', **fields)
+        assert m['type'] == 'error', m
+        assert m['error']['code'] == 'bad_request', m
+    assert c.request('ping')['type'] == 'pong'
+    assert c.closed is None
+    assert c.hello['user_id'] == 'alice'
+    c.close()
+
+
+def test_refresh_token_that_ends_sooner_ends_the_connection_sooner(
+        strict_time, tenant):
+    c = ChatWS(strict_time.port, tenant.token('alice', ttl=3600)).connect()
+    c.start()
+    m = c.request('refresh_token', token=tenant.token('alice', ttl=2))
+    assert m['type'] == 'ack', m
+    assert c.wait_closed(6) == 1008
+    assert 'expired' in c.closed[1]
+
+
+def test_refresh_token_is_not_logged(strict_time, tenant):
+    c = ChatWS(strict_time.port, tenant.token('alice')).connect()
+    c.start()
+    bad = tenant.token('alice')[:-4] + 'AAAA'
+    good = tenant.token('alice', ttl=600)
+    assert c.request('refresh_token', token=bad)['type'] == 'error'
+    assert c.request('refresh_token', token=good)['type'] == 'ack'
+    c.close()
+    _assert_not_logged(strict_time, good, bad)

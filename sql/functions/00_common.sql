@@ -27,6 +27,22 @@ BEGIN
 END
 $$;
 
+-- chat_max: what one request may make, as the module tells each of its
+-- connections (chat.max_<name>); the default where it says nothing
+CREATE FUNCTION chat.max_of(p_name text, p_default integer) RETURNS integer
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(nullif(current_setting('chat.max_' || p_name, true),
+                           '')::integer, p_default)
+$$;
+
+-- a refusal of chat_max: 409 with the code limit_reached
+CREATE FUNCTION chat.fail_limit(p_message text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'CL409', MESSAGE = p_message;
+END
+$$;
+
 -- RFC 3339 in UTC with milliseconds
 CREATE FUNCTION chat.ts(t timestamptz) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE AS $$

@@ -55,6 +55,24 @@ BEGIN
                (c.id, p_tenant, v_others[1], 'member');
 
     ELSE
+        IF cardinality(v_others) + 1 > chat.max_of('members', 10000) THEN
+            PERFORM chat.fail_limit('"member_ids": a conversation has at '
+                                    'most ' || chat.max_of('members', 10000)
+                                    || ' members (chat_max members)');
+        END IF;
+
+        -- the groups and channels one user owns, when chat_max says
+        IF chat.max_of('conversations', 0) > 0
+           AND (SELECT count(*) FROM chat.conversations
+                 WHERE tenant_id = p_tenant AND owner_id = p_user
+                   AND archived_at IS NULL)
+               >= chat.max_of('conversations', 0)
+        THEN
+            PERFORM chat.fail_limit('you own ' || chat.max_of('conversations',
+                                    0) || ' conversations, as many as '
+                                    'chat_max conversations allows');
+        END IF;
+
         INSERT INTO chat.conversations (tenant_id, type, title, description,
                                         avatar_url, owner_id, member_count)
         VALUES (p_tenant, v_type, a->>'title', a->>'description',

@@ -86,6 +86,18 @@ BEGIN
                                'your own');
     END IF;
 
+    IF (e.c).member_count
+       + (SELECT count(*) FROM unnest(v_users) u
+           WHERE NOT EXISTS (SELECT 1 FROM chat.members
+                              WHERE conversation_id = (e.c).id
+                                AND user_id = u))
+       > chat.max_of('members', 10000)
+    THEN
+        PERFORM chat.fail_limit('"user_ids": a conversation has at most '
+                                || chat.max_of('members', 10000)
+                                || ' members (chat_max members)');
+    END IF;
+
     FOR v_user IN
         SELECT u FROM unnest(v_users) u
          WHERE NOT EXISTS (SELECT 1 FROM chat.members

@@ -587,6 +587,35 @@ BEGIN
 END
 $$;
 
+-- chat_max reactions (distinct emoji on a message) and reactions_per_user
+-- (of one user on a message): a new reaction past them is refused
+CREATE FUNCTION chat.check_reactions(p_message bigint, p_user text,
+                                     p_emoji text)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT count(*) FROM chat.reactions
+         WHERE message_id = p_message AND user_id = p_user)
+       >= chat.max_of('reactions_per_user', 20)
+    THEN
+        PERFORM chat.fail_limit('you have ' || chat.max_of(
+                                'reactions_per_user', 20) || ' reactions on '
+                                'this message, as many as chat_max '
+                                'reactions_per_user allows');
+    END IF;
+
+    IF NOT EXISTS (SELECT 1 FROM chat.reactions
+                    WHERE message_id = p_message AND emoji = p_emoji)
+       AND (SELECT count(DISTINCT emoji) FROM chat.reactions
+             WHERE message_id = p_message)
+           >= chat.max_of('reactions', 50)
+    THEN
+        PERFORM chat.fail_limit('the message has ' || chat.max_of(
+                                'reactions', 50) || ' different reactions, '
+                                'as many as chat_max reactions allows');
+    END IF;
+END
+$$;
+
 -- One reaction per user and emoji; every member may react.  The answer
 -- reads the message again, with the flag the trigger set.
 CREATE FUNCTION chat.set_reaction(p_tenant text, p_user text, a jsonb,
@@ -614,6 +643,13 @@ BEGIN
 
     PERFORM chat.require_not_deleted(m);
     PERFORM chat.require_open(e.c);
+
+    IF p_on AND NOT EXISTS (SELECT 1 FROM chat.reactions
+                             WHERE message_id = m.id AND emoji = v_emoji
+                               AND user_id = p_user)
+    THEN
+        PERFORM chat.check_reactions(m.id, p_user, v_emoji);
+    END IF;
 
     IF p_on THEN
         INSERT INTO chat.reactions (message_id, emoji, tenant_id, user_id)
