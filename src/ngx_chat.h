@@ -98,6 +98,17 @@ typedef struct {
     ngx_uint_t                   close_after;  /* refusals in a row; 0 */
 } ngx_chat_limit_conf_t;
 
+/* chat_webhook */
+typedef struct {
+    ngx_addr_t                  *addr;       /* NULL: no webhook */
+    ngx_str_t                    host;       /* for the Host header */
+    ngx_str_t                    uri;
+    ngx_str_t                    secret;     /* the key's bytes */
+    ngx_msec_t                   window;     /* notifications gather */
+    time_t                       max_age;    /* then outbox_dead */
+    ngx_msec_t                   timeout;    /* of one POST */
+} ngx_chat_webhook_conf_t;
+
 typedef struct {
     ngx_chat_pg_conf_t           pg;
     ngx_chat_redis_conf_t        redis;
@@ -105,6 +116,7 @@ typedef struct {
     ngx_chat_ws_conf_t           ws;
     ngx_chat_files_conf_t        files;
     ngx_chat_limit_conf_t        limit;
+    ngx_chat_webhook_conf_t      webhook;
     ngx_uint_t                   max[NGX_CHAT_MAX_KINDS];  /* chat_max */
     ngx_array_t                 *filters;    /* chat_filter; NULL: none */
     ngx_chat_limits_t            limits;
@@ -221,7 +233,7 @@ typedef struct ngx_chat_pg_query_s  ngx_chat_pg_query_t;
 typedef void (*ngx_chat_pg_handler_pt)(ngx_chat_pg_query_t *q,
     PGresult *res);
 
-#define NGX_CHAT_PG_MAX_PARAMS   4
+#define NGX_CHAT_PG_MAX_PARAMS   6
 
 struct ngx_chat_pg_query_s {
     ngx_queue_t                  queue;      /* in the wait queue */
@@ -294,6 +306,8 @@ typedef enum {
     NGX_CHAT_SQL_FILE_DISCARD,
     NGX_CHAT_SQL_FILE_GET,
     NGX_CHAT_SQL_CONVERSATION_FILES,
+    NGX_CHAT_SQL_OUTBOX_CLAIM,
+    NGX_CHAT_SQL_OUTBOX_RESULT,
     NGX_CHAT_SQL_COUNT
 } ngx_chat_sql_e;
 
@@ -652,6 +666,25 @@ ngx_int_t ngx_chat_limit_user(ngx_uint_t kind, ngx_chat_identity_t *id,
     time_t *retry);
 ngx_int_t ngx_chat_limit_address(ngx_uint_t kind, ngx_connection_t *c,
     time_t *retry);
+
+
+/* transport: a POST to a webhook */
+
+typedef struct ngx_chat_hook_s  ngx_chat_hook_t;
+
+/* status 0: no answer (error says why) */
+typedef void (*ngx_chat_hook_done_pt)(void *data, ngx_uint_t status,
+    time_t retry, const char *error);
+
+ngx_int_t ngx_chat_hook_post(ngx_pool_t *pool, ngx_chat_webhook_conf_t *conf,
+    ngx_str_t *headers, ngx_str_t *body, ngx_chat_hook_done_pt done,
+    void *data);
+
+
+/* core: the outbox, delivered to the webhook */
+
+char *ngx_chat_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+void ngx_chat_outbox_tick(void);
 
 
 /* core: the content filter */

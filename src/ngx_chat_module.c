@@ -196,6 +196,13 @@ static ngx_command_t  ngx_chat_commands[] = {
       0,
       NULL },
 
+    { ngx_string("chat_webhook"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_chat_webhook,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("chat_filter"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE123|NGX_CONF_TAKE4,
       ngx_chat_filter,
@@ -581,7 +588,8 @@ ngx_chat_pg_settings(ngx_conf_t *cf, ngx_chat_main_conf_t *mcf)
 
     len = sizeof("-c chat.files_url=") + 2 * mcf->files.url.len
           + NGX_CHAT_MAX_KINDS * sizeof(" -c chat.max_reactions_per_user=")
-          + NGX_CHAT_MAX_KINDS * NGX_INT_T_LEN;
+          + NGX_CHAT_MAX_KINDS * NGX_INT_T_LEN
+          + sizeof(" -c chat.outbox_window=") + NGX_INT_T_LEN;
 
     p = ngx_pnalloc(cf->pool, len);
     if (p == NULL) {
@@ -603,6 +611,12 @@ ngx_chat_pg_settings(ngx_conf_t *cf, ngx_chat_main_conf_t *mcf)
             p = ngx_sprintf(p, " -c chat.max_%s=%ui", ngx_chat_max_kinds[i],
                             mcf->max[i]);
         }
+    }
+
+    /* the outbox is written only when something delivers it */
+    if (mcf->webhook.addr) {
+        p = ngx_sprintf(p, " -c chat.outbox_window=%M",
+                        mcf->webhook.window / 1000);
     }
 
     mcf->pg.options.len = p - mcf->pg.options.data;
@@ -1684,6 +1698,7 @@ ngx_chat_tick(ngx_event_t *ev)
 
     ngx_chat_fanout_expire();
     ngx_chat_retention_tick();
+    ngx_chat_outbox_tick();
 
     if (++ngx_chat_ticks % NGX_CHAT_REPORT_TICKS == 0) {
         ngx_chat_fanout_report();

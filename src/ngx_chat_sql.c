@@ -113,6 +113,16 @@ ngx_chat_stmt_t  ngx_chat_stmts[] = {
     [NGX_CHAT_SQL_CONVERSATION_FILES] =
         ngx_chat_action_stmt("conversation_files"),
 
+    [NGX_CHAT_SQL_OUTBOX_CLAIM] =
+        { "chat_outbox_claim",
+          "SELECT batch, tenant_id, user_id, body "
+          "FROM chat.outbox_claim(make_interval(secs => $1::float8), "
+          "$2::integer)" },
+    [NGX_CHAT_SQL_OUTBOX_RESULT] =
+        { "chat_outbox_result",
+          "SELECT chat.outbox_result($1::bigint, $2, $3, $4::integer, "
+          "$5::integer, make_interval(secs => $6::float8))" },
+
     /* one worker of all hosts at a time: the lock ends with the statement */
     [NGX_CHAT_SQL_EVENTS_PRUNE] =
         { "chat_events_prune",

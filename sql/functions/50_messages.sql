@@ -168,6 +168,9 @@ BEGIN
     events := ARRAY[chat.emit(c.id, v_seq, 'new_message',
                               chat.kv('message', v_json), msg.id)];
 
+    -- who is away hears of it later, if this commits
+    PERFORM chat.outbox_add(c, msg);
+
     FOREACH v_user IN ARRAY p_mentions LOOP
         CONTINUE WHEN v_user = p_sender;
         events := events || chat.notify(c.tenant_id, v_user, 'event',

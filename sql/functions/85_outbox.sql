@@ -1,0 +1,158 @@
+-- ngx_chat: the outbox (sql/migrations/005_outbox.sql).  chat.post calls
+-- chat.outbox_add in the message's transaction; the module's workers call
+-- chat.outbox_claim and chat.outbox_result (src/ngx_chat_outbox.c).  The
+-- module turns it on by telling its connections chat.outbox_window (the
+-- seconds a notification waits for more to join it); without it nothing
+-- is written.
+
+-- Who hears of a new message while away: the other member of a direct
+-- conversation, who it mentions, the author of what it replies to; not
+-- the sender, nor a member who muted the conversation.
+CREATE FUNCTION chat.outbox_add(c chat.conversations, msg chat.messages)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v_window integer := nullif(current_setting('chat.outbox_window', true),
+                               '')::integer;
+BEGIN
+    IF v_window IS NULL THEN
+        RETURN;
+    END IF;
+
+    INSERT INTO chat.outbox (tenant_id, user_id, conversation_id,
+                             message_id, seq, reason, due_at)
+    SELECT c.tenant_id, r.user_id, c.id, msg.id, msg.seq, r.reason,
+           now() + make_interval(secs => v_window)
+      FROM (SELECT DISTINCT ON (x.user_id) x.user_id, x.reason
+              FROM (SELECT m.user_id, 'direct' AS reason, 1 AS rank
+                      FROM chat.members m
+                     WHERE c.type = 'direct' AND m.conversation_id = c.id
+                    UNION ALL
+                    SELECT u, 'mention', 2 FROM unnest(msg.mentions) u
+                    UNION ALL
+                    SELECT p.sender_id, 'reply', 3 FROM chat.messages p
+                     WHERE p.id = msg.reply_to) x
+             ORDER BY x.user_id, x.rank) r
+      JOIN chat.members m ON m.conversation_id = c.id
+                         AND m.user_id = r.user_id
+     WHERE r.user_id <> msg.sender_id
+       AND (m.muted_until IS NULL OR m.muted_until <= now());
+END
+$$;
+
+-- Due rows, a delivery a user: up to p_users deliveries, leased for
+-- p_lease (a worker that dies leaves them to the next claim).  What was
+-- read meanwhile, deleted, or is no longer the user's to see goes without
+-- a word; rows of one user that were never tried join one delivery.
+-- Returns (batch, tenant, user, the delivery's JSON).
+CREATE FUNCTION chat.outbox_claim(p_lease interval, p_users integer)
+RETURNS TABLE (batch bigint, tenant_id text, user_id text, body text)
+LANGUAGE plpgsql AS $$
+BEGIN
+    CREATE TEMP TABLE IF NOT EXISTS outbox_claimed (id bigint)
+        ON COMMIT DROP;
+
+    INSERT INTO outbox_claimed
+    SELECT o.id FROM chat.outbox o
+     WHERE o.due_at <= now()
+       AND (o.leased_until IS NULL OR o.leased_until < now())
+     ORDER BY o.due_at
+     LIMIT 50 * p_users
+       FOR UPDATE SKIP LOCKED;
+
+    -- seen, gone, or out of reach: nothing to say
+    DELETE FROM chat.outbox o
+     USING outbox_claimed k
+     WHERE o.id = k.id
+       AND NOT EXISTS (SELECT 1 FROM chat.members m
+                         JOIN chat.messages g ON g.id = o.message_id
+                        WHERE m.conversation_id = o.conversation_id
+                          AND m.user_id = o.user_id
+                          AND m.last_read_seq < o.seq
+                          AND g.deleted_at IS NULL);
+
+    -- a user's new rows become one delivery, named by its first row
+    UPDATE chat.outbox o
+       SET batch = f.first
+      FROM (SELECT x.tenant_id, x.user_id, min(x.id) AS first
+              FROM chat.outbox x JOIN outbox_claimed k ON k.id = x.id
+             WHERE x.batch IS NULL
+             GROUP BY x.tenant_id, x.user_id) f
+     WHERE o.id IN (SELECT id FROM outbox_claimed) AND o.batch IS NULL
+       AND o.tenant_id = f.tenant_id AND o.user_id = f.user_id;
+
+    RETURN QUERY
+    WITH picked AS (
+        SELECT DISTINCT o.batch FROM chat.outbox o
+          JOIN outbox_claimed k ON k.id = o.id
+         LIMIT p_users
+    ), leased AS (
+        UPDATE chat.outbox o
+           SET leased_until = now() + p_lease, attempts = o.attempts + 1
+          FROM picked p
+         WHERE o.batch = p.batch
+        RETURNING o.*
+    )
+    SELECT l.batch, min(l.tenant_id), min(l.user_id),
+           json_build_object(
+               'type', 'notification',
+               'tenant_id', min(l.tenant_id), 'user_id', min(l.user_id),
+               'count', count(*),
+               'items', json_agg(json_build_object(
+                   'reason', l.reason, 'conversation_id', l.conversation_id,
+                   'message_id', l.message_id, 'seq', l.seq,
+                   'sender_id', g.sender_id, 'type', g.type,
+                   'preview', left(g.content, 140),
+                   'title', c.title,
+                   'created_at', chat.ts(g.created_at))
+                   ORDER BY l.id))::text
+      FROM leased l
+      JOIN chat.messages g ON g.id = l.message_id
+      JOIN chat.conversations c ON c.id = l.conversation_id
+     GROUP BY l.batch;
+END
+$$;
+
+-- What became of a delivery: 'sent' (it goes), 'online' (the user came
+-- back: wait as for a new row, but never past an hour), 'failed' (again
+-- after a backoff that doubles from 1 s up to an hour, with jitter, or
+-- after the receiver's Retry-After; past p_max_age into outbox_dead).
+CREATE FUNCTION chat.outbox_result(p_batch bigint, p_outcome text,
+                                   p_error text, p_retry_after integer,
+                                   p_window integer, p_max_age interval)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_outcome = 'sent' THEN
+        DELETE FROM chat.outbox WHERE batch = p_batch;
+        RETURN;
+    END IF;
+
+    IF p_outcome = 'online' THEN
+        DELETE FROM chat.outbox
+         WHERE batch = p_batch AND created_at < now() - interval '1 hour';
+        UPDATE chat.outbox
+           SET leased_until = NULL, attempts = attempts - 1,
+               due_at = now() + make_interval(secs => p_window)
+         WHERE batch = p_batch;
+        RETURN;
+    END IF;
+
+    WITH dead AS (
+        DELETE FROM chat.outbox
+         WHERE batch = p_batch AND created_at < now() - p_max_age
+        RETURNING *
+    )
+    INSERT INTO chat.outbox_dead
+    SELECT d.id, d.tenant_id, d.user_id, d.conversation_id, d.message_id,
+           d.seq, d.reason, d.created_at, d.due_at, d.batch, d.leased_until,
+           d.attempts, p_error, now()
+      FROM dead d;
+
+    UPDATE chat.outbox
+       SET leased_until = NULL, last_error = p_error,
+           due_at = now() + make_interval(secs => greatest(
+               coalesce(p_retry_after, 0),
+               least(3600, 2 ^ least(attempts - 1, 12))
+               * (0.5 + random() / 2)))
+     WHERE batch = p_batch;
+END
+$$;

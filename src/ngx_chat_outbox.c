@@ -1,0 +1,461 @@
+
+/*
+ * ngx_chat: notifications of the outbox to the webhook (chat_webhook).
+ * Each worker, at its tick, claims due deliveries (chat.outbox_claim:
+ * FOR UPDATE SKIP LOCKED, with a lease, so that workers and hosts share
+ * the work and one that dies loses nothing), sends each to the webhook
+ * signed as Standard Webhooks says, and reports what became of it
+ * (chat.outbox_result: sent, the user is online here, or failed, to be
+ * retried with backoff).  The webhook-id of a delivery stays the same on
+ * every retry, so a receiver that keeps the ids it saw sees each once.
+ */
+
+
+#include "ngx_chat.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+
+#define NGX_CHAT_OUTBOX_INFLIGHT  16     /* deliveries a worker sends */
+#define NGX_CHAT_OUTBOX_LEASE     "60"   /* seconds a claim holds */
+
+
+typedef struct {
+    ngx_chat_pg_query_t          query;
+    ngx_pool_t                  *pool;
+    u_char                       batch[NGX_INT64_LEN + 1];
+    u_char                       retry[NGX_TIME_T_LEN + 1];
+    u_char                       window[NGX_TIME_T_LEN + 1];
+    u_char                       max_age[NGX_TIME_T_LEN + 1];
+    const char                  *outcome;
+    u_char                      *error;
+} ngx_chat_delivery_t;
+
+
+typedef struct {
+    ngx_chat_pg_query_t          claim;
+    u_char                       users[NGX_INT_T_LEN + 1];
+    ngx_uint_t                   inflight;
+    unsigned                     claiming:1;
+} ngx_chat_outbox_t;
+
+
+static void ngx_chat_outbox_claimed(ngx_chat_pg_query_t *q, PGresult *res);
+static void ngx_chat_outbox_deliver(PGresult *res, int row);
+static ngx_int_t ngx_chat_outbox_sign(ngx_pool_t *pool, ngx_str_t *secret,
+    ngx_str_t *id, time_t ts, ngx_str_t *body, ngx_str_t *headers);
+static void ngx_chat_outbox_posted(void *data, ngx_uint_t status,
+    time_t retry, const char *error);
+static void ngx_chat_outbox_report(ngx_chat_delivery_t *d);
+static void ngx_chat_outbox_reported(ngx_chat_pg_query_t *q, PGresult *res);
+
+
+static ngx_chat_outbox_t  ngx_chat_outbox;
+
+
+/* the worker's tick: claim what is due, if there is room */
+
+void
+ngx_chat_outbox_tick(void)
+{
+    ngx_uint_t          room;
+    ngx_chat_outbox_t  *ob = &ngx_chat_outbox;
+
+    if (ngx_chat_worker.conf->webhook.addr == NULL || ob->claiming
+        || ngx_exiting)
+    {
+        return;
+    }
+
+    room = NGX_CHAT_OUTBOX_INFLIGHT - ob->inflight;
+
+    if (room == 0) {
+        return;
+    }
+
+    *ngx_sprintf(ob->users, "%ui", room) = '\0';
+
+    ob->claim.stmt = NGX_CHAT_SQL_OUTBOX_CLAIM;
+    ob->claim.nparams = 2;
+    ob->claim.params[0] = NGX_CHAT_OUTBOX_LEASE;
+    ob->claim.params[1] = (char *) ob->users;
+    ob->claim.handler = ngx_chat_outbox_claimed;
+    ob->claim.data = ob;
+
+    if (ngx_chat_pg_send(ngx_chat_worker.pg, &ob->claim) == NGX_OK) {
+        ob->claiming = 1;
+    }
+}
+
+
+static void
+ngx_chat_outbox_claimed(ngx_chat_pg_query_t *q, PGresult *res)
+{
+    int                 i;
+    ngx_chat_outbox_t  *ob = q->data;
+
+    ob->claiming = 0;
+
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "chat outbox: claiming failed: %s",
+                      res ? PQresultErrorMessage(res) : "no database");
+        return;
+    }
+
+    for (i = 0; i < PQntuples(res); i++) {
+        ngx_chat_outbox_deliver(res, i);
+    }
+}
+
+
+/*
+ * One delivery: (batch, tenant, user, body).  A user connected to this
+ * host reads it there: it waits, as a new one would.
+ */
+
+static void
+ngx_chat_outbox_deliver(PGresult *res, int row)
+{
+    time_t                    now;
+    ngx_str_t                 tenant, user, body, id, headers;
+    ngx_pool_t               *pool;
+    ngx_chat_delivery_t      *d;
+    ngx_chat_webhook_conf_t  *wcf;
+
+    wcf = &ngx_chat_worker.conf->webhook;
+
+    pool = ngx_create_pool(4096, ngx_cycle->log);
+    if (pool == NULL) {
+        return;
+    }
+
+    d = ngx_pcalloc(pool, sizeof(ngx_chat_delivery_t));
+    if (d == NULL) {
+        ngx_destroy_pool(pool);
+        return;
+    }
+
+    d->pool = pool;
+    ngx_chat_outbox.inflight++;
+
+    ngx_cpystrn(d->batch, (u_char *) PQgetvalue(res, row, 0),
+                ngx_min((size_t) PQgetlength(res, row, 0) + 1,
+                        sizeof(d->batch)));
+
+    tenant.data = (u_char *) PQgetvalue(res, row, 1);
+    tenant.len = PQgetlength(res, row, 1);
+    user.data = (u_char *) PQgetvalue(res, row, 2);
+    user.len = PQgetlength(res, row, 2);
+
+    if (ngx_chat_presence_local(&tenant, &user)) {
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                       "chat outbox: %s waits, \"%V\" is online",
+                       d->batch, &user);
+        d->outcome = "online";
+        ngx_chat_outbox_report(d);
+        return;
+    }
+
+    if (ngx_chat_copy(pool, &body, PQgetvalue(res, row, 3),
+                      PQgetlength(res, row, 3))
+        != NGX_OK)
+    {
+        d->outcome = "failed";
+        ngx_chat_outbox_report(d);
+        return;
+    }
+
+    /* "ntf_<batch>": the same on every retry of this delivery */
+    id.data = ngx_pnalloc(pool, sizeof("ntf_") + NGX_INT64_LEN);
+    if (id.data == NULL) {
+        d->outcome = "failed";
+        ngx_chat_outbox_report(d);
+        return;
+    }
+
+    id.len = ngx_sprintf(id.data, "ntf_%s", d->batch) - id.data;
+    now = ngx_time();
+
+    if (ngx_chat_outbox_sign(pool, &wcf->secret, &id, now, &body, &headers)
+        != NGX_OK
+        || ngx_chat_hook_post(pool, wcf, &headers, &body,
+                              ngx_chat_outbox_posted, d)
+           != NGX_OK)
+    {
+        d->outcome = "failed";
+        d->error = (u_char *) "cannot connect";
+        ngx_chat_outbox_report(d);
+    }
+}
+
+
+/*
+ * Standard Webhooks: webhook-id, webhook-timestamp and webhook-signature,
+ * "v1," and the base64 of HMAC-SHA256 over "id.timestamp.body" with the
+ * secret ("whsec_" and base64, or the bytes as given).
+ */
+
+static ngx_int_t
+ngx_chat_outbox_sign(ngx_pool_t *pool, ngx_str_t *secret, ngx_str_t *id,
+    time_t ts, ngx_str_t *body, ngx_str_t *headers)
+{
+    u_char        *p, *signed_data;
+    size_t         len;
+    ngx_str_t      mac, b64;
+    unsigned int   maclen;
+    u_char         digest[EVP_MAX_MD_SIZE];
+
+    len = id->len + 1 + NGX_TIME_T_LEN + 1 + body->len;
+
+    signed_data = ngx_pnalloc(pool, len);
+    if (signed_data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(signed_data, "%V.%T.%V", id, ts, body);
+
+    if (HMAC(EVP_sha256(), secret->data, (int) secret->len, signed_data,
+             p - signed_data, digest, &maclen)
+        == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    mac.data = digest;
+    mac.len = maclen;
+
+    b64.data = ngx_pnalloc(pool, ngx_base64_encoded_length(mac.len));
+    if (b64.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_encode_base64(&b64, &mac);
+
+    headers->data = ngx_pnalloc(pool, sizeof("webhook-id: " CRLF
+                                             "webhook-timestamp: " CRLF
+                                             "webhook-signature: v1," CRLF)
+                                      + id->len + NGX_TIME_T_LEN + b64.len);
+    if (headers->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    headers->len = ngx_sprintf(headers->data, "webhook-id: %V" CRLF
+                               "webhook-timestamp: %T" CRLF
+                               "webhook-signature: v1,%V" CRLF,
+                               id, ts, &b64)
+                   - headers->data;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_outbox_posted(void *data, ngx_uint_t status, time_t retry,
+    const char *error)
+{
+    ngx_chat_delivery_t  *d = data;
+
+    if (status >= 200 && status < 300) {
+        d->outcome = "sent";
+
+    } else {
+        d->outcome = "failed";
+        *ngx_sprintf(d->retry, "%T", retry) = '\0';
+
+        d->error = ngx_pnalloc(d->pool, 64);
+        if (d->error && error) {
+            ngx_cpystrn(d->error, (u_char *) error, 64);
+
+        } else if (d->error) {
+            ngx_sprintf(d->error, "the receiver answered %ui%Z", status);
+        }
+
+        ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                      "chat outbox: delivery %s failed: %s", d->batch,
+                      d->error ? d->error : (u_char *) "");
+    }
+
+    ngx_chat_outbox_report(d);
+}
+
+
+/* what became of it, to Postgres; then the delivery's memory goes */
+
+static void
+ngx_chat_outbox_report(ngx_chat_delivery_t *d)
+{
+    ngx_chat_webhook_conf_t  *wcf;
+
+    wcf = &ngx_chat_worker.conf->webhook;
+
+    if (d->retry[0] == '\0') {
+        d->retry[0] = '0';
+    }
+
+    *ngx_sprintf(d->window, "%T", (time_t) (wcf->window / 1000)) = '\0';
+    *ngx_sprintf(d->max_age, "%T", wcf->max_age) = '\0';
+
+    d->query.stmt = NGX_CHAT_SQL_OUTBOX_RESULT;
+    d->query.nparams = 6;
+    d->query.params[0] = (char *) d->batch;
+    d->query.params[1] = d->outcome;
+    d->query.params[2] = d->error ? (char *) d->error : NULL;
+    d->query.params[3] = (char *) d->retry;
+    d->query.params[4] = (char *) d->window;
+    d->query.params[5] = (char *) d->max_age;
+    d->query.handler = ngx_chat_outbox_reported;
+    d->query.data = d;
+
+    if (ngx_chat_pg_send(ngx_chat_worker.pg, &d->query) != NGX_OK) {
+        /* the lease runs out and another claim takes it again */
+        ngx_chat_outbox.inflight--;
+        ngx_destroy_pool(d->pool);
+    }
+}
+
+
+static void
+ngx_chat_outbox_reported(ngx_chat_pg_query_t *q, PGresult *res)
+{
+    ngx_chat_delivery_t  *d = q->data;
+
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "chat outbox: the result of %s was not kept (its "
+                      "lease will run out): %s", d->batch,
+                      res ? PQresultErrorMessage(res) : "no database");
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "chat outbox: delivery %s %s", d->batch, d->outcome);
+
+    ngx_chat_outbox.inflight--;
+    ngx_destroy_pool(d->pool);
+}
+
+
+/*
+ * chat_webhook http://HOST[:PORT]/PATH secret=S [window=T] [max_age=T]
+ *     [timeout=T];
+ * A name is resolved now, as proxy_pass resolves one; https is not spoken.
+ */
+
+char *
+ngx_chat_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t *mcf = conf;
+
+    ngx_url_t                 u;
+    ngx_str_t                *value, s, key;
+    ngx_uint_t                i;
+    ngx_chat_webhook_conf_t  *wcf;
+
+    wcf = &mcf->webhook;
+
+    if (wcf->addr) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len < 8 || ngx_strncmp(value[1].data, "http://", 7) != 0) {
+        return "takes an http:// URL (https is not spoken yet: put a local "
+               "proxy in front of an https receiver)";
+    }
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+    u.url.data = value[1].data + 7;
+    u.url.len = value[1].len - 7;
+    u.default_port = 80;
+    u.uri_part = 1;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"chat_webhook\": %s in "
+                           "\"%V\"", u.err ? u.err : "no address",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    wcf->addr = &u.addrs[0];
+    wcf->host = u.host;
+    wcf->uri = u.uri;
+
+    if (wcf->uri.len == 0) {
+        ngx_str_set(&wcf->uri, "/");
+    }
+
+    wcf->window = 5000;
+    wcf->max_age = 86400;
+    wcf->timeout = 5000;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "secret=", 7) == 0) {
+            s.data = value[i].data + 7;
+            s.len = value[i].len - 7;
+
+            if (s.len > 6 && ngx_strncmp(s.data, "whsec_", 6) == 0) {
+                s.data += 6;
+                s.len -= 6;
+                key.data = ngx_pnalloc(cf->pool,
+                                       ngx_base64_decoded_length(s.len));
+                if (key.data == NULL) {
+                    return NGX_CONF_ERROR;
+                }
+                if (ngx_decode_base64(&key, &s) != NGX_OK) {
+                    return "has a \"whsec_\" secret that is not base64";
+                }
+                s = key;
+            }
+
+            if (s.len < 24) {
+                return "needs a secret of at least 24 bytes";
+            }
+
+            wcf->secret = s;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "window=", 7) == 0) {
+            s.data = value[i].data + 7;
+            s.len = value[i].len - 7;
+            wcf->window = ngx_parse_time(&s, 0);
+            if (wcf->window == (ngx_msec_t) NGX_ERROR || wcf->window < 1000) {
+                return "takes \"window=T\" of at least 1s";
+            }
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "max_age=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+            wcf->max_age = ngx_parse_time(&s, 1);
+            if (wcf->max_age == (time_t) NGX_ERROR || wcf->max_age < 60) {
+                return "takes \"max_age=T\" of at least 1m";
+            }
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+            wcf->timeout = ngx_parse_time(&s, 0);
+            if (wcf->timeout == (ngx_msec_t) NGX_ERROR || wcf->timeout == 0) {
+                return "takes \"timeout=T\"";
+            }
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"chat_webhook\": unknown "
+                           "parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (wcf->secret.len == 0) {
+        return "needs secret= (the receiver checks what it gets with it)";
+    }
+
+    return NGX_CONF_OK;
+}
