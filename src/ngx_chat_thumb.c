@@ -21,6 +21,10 @@
 
 #include <gd.h>
 
+#if (NGX_LINUX)
+#include <malloc.h>
+#endif
+
 
 #define NGX_CHAT_THUMB_QUALITY   80
 
@@ -166,6 +170,15 @@ ngx_chat_thumb_thread(void *data, ngx_log_t *log)
 
     scaled = ngx_chat_thumb_scale(im, th->side);
     gdImageDestroy(im);
+
+#if (NGX_LINUX)
+    /*
+     * The decoded image was up to pixels= large, in this thread's malloc
+     * arena: glibc keeps an arena's freed memory, so each thread that ever
+     * decoded would hold its largest image for good.  It goes back now.
+     */
+    (void) malloc_trim(0);
+#endif
 
     if (scaled == NULL) {
         return;

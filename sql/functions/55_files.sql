@@ -60,35 +60,31 @@ BEGIN
 END
 $$;
 
--- May the user see the file?  Its uploader may; and a member of a
+-- GET files/{id} and files/{id}/thumbnail: what the module needs to have
+-- nginx send the bytes.  The uploader may see the file; and a member of a
 -- conversation where a message (not deleted) carries it.  Removed from
 -- every such conversation, the user sees it no more: 404, as for a file
 -- that does not exist, of this tenant or another.
-CREATE FUNCTION chat.file_visible(p_tenant text, p_user text, f chat.files)
-RETURNS boolean LANGUAGE sql STABLE AS $$
-    SELECT f.tenant_id = p_tenant
-           AND (f.uploader_id = p_user
-                OR EXISTS (SELECT 1
-                             FROM chat.message_files mf
-                             JOIN chat.messages m ON m.id = mf.message_id
-                             JOIN chat.members x
-                               ON x.conversation_id = m.conversation_id
-                              AND x.user_id = p_user
-                            WHERE mf.file_id = f.id
-                              AND m.deleted_at IS NULL))
-$$;
-
--- GET files/{id} and files/{id}/thumbnail: what the module needs to have
--- nginx send the bytes
 CREATE FUNCTION chat.api_file_get(p_tenant text, p_user text, p_name text,
                                   a jsonb)
 RETURNS SETOF chat.reply LANGUAGE plpgsql STABLE AS $$
 DECLARE
     f chat.files;
 BEGIN
-    SELECT * INTO f FROM chat.files WHERE id = (a->>'file_id')::bigint;
+    -- one statement, planned once: a function of its own would be
+    -- planned again in each transaction (docs/benchmarks.md, Files)
+    SELECT * INTO f FROM chat.files x
+     WHERE x.id = (a->>'file_id')::bigint AND x.tenant_id = p_tenant
+       AND (x.uploader_id = p_user
+            OR EXISTS (SELECT 1
+                         FROM chat.message_files mf
+                         JOIN chat.messages m ON m.id = mf.message_id
+                         JOIN chat.members y
+                           ON y.conversation_id = m.conversation_id
+                          AND y.user_id = p_user
+                        WHERE mf.file_id = x.id AND m.deleted_at IS NULL));
 
-    IF NOT FOUND OR NOT chat.file_visible(p_tenant, p_user, f)
+    IF NOT FOUND
        OR (coalesce((a->>'thumbnail')::boolean, false)
            AND NOT f.has_thumbnail)
     THEN
