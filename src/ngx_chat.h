@@ -394,6 +394,8 @@ u_char *ngx_chat_error_reason(u_char *p, const char *reason);
 /* the longest error code */
 #define NGX_CHAT_CODE_MAX        sizeof("unsupported_media_type")
 ngx_int_t ngx_chat_http_bearer(ngx_http_request_t *r, ngx_str_t *token);
+ngx_int_t ngx_chat_http_bearer_peek(ngx_http_request_t *r, ngx_str_t *token);
+ngx_int_t ngx_chat_add_variables(ngx_conf_t *cf);
 void ngx_chat_http_hide_token(ngx_http_request_t *r);
 ngx_int_t ngx_chat_http_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *body);
@@ -461,6 +463,7 @@ void ngx_chat_ws_done(void);
 ngx_int_t ngx_chat_ws_check(ngx_http_request_t *r, ngx_array_t *origins,
     ngx_chat_ws_handshake_t *hs, ngx_chat_error_t *err);
 ngx_int_t ngx_chat_ws_token(ngx_http_request_t *r, ngx_str_t *token);
+ngx_int_t ngx_chat_ws_token_peek(ngx_http_request_t *r, ngx_str_t *token);
 ngx_chat_ws_t *ngx_chat_ws_upgrade(ngx_http_request_t *r,
     ngx_chat_ws_handshake_t *hs, ngx_chat_ws_conf_t *conf,
     const ngx_chat_ws_handlers_t *handlers, void *data);

@@ -126,9 +126,18 @@ ngx_chat_retry_after(ngx_uint_t status)
 ngx_int_t
 ngx_chat_http_bearer(ngx_http_request_t *r, ngx_str_t *token)
 {
-    ngx_table_elt_t  *auth;
-
     ngx_chat_http_hide_token(r);
+
+    return ngx_chat_http_bearer_peek(r, token);
+}
+
+
+/* the same, hiding nothing yet: for who reads it before the handler */
+
+ngx_int_t
+ngx_chat_http_bearer_peek(ngx_http_request_t *r, ngx_str_t *token)
+{
+    ngx_table_elt_t  *auth;
 
     auth = r->headers_in.authorization;
 

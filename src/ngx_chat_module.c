@@ -313,7 +313,7 @@ static ngx_command_t  ngx_chat_commands[] = {
 
 
 static ngx_http_module_t  ngx_chat_module_ctx = {
-    NULL,                                  /* preconfiguration */
+    ngx_chat_add_variables,                /* preconfiguration */
     ngx_chat_postconfiguration,            /* postconfiguration */
 
     ngx_chat_create_main_conf,             /* create main configuration */

@@ -225,6 +225,21 @@ ngx_chat_ws_origin_allowed(ngx_http_request_t *r, ngx_array_t *origins)
 ngx_int_t
 ngx_chat_ws_token(ngx_http_request_t *r, ngx_str_t *token)
 {
+    ngx_int_t  rc;
+
+    rc = ngx_chat_ws_token_peek(r, token);
+
+    ngx_chat_http_hide_token(r);
+
+    return rc;
+}
+
+
+/* the same, hiding nothing: $chat_user reads it before the handler */
+
+ngx_int_t
+ngx_chat_ws_token_peek(ngx_http_request_t *r, ngx_str_t *token)
+{
     u_char           *p, *last, *start;
     ngx_str_t         arg;
     ngx_table_elt_t  *h;
@@ -233,7 +248,7 @@ ngx_chat_ws_token(ngx_http_request_t *r, ngx_str_t *token)
         arg.len = 0;
     }
 
-    if (ngx_chat_http_bearer(r, token) == NGX_OK) {
+    if (ngx_chat_http_bearer_peek(r, token) == NGX_OK) {
         return NGX_OK;
     }
 
