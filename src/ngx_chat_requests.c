@@ -27,6 +27,7 @@ static const char *const  ngx_chat_added_roles[] = {
 
 static const char *const  ngx_chat_message_types[] = {
     "text", "emoji", "file", "image", "video", "audio", "system", "call",
+    "poll",
     "location", NULL
 };
 
@@ -46,6 +47,11 @@ static const ngx_chat_field_t  ngx_chat_conversation_list_query[] = {
     { "archived", NULL, NGX_CHAT_T_BOOL, 0, 0, NULL },
     { "limit", NULL, NGX_CHAT_T_LIMIT, 0, 0, NULL },
     { "cursor", NULL, NGX_CHAT_T_STR, 0, 200, NULL },
+    ngx_chat_null_field
+};
+
+static const ngx_chat_field_t  ngx_chat_direct_body[] = {
+    { "user_id", NULL, NGX_CHAT_T_USER, NGX_CHAT_REQUIRED, 0, NULL },
     ngx_chat_null_field
 };
 
@@ -85,6 +91,18 @@ static const ngx_chat_field_t  ngx_chat_member_update_body[] = {
 };
 
 
+/* a poll's, in a message of type "poll": its options are short texts */
+#define ngx_chat_poll_fields                                                  \
+    { "poll_options", NULL, NGX_CHAT_T_USERS, 0, 10, NULL },                  \
+    { "poll_multiple", NULL, NGX_CHAT_T_BOOL, 0, 0, NULL },                   \
+    { "poll_anonymous", NULL, NGX_CHAT_T_BOOL, 0, 0, NULL },                  \
+    { "poll_closes_at", NULL, NGX_CHAT_T_TIME, NGX_CHAT_NULLABLE, 0, NULL }
+
+static const ngx_chat_field_t  ngx_chat_vote_body[] = {
+    { "choices", NULL, NGX_CHAT_T_IDS, NGX_CHAT_REQUIRED, 10, NULL },
+    ngx_chat_null_field
+};
+
 static const ngx_chat_field_t  ngx_chat_read_body[] = {
     { "seq", NULL, NGX_CHAT_T_SEQ, 0, 0, NULL },
     ngx_chat_null_field
@@ -97,6 +115,7 @@ static const ngx_chat_field_t  ngx_chat_message_send_body[] = {
     { "mentions", NULL, NGX_CHAT_T_USERS, 0, 50, NULL },
     { "attachments", NULL, NGX_CHAT_T_IDS, 0, 10, NULL },
     { "client_id", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 128, NULL },
+    ngx_chat_poll_fields,
     ngx_chat_null_field
 };
 
@@ -185,6 +204,10 @@ const ngx_chat_route_t  ngx_chat_api_routes[] = {
       ngx_chat_api_action(NGX_CHAT_SQL_CONVERSATION_CREATE, NULL,
                           ngx_chat_conversation_create_body) },
 
+    { NGX_CHAT_POST, "conversations/direct",
+      ngx_chat_api_action(NGX_CHAT_SQL_CONVERSATION_DIRECT, NULL,
+                          ngx_chat_direct_body) },
+
     { NGX_CHAT_GET, "conversations",
       ngx_chat_api_action(NGX_CHAT_SQL_CONVERSATION_LIST,
                           ngx_chat_conversation_list_query, NULL) },
@@ -257,6 +280,18 @@ const ngx_chat_route_t  ngx_chat_api_routes[] = {
                           NULL) },
 
     { NGX_CHAT_POST,
+      "conversations/#conversation_id/messages/#message_id/votes",
+      ngx_chat_api_action(NGX_CHAT_SQL_POLL_VOTE, NULL, ngx_chat_vote_body) },
+
+    { NGX_CHAT_DELETE,
+      "conversations/#conversation_id/messages/#message_id/votes",
+      ngx_chat_api_action(NGX_CHAT_SQL_POLL_VOTE, NULL, NULL) },
+
+    { NGX_CHAT_POST,
+      "conversations/#conversation_id/messages/#message_id/close",
+      ngx_chat_api_action(NGX_CHAT_SQL_POLL_CLOSE, NULL, NULL) },
+
+    { NGX_CHAT_POST,
       "conversations/#conversation_id/messages/#message_id/reactions",
       ngx_chat_api_action(NGX_CHAT_SQL_REACTION_ADD, NULL,
                           ngx_chat_reaction_body) },
@@ -324,6 +359,7 @@ static const ngx_chat_field_t  ngx_chat_ws_send_fields[] = {
     { "mentions", NULL, NGX_CHAT_T_USERS, 0, 50, NULL },
     { "attachments", NULL, NGX_CHAT_T_IDS, 0, 10, NULL },
     { "client_id", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 128, NULL },
+    ngx_chat_poll_fields,
     ngx_chat_null_field
 };
 
@@ -337,6 +373,13 @@ static const ngx_chat_field_t  ngx_chat_ws_edit_fields[] = {
 static const ngx_chat_field_t  ngx_chat_ws_message_fields[] = {
     { "message_id", NULL, NGX_CHAT_T_ID, NGX_CHAT_REQUIRED, 0, NULL },
     { "conversation_id", NULL, NGX_CHAT_T_ID, 0, 0, NULL },
+    ngx_chat_null_field
+};
+
+static const ngx_chat_field_t  ngx_chat_ws_vote_fields[] = {
+    { "message_id", NULL, NGX_CHAT_T_ID, NGX_CHAT_REQUIRED, 0, NULL },
+    { "conversation_id", NULL, NGX_CHAT_T_ID, 0, 0, NULL },
+    { "choices", NULL, NGX_CHAT_T_IDS, NGX_CHAT_REQUIRED, 10, NULL },
     ngx_chat_null_field
 };
 
@@ -399,6 +442,15 @@ const ngx_chat_ws_type_t  ngx_chat_ws_types[] = {
 
     { ngx_string("delete_message"), NGX_CHAT_MSG_ACTION,
       NGX_CHAT_SQL_MESSAGE_DELETE, 0, ngx_chat_ws_message_fields, NULL },
+
+    { ngx_string("vote_poll"), NGX_CHAT_MSG_ACTION,
+      NGX_CHAT_SQL_POLL_VOTE, 0, ngx_chat_ws_vote_fields, "message" },
+
+    { ngx_string("retract_vote"), NGX_CHAT_MSG_ACTION,
+      NGX_CHAT_SQL_POLL_VOTE, 0, ngx_chat_ws_message_fields, "message" },
+
+    { ngx_string("close_poll"), NGX_CHAT_MSG_ACTION,
+      NGX_CHAT_SQL_POLL_CLOSE, 0, ngx_chat_ws_message_fields, "message" },
 
     { ngx_string("add_reaction"), NGX_CHAT_MSG_ACTION,
       NGX_CHAT_SQL_REACTION_ADD, 0, ngx_chat_ws_reaction_fields,

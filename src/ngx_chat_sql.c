@@ -61,6 +61,12 @@ ngx_chat_stmt_t  ngx_chat_stmts[] = {
         ngx_chat_action_stmt("message_unpin"),
     [NGX_CHAT_SQL_PIN_LIST] =
         ngx_chat_action_stmt("pin_list"),
+    [NGX_CHAT_SQL_CONVERSATION_DIRECT] =
+        ngx_chat_action_stmt("conversation_direct"),
+    [NGX_CHAT_SQL_POLL_VOTE] =
+        ngx_chat_action_stmt("poll_vote"),
+    [NGX_CHAT_SQL_POLL_CLOSE] =
+        ngx_chat_action_stmt("poll_close"),
     [NGX_CHAT_SQL_REACTION_ADD] =
         ngx_chat_action_stmt("reaction_add"),
     [NGX_CHAT_SQL_REACTION_REMOVE] =

@@ -200,6 +200,10 @@ REPLACED_INDEXES = {'members_user': 'members_user_joined'}
 # (004_files.sql)
 RELAXED_UNIQUE = {'files_storage_key_key': 'files_storage_key'}
 
+# checks a later migration widened: the same name, more values allowed
+# (006_polls.sql: messages may be polls)
+WIDENED_CHECKS = {'messages_type_check'}
+
 
 def replaced(index, indexes):
     """index (table, name, definition) was replaced by a wider one."""
@@ -242,6 +246,9 @@ def test_fresh_database_keeps_everything_the_old_layout_made(database,
                        and m[0] not in RELAXED_UNIQUE}
         if part in ('constraints', 'indexes'):
             missing = {m for m in missing if not relaxed(m, after)}
+        if part == 'constraints':
+            missing = {m for m in missing if m[1] not in WIDENED_CHECKS
+                       or not any(a[1] == m[1] for a in after[part])}
         if part == 'types':
             # a table's row type gains the columns added to the table
             missing = {m for m in missing

@@ -128,6 +128,42 @@ $$;
 -- A message as p_viewer sees it; with p_viewer NULL (an event, sent to
 -- everyone alike) "me" of each reaction is null.  A deleted message keeps
 -- no attachments.
+-- The poll of a message as the Message carries it: options with their
+-- counts, and for a viewer the choices they made ("mine"); "voters" names
+-- who chose what unless the poll is anonymous.
+CREATE FUNCTION chat.poll_json(p_message bigint, p_viewer text)
+RETURNS json LANGUAGE sql STABLE AS $$
+    SELECT json_build_object(
+        'options', (SELECT json_agg(json_build_object(
+                        'text', o.text,
+                        'votes', (SELECT count(*) FROM chat.poll_votes v
+                                   WHERE v.message_id = p.message_id
+                                     AND v.choice = o.n),
+                        'voters', CASE WHEN p.anonymous THEN NULL ELSE
+                            (SELECT coalesce(json_agg(v.user_id
+                                             ORDER BY v.user_id), '[]')
+                               FROM chat.poll_votes v
+                              WHERE v.message_id = p.message_id
+                                AND v.choice = o.n) END)
+                        ORDER BY o.n)
+                      FROM unnest(p.options) WITH ORDINALITY AS o(text, n)),
+        'multiple', p.multiple, 'anonymous', p.anonymous,
+        'closes_at', chat.ts(p.closes_at),
+        'closed', p.closed_at IS NOT NULL
+                  OR coalesce(p.closes_at <= now(), false),
+        'voter_count', (SELECT count(DISTINCT v.user_id)
+                          FROM chat.poll_votes v
+                         WHERE v.message_id = p.message_id),
+        'mine', CASE WHEN p_viewer IS NULL THEN NULL ELSE
+                    (SELECT coalesce(json_agg(v.choice ORDER BY v.choice),
+                                     '[]')
+                       FROM chat.poll_votes v
+                      WHERE v.message_id = p.message_id
+                        AND v.user_id = p_viewer) END)
+      FROM chat.polls p
+     WHERE p.message_id = p_message
+$$;
+
 CREATE FUNCTION chat.message_json(m chat.messages, p_viewer text)
 RETURNS json LANGUAGE sql STABLE AS $$
     SELECT row_to_json(ROW(
@@ -144,7 +180,9 @@ RETURNS json LANGUAGE sql STABLE AS $$
              THEN chat.reactions_json(m.id, p_viewer) ELSE '[]' END,
         m.edited_at IS NOT NULL, chat.ts(m.edited_at),
         m.deleted_at IS NOT NULL, m.is_pinned, m.client_id,
-        chat.ts(m.created_at))::chat.message_out)
+        chat.ts(m.created_at),
+        CASE WHEN m.type = 'poll' AND m.deleted_at IS NULL
+             THEN chat.poll_json(m.id, p_viewer) END)::chat.message_out)
 $$;
 
 CREATE FUNCTION chat.last_message_json(p_message bigint, p_viewer text)

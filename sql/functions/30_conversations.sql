@@ -110,6 +110,24 @@ END
 $$;
 
 -- keyset paging over (pinned, last activity, id), all descending
+-- POST conversations/direct {user_id}: the direct conversation with that
+-- user, made if it is not there yet (200 when it was, 201 when made)
+CREATE FUNCTION chat.api_conversation_direct(p_tenant text, p_user text,
+                                             p_name text, a jsonb)
+RETURNS SETOF chat.reply LANGUAGE plpgsql AS $$
+BEGIN
+    IF a->>'user_id' = p_user THEN
+        PERFORM chat.fail(400, '"user_id": a direct conversation is with '
+                               'someone else');
+    END IF;
+
+    RETURN QUERY SELECT * FROM chat.api_conversation_create(
+        p_tenant, p_user, p_name,
+        jsonb_build_object('type', 'direct',
+                           'member_ids', jsonb_build_array(a->'user_id')));
+END
+$$;
+
 CREATE FUNCTION chat.api_conversation_list(p_tenant text, p_user text,
                                            p_name text, a jsonb)
 RETURNS SETOF chat.reply LANGUAGE plpgsql STABLE AS $$

@@ -114,6 +114,26 @@ CREATE FUNCTION chat.post(c chat.conversations, p_sender text, p_type text,
                           OUT events chat.reply[])
 LANGUAGE plpgsql AS $$
 DECLARE
+    r record;
+BEGIN
+    SELECT * INTO r
+      FROM chat.post_message(c, p_sender, p_type, p_content, p_reply_to,
+                             p_mentions, p_files, p_client_id, p_fwd, NULL);
+    msg := r.msg;
+    events := r.events;
+END
+$$;
+
+-- The same, with the args of a poll (p_poll) where the message is one
+CREATE FUNCTION chat.post_message(c chat.conversations, p_sender text,
+                                  p_type text, p_content text,
+                                  p_reply_to bigint, p_mentions text[],
+                                  p_files bigint[], p_client_id text,
+                                  p_fwd chat.messages, p_poll jsonb,
+                                  OUT msg chat.messages,
+                                  OUT events chat.reply[])
+LANGUAGE plpgsql AS $$
+DECLARE
     v_id   bigint;
     v_seq  bigint;
     v_no   bigint;
@@ -146,6 +166,17 @@ BEGIN
     INSERT INTO chat.message_files (message_id, file_id, position)
     SELECT msg.id, f, n - 1
       FROM unnest(p_files) WITH ORDINALITY AS x(f, n);
+
+    -- a poll's row before the message's JSON, which shows it; a poll
+    -- forwarded is the same question, without its votes
+    IF p_type = 'poll' AND p_fwd.id IS NOT NULL THEN
+        INSERT INTO chat.polls (message_id, options, multiple, anonymous,
+                                closes_at)
+        SELECT msg.id, options, multiple, anonymous, closes_at
+          FROM chat.polls WHERE message_id = p_fwd.id;
+    ELSIF p_type = 'poll' THEN
+        PERFORM chat.poll_create(msg.id, p_poll);
+    END IF;
 
     IF p_reply_to IS NOT NULL THEN
         UPDATE chat.messages SET reply_count = reply_count + 1
@@ -249,8 +280,13 @@ BEGIN
                                'conversation');
     END IF;
 
-    p := chat.post(e.c, p_user, v_type, a->>'content', v_reply_to,
-                   v_mentions, v_files, a->>'client_id', NULL);
+    IF (v_type = 'poll') <> (a ? 'poll_options') THEN
+        PERFORM chat.fail(400, '"poll_options": a poll has them, and only '
+                               'a poll');
+    END IF;
+
+    p := chat.post_message(e.c, p_user, v_type, a->>'content', v_reply_to,
+                           v_mentions, v_files, a->>'client_id', NULL, a);
 
     RETURN NEXT chat.answer(201, chat.message_json(p.msg, p_user)::text);
     RETURN QUERY SELECT * FROM unnest(p.events);
