@@ -355,6 +355,7 @@ typedef void (*ngx_chat_redis_reply_pt)(void *reply, void *data);
 ngx_int_t ngx_chat_redis_command(int argc, const char **argv,
     const size_t *lens, ngx_chat_redis_reply_pt handler, void *data);
 ngx_uint_t ngx_chat_redis_up(void);
+void ngx_chat_redis_links(ngx_uint_t *publisher, ngx_uint_t *subscriber);
 
 
 /*

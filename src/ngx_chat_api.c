@@ -563,6 +563,8 @@ ngx_chat_api_health(ngx_http_request_t *r)
 {
     ngx_int_t            rc;
     ngx_str_t            body;
+    ngx_uint_t           pub, sub, redis;
+    const char          *status;
     ngx_chat_pg_stats_t  st;
 
     rc = ngx_http_discard_request_body(r);
@@ -576,7 +578,22 @@ ngx_chat_api_health(ngx_http_request_t *r)
 
     ngx_chat_pg_stats(ngx_chat_worker.pg, &st);
 
-    body.data = ngx_pnalloc(r->pool, 256);
+    /*
+     * Without Postgres nothing can be served: 503.  Without Redis the REST
+     * API works and live delivery waits for it: "degraded", still 200.
+     */
+    redis = (ngx_chat_worker.conf->redis.host.data != NULL);
+    pub = 0;
+    sub = 0;
+
+    if (redis) {
+        ngx_chat_redis_links(&pub, &sub);
+    }
+
+    status = !st.ready ? "unavailable"
+             : (redis && !(pub && sub)) ? "degraded" : "ok";
+
+    body.data = ngx_pnalloc(r->pool, 320);
     if (body.data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -585,10 +602,15 @@ ngx_chat_api_health(ngx_http_request_t *r)
                            "{\"status\":\"%s\",\"version\":\"%s\","
                            "\"pid\":%P,\"postgres\":{\"connections\":%ui,"
                            "\"ready\":%ui,\"busy\":%ui,\"waiting\":%ui,"
-                           "\"queue_max\":%ui}}",
-                           st.ready ? "ok" : "unavailable", NGX_CHAT_VERSION,
+                           "\"queue_max\":%ui},\"redis\":%s%s%s%s%s}",
+                           status, NGX_CHAT_VERSION,
                            ngx_pid, st.connections, st.ready, st.busy,
-                           st.waiting, st.queue_max)
+                           st.waiting, st.queue_max,
+                           redis ? "{\"publisher\":\"" : "null",
+                           redis ? (pub ? "up" : "down") : "",
+                           redis ? "\",\"subscriber\":\"" : "",
+                           redis ? (sub ? "up" : "down") : "",
+                           redis ? "\"}" : "")
                - body.data;
 
     return ngx_chat_http_send(r, st.ready ? 200 : 503, &body);

@@ -187,6 +187,16 @@ ngx_chat_redis_up(void)
 }
 
 
+/* whether each link is up, for GET health */
+
+void
+ngx_chat_redis_links(ngx_uint_t *publisher, ngx_uint_t *subscriber)
+{
+    *publisher = ngx_chat_redis.pub.connected;
+    *subscriber = ngx_chat_redis.sub.connected;
+}
+
+
 /*
  * PUBLISH <prefix><channel> <msg>; queued while Redis is away.  What waits
  * goes first, so that events of a channel keep their order.
