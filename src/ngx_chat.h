@@ -117,6 +117,7 @@ typedef struct {
     ngx_chat_files_conf_t        files;
     ngx_chat_limit_conf_t        limit;
     ngx_chat_webhook_conf_t      webhook;
+    ngx_shm_zone_t              *metrics;    /* chat_metrics; NULL: none */
     ngx_uint_t                   max[NGX_CHAT_MAX_KINDS];  /* chat_max */
     ngx_array_t                 *filters;    /* chat_filter; NULL: none */
     ngx_chat_limits_t            limits;
@@ -243,6 +244,7 @@ struct ngx_chat_pg_query_s {
     const char                  *params[NGX_CHAT_PG_MAX_PARAMS];
     ngx_chat_pg_handler_pt       handler;
     void                        *data;
+    ngx_msec_t                   sent;       /* when: for the metrics */
     ngx_chat_pg_pool_t          *pool;       /* it was sent to */
     ngx_chat_pg_conn_t          *conn;       /* it runs there */
     unsigned                     waiting:1;
@@ -665,6 +667,75 @@ ngx_int_t ngx_chat_presence_typing_rate(ngx_chat_identity_t *id);
 void ngx_chat_retention_tick(void);
 
 
+/* core: metrics (chat_metrics) */
+
+typedef enum {
+    NGX_CHAT_M_WS_OPENED = 0,
+    NGX_CHAT_M_WS_FRAMES_IN,
+    NGX_CHAT_M_WS_FRAMES_OUT,
+    NGX_CHAT_M_WS_BYTES_IN,
+    NGX_CHAT_M_WS_BYTES_OUT,
+    NGX_CHAT_M_REST_REQUESTS,
+    NGX_CHAT_M_MESSAGES,
+    NGX_CHAT_M_DELIVERIES,
+    NGX_CHAT_M_ACKS,
+    NGX_CHAT_M_PG_QUERIES,
+    NGX_CHAT_M_PG_RECONNECTS,
+    NGX_CHAT_M_REDIS_RECONNECTS,
+    NGX_CHAT_M_UPLOADS,
+    NGX_CHAT_M_UPLOAD_BYTES,
+    NGX_CHAT_M_OUTBOX_SENT,
+    NGX_CHAT_M_OUTBOX_FAILED,
+    NGX_CHAT_M_COUNT
+} ngx_chat_metric_e;
+
+typedef enum {
+    NGX_CHAT_G_WS = 0,
+    NGX_CHAT_G_PG_BUSY,
+    NGX_CHAT_G_PG_WAITING,
+    NGX_CHAT_G_REDIS_UP,
+    NGX_CHAT_G_COUNT
+} ngx_chat_gauge_e;
+
+#define NGX_CHAT_METRICS_STATUSES  15
+#define NGX_CHAT_METRICS_BUCKETS   12
+
+extern ngx_atomic_t  *ngx_chat_metric_counters;
+extern ngx_atomic_t  *ngx_chat_metric_gauges;
+
+/* statements: nothing without a chat_metrics location */
+
+#define ngx_chat_metric_add(m, n)                                             \
+    do {                                                                      \
+        if (ngx_chat_metric_counters) {                                       \
+            (void) ngx_atomic_fetch_add(&ngx_chat_metric_counters[m], n);     \
+        }                                                                     \
+    } while (0)
+
+#define ngx_chat_gauge_add(g, n)                                              \
+    do {                                                                      \
+        if (ngx_chat_metric_gauges) {                                         \
+            (void) ngx_atomic_fetch_add(&ngx_chat_metric_gauges[g], n);       \
+        }                                                                     \
+    } while (0)
+
+#define ngx_chat_gauge_set(g, v)                                              \
+    do {                                                                      \
+        if (ngx_chat_metric_gauges) {                                         \
+            ngx_chat_metric_gauges[g] = (ngx_atomic_uint_t) (v);              \
+        }                                                                     \
+    } while (0)
+
+char *ngx_chat_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_chat_metrics_init_worker(ngx_cycle_t *cycle,
+    ngx_shm_zone_t *zone);
+ngx_int_t ngx_chat_metrics_handler(ngx_http_request_t *r);
+void ngx_chat_metrics_status(ngx_uint_t status);
+void ngx_chat_metrics_limited(ngx_uint_t kind);
+void ngx_chat_metrics_pg_query(ngx_msec_t ms);
+
+
 /* core: rate limits in shared memory */
 
 char *ngx_chat_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
@@ -889,6 +960,7 @@ struct ngx_chat_session_s {
     unsigned                     started:1;
     unsigned                     resuming:1;
     unsigned                     counted:1;  /* in the presence zone */
+    unsigned                     metered:1;  /* in the ws_connections gauge */
     unsigned                     paused:1;   /* catch-up waits for writes */
     unsigned                     resync:1;   /* memberships to read again */
     unsigned                     recatch:1;  /* follows came before them */

@@ -46,6 +46,12 @@ ngx_chat_action_start(ngx_chat_call_t *call)
         return NGX_ERROR;
     }
 
+    if (call->stmt == NGX_CHAT_SQL_MESSAGE_SEND
+        || call->stmt == NGX_CHAT_SQL_MESSAGE_FORWARD)
+    {
+        ngx_chat_metric_add(NGX_CHAT_M_MESSAGES, 1);
+    }
+
     if (ngx_chat_worker.conf->filters
         && ngx_chat_action_filter(call) != NGX_OK)
     {

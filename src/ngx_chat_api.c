@@ -49,6 +49,8 @@ ngx_chat_api_handler(ngx_http_request_t *r)
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
 
+    ngx_chat_metric_add(NGX_CHAT_M_REST_REQUESTS, 1);
+
     /* chat_cors_origins: the headers of any answer, or the preflight's */
     rc = ngx_chat_cors(r, lcf->cors);
     if (rc != NGX_DECLINED) {

@@ -388,6 +388,8 @@ ngx_chat_http_error_retry(ngx_http_request_t *r, ngx_uint_t status,
     u_char     *p;
     ngx_str_t   body, value;
 
+    ngx_chat_metrics_status(status);
+
     /*
      * A body not read yet must not be taken for the next request of a
      * keep-alive connection: it goes first (a no-op once it was read).

@@ -46,6 +46,7 @@ static void ngx_chat_limit_insert(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static ngx_int_t ngx_chat_limit_lookup(ngx_chat_limit_ctx_t *ctx,
     ngx_chat_limit_rule_t *rule, u_char *key, size_t len, time_t *retry);
+static ngx_int_t ngx_chat_limit_counted(ngx_uint_t kind, ngx_int_t rc);
 static ngx_chat_limit_node_t *ngx_chat_limit_find(ngx_chat_limit_ctx_t *ctx,
     u_char *key, size_t len, uint32_t hash);
 static void ngx_chat_limit_expire(ngx_chat_limit_ctx_t *ctx, ngx_uint_t n);
@@ -326,8 +327,10 @@ ngx_chat_limit_user(ngx_uint_t kind, ngx_chat_identity_t *id, time_t *retry)
                      + 1, id->user.data, id->user.len) - key;
     key[1 + id->tenant.len] = '\n';
 
-    return ngx_chat_limit_lookup(lcf->zone->data, &lcf->rules[kind], key, len,
-                                 retry);
+    return ngx_chat_limit_counted(kind,
+                                  ngx_chat_limit_lookup(lcf->zone->data,
+                                                        &lcf->rules[kind],
+                                                        key, len, retry));
 }
 
 
@@ -351,8 +354,23 @@ ngx_chat_limit_address(ngx_uint_t kind, ngx_connection_t *c, time_t *retry)
     key[0] = (u_char) kind;
     len = ngx_cpymem(key + 1, c->addr_text.data, c->addr_text.len) - key;
 
-    return ngx_chat_limit_lookup(lcf->zone->data, &lcf->rules[kind], key, len,
-                                 retry);
+    return ngx_chat_limit_counted(kind,
+                                  ngx_chat_limit_lookup(lcf->zone->data,
+                                                        &lcf->rules[kind],
+                                                        key, len, retry));
+}
+
+
+/* a refusal is counted for the metrics */
+
+static ngx_int_t
+ngx_chat_limit_counted(ngx_uint_t kind, ngx_int_t rc)
+{
+    if (rc == NGX_BUSY) {
+        ngx_chat_metrics_limited(kind);
+    }
+
+    return rc;
 }
 
 

@@ -23,6 +23,7 @@ static char *ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_chat_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static void ngx_chat_tick_gauges(void);
 static ngx_int_t ngx_chat_pg_settings(ngx_conf_t *cf,
     ngx_chat_main_conf_t *mcf);
 static char *ngx_chat_max(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
@@ -193,6 +194,13 @@ static ngx_command_t  ngx_chat_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
       ngx_chat_presence_zone,
       NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_chat_metrics_directive,
+      0,
       0,
       NULL },
 
@@ -1589,6 +1597,12 @@ ngx_chat_init_process(ngx_cycle_t *cycle)
 
     mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_chat_module);
 
+    if (mcf && mcf->metrics
+        && ngx_chat_metrics_init_worker(cycle, mcf->metrics) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     if (mcf == NULL || mcf->locations == 0) {
         return NGX_OK;
     }
@@ -1676,6 +1690,33 @@ ngx_chat_redis_publisher_up(void)
  * worker, and the tick waits for them to go.
  */
 
+/* the gauges that are read, not counted: once a tick */
+
+static void
+ngx_chat_tick_gauges(void)
+{
+    ngx_uint_t           pub, sub;
+    ngx_chat_pg_stats_t  st;
+
+    if (ngx_chat_metric_gauges == NULL) {
+        return;
+    }
+
+    ngx_chat_pg_stats(ngx_chat_worker.pg, &st);
+    ngx_chat_gauge_set(NGX_CHAT_G_PG_BUSY, st.busy);
+    ngx_chat_gauge_set(NGX_CHAT_G_PG_WAITING, st.waiting);
+
+    pub = 0;
+    sub = 0;
+
+    if (ngx_chat_worker.conf->redis.host.data) {
+        ngx_chat_redis_links(&pub, &sub);
+    }
+
+    ngx_chat_gauge_set(NGX_CHAT_G_REDIS_UP, pub + sub);
+}
+
+
 static void
 ngx_chat_tick(ngx_event_t *ev)
 {
@@ -1699,6 +1740,7 @@ ngx_chat_tick(ngx_event_t *ev)
     ngx_chat_fanout_expire();
     ngx_chat_retention_tick();
     ngx_chat_outbox_tick();
+    ngx_chat_tick_gauges();
 
     if (++ngx_chat_ticks % NGX_CHAT_REPORT_TICKS == 0) {
         ngx_chat_fanout_report();

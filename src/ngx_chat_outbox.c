@@ -259,9 +259,11 @@ ngx_chat_outbox_posted(void *data, ngx_uint_t status, time_t retry,
 
     if (status >= 200 && status < 300) {
         d->outcome = "sent";
+        ngx_chat_metric_add(NGX_CHAT_M_OUTBOX_SENT, 1);
 
     } else {
         d->outcome = "failed";
+        ngx_chat_metric_add(NGX_CHAT_M_OUTBOX_FAILED, 1);
         *ngx_sprintf(d->retry, "%T", retry) = '\0';
 
         d->error = ngx_pnalloc(d->pool, 64);

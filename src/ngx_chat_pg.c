@@ -185,6 +185,7 @@ ngx_chat_pg_send(ngx_chat_pg_pool_t *pool, ngx_chat_pg_query_t *q)
     q->pool = pool;
     q->conn = NULL;
     q->waiting = 0;
+    q->sent = ngx_current_msec;
 
     while (!ngx_queue_empty(&pool->idle)) {
         link = ngx_queue_head(&pool->idle);
@@ -773,6 +774,7 @@ ngx_chat_pg_read_result(ngx_chat_pg_conn_t *pc)
 
     if (q) {
         q->conn = NULL;
+        ngx_chat_metrics_pg_query(ngx_current_msec - q->sent);
         q->handler(q, res);
     }
 
@@ -869,6 +871,9 @@ ngx_chat_pg_broken(ngx_chat_pg_conn_t *pc, const char *what)
 {
     size_t       len;
     const char  *msg;
+
+    /* it will be opened again */
+    ngx_chat_metric_add(NGX_CHAT_M_PG_RECONNECTS, 1);
 
     msg = pc->pg ? PQerrorMessage(pc->pg) : "out of memory";
     len = ngx_strlen(msg);

@@ -671,6 +671,9 @@ ngx_chat_redis_lost(ngx_chat_redis_link_t *link)
 {
     link->owed = 0;
 
+    /* it will be connected again */
+    ngx_chat_metric_add(NGX_CHAT_M_REDIS_RECONNECTS, 1);
+
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_chat_redis.log, 0,
                    "chat redis: %s link down, retry in %M ms", link->name,
                    link->backoff ? ngx_min(link->backoff * 2,

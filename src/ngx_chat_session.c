@@ -258,6 +258,7 @@ ngx_chat_session_admit(ngx_http_request_t *r, ngx_chat_session_t *s)
         /* one must close first: a guess at when */
         retry = 5;
         why = "too many connections of this user (chat_limit connections)";
+        ngx_chat_metrics_limited(NGX_CHAT_LIMIT_CONNECTIONS);
 
     } else if (ngx_chat_limit_address(NGX_CHAT_LIMIT_ADDRESSES, r->connection,
                                       &retry)
@@ -342,6 +343,10 @@ ngx_chat_session_open(ngx_chat_session_t *s)
 
     /* a zone that is full leaves the user offline, the connection works */
     s->counted = (ngx_chat_presence_connection(&s->id, 1) == NGX_OK);
+
+    ngx_chat_metric_add(NGX_CHAT_M_WS_OPENED, 1);
+    ngx_chat_gauge_add(NGX_CHAT_G_WS, 1);
+    s->metered = 1;
 
     s->start_by = ngx_current_msec + ngx_chat_worker.conf->ws.start_grace;
 
@@ -1116,6 +1121,8 @@ ngx_chat_session_event(ngx_chat_follower_t *f, ngx_chat_event_t *ev)
     ngx_chat_held_t     *held;
     ngx_chat_session_t  *s;
 
+    ngx_chat_metric_add(NGX_CHAT_M_DELIVERIES, 1);
+
     s = ngx_chat_session_of(f);
 
     if (s->started && s->loaded) {
@@ -1273,6 +1280,11 @@ ngx_chat_session_closed(ngx_chat_ws_t *ws)
     if (s->counted) {
         (void) ngx_chat_presence_connection(&s->id, -1);
         s->counted = 0;
+    }
+
+    if (s->metered) {
+        ngx_chat_gauge_add(NGX_CHAT_G_WS, -1);
+        s->metered = 0;
     }
 
     while (!ngx_queue_empty(&s->held)) {
@@ -1869,10 +1881,12 @@ ngx_chat_session_call_done(ngx_chat_call_t *call)
             }
 
             ngx_chat_session_reply(s, wc->req, "ack", &fields);
+            ngx_chat_metric_add(NGX_CHAT_M_ACKS, 1);
         }
 
     } else {
         ngx_chat_session_reply(s, wc->req, "ack", NULL);
+        ngx_chat_metric_add(NGX_CHAT_M_ACKS, 1);
     }
 
     ngx_chat_session_call_free(wc);
@@ -1951,6 +1965,8 @@ ngx_chat_session_error_retry(ngx_chat_session_t *s, json_t *req,
     u_char     *buf, *p;
     size_t      size;
     ngx_str_t   fields;
+
+    ngx_chat_metrics_status(status);
 
     size = sizeof("\"error\":") - 1 + ngx_chat_error_object_len(text, len);
 

@@ -856,6 +856,9 @@ ngx_chat_upload_store(ngx_chat_upload_t *up, ngx_chat_upload_file_t *f)
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, up->request->connection->log, 0,
                    "chat upload: file %L stored as %s", f->id, f->sha256);
 
+    ngx_chat_metric_add(NGX_CHAT_M_UPLOADS, 1);
+    ngx_chat_metric_add(NGX_CHAT_M_UPLOAD_BYTES, f->size);
+
     return NGX_OK;
 }
 

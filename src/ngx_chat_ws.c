@@ -681,6 +681,8 @@ ngx_chat_ws_frame(void *data, ngx_chat_ws_read_t *ev)
 
     case NGX_CHAT_WS_READ_MESSAGE:
         if (!ws->closing) {
+            ngx_chat_metric_add(NGX_CHAT_M_WS_FRAMES_IN, 1);
+            ngx_chat_metric_add(NGX_CHAT_M_WS_BYTES_IN, ev->len);
             ws->handlers->message(ws, ev->data, ev->len);
         }
         return;
@@ -788,6 +790,9 @@ ngx_chat_ws_send(ngx_chat_ws_t *ws, ngx_chat_event_t *ev)
     *ws->out_last = &out->cl;
     ws->out_last = &out->cl.next;
     ws->out_bytes += ev->len;
+
+    ngx_chat_metric_add(NGX_CHAT_M_WS_FRAMES_OUT, 1);
+    ngx_chat_metric_add(NGX_CHAT_M_WS_BYTES_OUT, ev->len);
 
     if (ws->request == NULL && c->write->ready && !c->write->posted) {
         ngx_post_event(c->write, &ngx_posted_events);
