@@ -220,7 +220,8 @@ ngx_chat_limit_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
     ngx_chat_limit_ctx_t  *octx = data;
 
-    size_t                 len;
+    void                  *sh;
+    ngx_int_t              rc;
     ngx_chat_limit_ctx_t  *ctx;
 
     ctx = shm_zone->data;
@@ -231,33 +232,17 @@ ngx_chat_limit_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_OK;
     }
 
-    ctx->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    rc = ngx_chat_zone_init(shm_zone, sizeof(ngx_chat_limit_sh_t), "limit",
+                            &sh, &ctx->shpool);
+    ctx->sh = sh;
 
-    if (shm_zone->shm.exists) {
-        ctx->sh = ctx->shpool->data;
-        return NGX_OK;
+    if (rc != NGX_OK) {
+        return (rc == NGX_DONE) ? NGX_OK : NGX_ERROR;
     }
-
-    ctx->sh = ngx_slab_alloc(ctx->shpool, sizeof(ngx_chat_limit_sh_t));
-    if (ctx->sh == NULL) {
-        return NGX_ERROR;
-    }
-
-    ctx->shpool->data = ctx->sh;
 
     ngx_rbtree_init(&ctx->sh->rbtree, &ctx->sh->sentinel,
                     ngx_chat_limit_insert);
     ngx_queue_init(&ctx->sh->lru);
-
-    len = sizeof(" in chat limit zone \"\"") + shm_zone->shm.name.len;
-
-    ctx->shpool->log_ctx = ngx_slab_alloc(ctx->shpool, len);
-    if (ctx->shpool->log_ctx == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(ctx->shpool->log_ctx, " in chat limit zone \"%V\"%Z",
-                &shm_zone->shm.name);
 
     return NGX_OK;
 }

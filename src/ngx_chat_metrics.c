@@ -136,17 +136,17 @@ ngx_chat_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_chat_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
+    void             *sh;
     ngx_slab_pool_t  *shpool;
 
-    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
-
-    if (data || shm_zone->shm.exists) {
+    if (data) {
         return NGX_OK;
     }
 
-    shpool->data = ngx_slab_calloc(shpool, sizeof(ngx_chat_metrics_sh_t));
-
-    return shpool->data ? NGX_OK : NGX_ERROR;
+    /* zeroed when new: every count starts at 0 */
+    return (ngx_chat_zone_init(shm_zone, sizeof(ngx_chat_metrics_sh_t),
+                               "metrics", &sh, &shpool)
+            == NGX_ERROR) ? NGX_ERROR : NGX_OK;
 }
 
 

@@ -204,7 +204,8 @@ ngx_chat_presence_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
     ngx_chat_presence_ctx_t  *octx = data;
 
-    size_t                    len;
+    void                     *sh;
+    ngx_int_t                 rc;
     ngx_uint_t                i;
     ngx_chat_presence_ctx_t  *ctx;
 
@@ -216,19 +217,13 @@ ngx_chat_presence_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_OK;
     }
 
-    ctx->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    rc = ngx_chat_zone_init(shm_zone, sizeof(ngx_chat_presence_sh_t),
+                            "presence", &sh, &ctx->shpool);
+    ctx->sh = sh;
 
-    if (shm_zone->shm.exists) {
-        ctx->sh = ctx->shpool->data;
-        return NGX_OK;
+    if (rc != NGX_OK) {
+        return (rc == NGX_DONE) ? NGX_OK : NGX_ERROR;
     }
-
-    ctx->sh = ngx_slab_alloc(ctx->shpool, sizeof(ngx_chat_presence_sh_t));
-    if (ctx->sh == NULL) {
-        return NGX_ERROR;
-    }
-
-    ctx->shpool->data = ctx->sh;
 
     ngx_rbtree_init(&ctx->sh->rbtree, &ctx->sh->sentinel,
                     ngx_chat_presence_insert);
@@ -241,16 +236,6 @@ ngx_chat_presence_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     /* the module says itself when the zone is full */
     ctx->shpool->log_nomem = 0;
-
-    len = sizeof(" in chat presence zone \"\"") + shm_zone->shm.name.len;
-
-    ctx->shpool->log_ctx = ngx_slab_alloc(ctx->shpool, len);
-    if (ctx->shpool->log_ctx == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(ctx->shpool->log_ctx, " in chat presence zone \"%V\"%Z",
-                &shm_zone->shm.name);
 
     return NGX_OK;
 }
