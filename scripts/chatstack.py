@@ -138,7 +138,7 @@ class Postgres:
         # TCP on loopback only: a socket file's path is limited to 107
         # bytes, which a deep checkout would pass
         opts = (f'-p {self.port} -c listen_addresses=127.0.0.1 '
-                f"-c unix_socket_directories='' -c max_connections=200")
+                f"-c unix_socket_directories='' -c max_connections=400")
         if not self.durable:
             # tests trade crash safety of the machine for speed
             opts += ' -c fsync=off -c synchronous_commit=off'

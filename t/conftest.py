@@ -123,6 +123,18 @@ def stack():
     _remove_old_runs()
 
 
+@pytest.fixture(scope='module', autouse=True)
+def _module_nginxes(stack):
+    """The nginx instances a test module started on the shared stack stop
+    with the module: each holds Postgres connections (workers x pool)."""
+    before = len(stack.nginxes)
+    yield
+    extra = stack.nginxes[before:]
+    del stack.nginxes[before:]
+    for ng in extra:
+        ng.stop()
+
+
 @pytest.fixture
 def tenant(stack):
     return Tenant(stack, stack.main)
