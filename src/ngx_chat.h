@@ -667,13 +667,16 @@ ngx_int_t ngx_chat_presence_typing_rate(ngx_chat_identity_t *id);
 void ngx_chat_retention_tick(void);
 
 
-/* core: the start of a shared zone of ours */
+/*
+ * transport: the start of a shared zone of ours, and the metrics: every
+ * layer counts into them, and they call nothing above
+ */
 
 ngx_int_t ngx_chat_zone_init(ngx_shm_zone_t *shm_zone, size_t size,
     const char *what, void **sh, ngx_slab_pool_t **shpool);
 
 
-/* core: metrics (chat_metrics) */
+/* transport: metrics (chat_metrics) */
 
 typedef enum {
     NGX_CHAT_M_WS_OPENED = 0,
