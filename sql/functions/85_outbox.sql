@@ -7,7 +7,9 @@
 
 -- Who hears of a new message while away: the other member of a direct
 -- conversation, who it mentions, the author of what it replies to; not
--- the sender, nor a member who muted the conversation.
+-- the sender, nor a member who muted the conversation.  The window opens
+-- with a user's first waiting row: later rows take its due time, so what
+-- comes within the window goes as one delivery however slowly it came.
 CREATE FUNCTION chat.outbox_add(c chat.conversations, msg chat.messages)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
@@ -21,7 +23,11 @@ BEGIN
     INSERT INTO chat.outbox (tenant_id, user_id, conversation_id,
                              message_id, seq, reason, due_at)
     SELECT c.tenant_id, r.user_id, c.id, msg.id, msg.seq, r.reason,
-           now() + make_interval(secs => v_window)
+           coalesce((SELECT min(w.due_at) FROM chat.outbox w
+                      WHERE w.tenant_id = c.tenant_id
+                        AND w.user_id = r.user_id
+                        AND w.batch IS NULL AND w.due_at > now()),
+                    now() + make_interval(secs => v_window))
       FROM (SELECT DISTINCT ON (x.user_id) x.user_id, x.reason
               FROM (SELECT m.user_id, 'direct' AS reason, 1 AS rank
                       FROM chat.members m
@@ -57,6 +63,16 @@ BEGIN
        AND (o.leased_until IS NULL OR o.leased_until < now())
      ORDER BY o.due_at
      LIMIT 50 * p_users
+       FOR UPDATE SKIP LOCKED;
+
+    -- a user's rows not yet due go with the due ones: one delivery
+    -- rather than a second one a moment later
+    INSERT INTO outbox_claimed
+    SELECT o.id FROM chat.outbox o
+     WHERE o.batch IS NULL AND o.due_at > now()
+       AND (o.tenant_id, o.user_id) IN
+           (SELECT x.tenant_id, x.user_id FROM chat.outbox x
+              JOIN outbox_claimed k ON k.id = x.id)
        FOR UPDATE SKIP LOCKED;
 
     -- seen, gone, or out of reach: nothing to say
