@@ -90,6 +90,7 @@ struct ngx_chat_pg_pool_s {
 
 
 static void ngx_chat_pg_connect(ngx_chat_pg_conn_t *pc);
+static void ngx_chat_pg_notice(void *arg, const PGresult *res);
 static void ngx_chat_pg_timer_handler(ngx_event_t *ev);
 static void ngx_chat_pg_event_handler(ngx_event_t *ev);
 static void ngx_chat_pg_poll_connect(ngx_chat_pg_conn_t *pc);
@@ -381,6 +382,8 @@ ngx_chat_pg_connect(ngx_chat_pg_conn_t *pc)
         return;
     }
 
+    (void) PQsetNoticeReceiver(pc->pg, ngx_chat_pg_notice, pc);
+
     pc->state = NGX_CHAT_PG_CONNECTING;
     pool->nconnecting++;
 
@@ -396,6 +399,59 @@ ngx_chat_pg_connect(ngx_chat_pg_conn_t *pc)
     }
 
     ngx_add_timer(&pc->timer, pool->conf->timeout);
+}
+
+
+/*
+ * What the server says besides results (a function's RAISE NOTICE or
+ * WARNING, "relation already exists, skipping"): libpq's default prints it
+ * to stderr, which reaches the error log as a raw line with no time, level
+ * or worker.  Here it goes through nginx's log at the level it names.
+ */
+
+static void
+ngx_chat_pg_notice(void *arg, const PGresult *res)
+{
+    char                *severity, *message, *sqlstate;
+    size_t               len;
+    ngx_uint_t           level;
+    ngx_chat_pg_conn_t  *pc;
+
+    pc = arg;
+    severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    message = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+    if (severity == NULL) {
+        severity = "NOTICE";
+    }
+
+    if (message == NULL) {
+        message = PQresultErrorMessage(res);
+    }
+
+    len = ngx_strlen(message);
+    while (len && (message[len - 1] == '\n' || message[len - 1] == ' ')) {
+        len--;
+    }
+
+    if (ngx_strcmp(severity, "WARNING") == 0) {
+        level = NGX_LOG_WARN;
+
+    } else if (ngx_strncmp(severity, "DEBUG", 5) == 0) {
+        level = NGX_LOG_DEBUG;
+
+    } else if (ngx_strcmp(severity, "NOTICE") == 0) {
+        level = NGX_LOG_NOTICE;
+
+    } else {
+        level = NGX_LOG_INFO;
+    }
+
+    ngx_log_error(level, pc->pool->log, 0,
+                  "chat pg: connection %ui: postgres %s %s: %*s",
+                  (ngx_uint_t) (pc - pc->pool->conns), severity,
+                  sqlstate ? sqlstate : "-", len, message);
 }
 
 

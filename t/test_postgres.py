@@ -11,6 +11,7 @@ waits in Postgres for as long as the test wants.
 
 import concurrent.futures
 import pathlib
+import re
 import threading
 import time
 
@@ -452,3 +453,36 @@ def test_a_conninfo_whose_first_host_refuses_is_served_promptly(stack,
         assert alerts == []
     finally:
         ng.stop()
+
+
+# (f) what Postgres says besides results
+
+def test_postgres_notices_go_to_the_error_log_in_nginx_format(stack, tenant):
+    # a WARNING raised inside the module's own query reaches the error log
+    # as an nginx line (time, level, pid, the connection), never as the raw
+    # "WARNING:  ..." line libpq's default prints to stderr
+    marker = 'notice-' + tenant.name
+    stack.query(f"""
+        CREATE FUNCTION chat.t_warn() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.content = '{marker}' THEN
+                RAISE WARNING 'seen %%', NEW.content;
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER t_warn AFTER INSERT ON chat.messages
+            FOR EACH ROW EXECUTE FUNCTION chat.t_warn();""")
+    try:
+        alice = tenant.client('alice')
+        cid = group(alice)
+        r = alice.post(f'conversations/{cid}/messages', {'content': marker})
+        assert r.status == 201, r
+    finally:
+        stack.query('DROP TRIGGER t_warn ON chat.messages;'
+                    'DROP FUNCTION chat.t_warn();')
+    lines = [line for line in stack.main.log_text().splitlines()
+             if marker in line]
+    assert len(lines) == 1, lines
+    assert re.match(r'\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[warn\] \d+#\d+: '
+                    r'chat pg: connection \d+: postgres WARNING 01000: '
+                    rf'seen {marker}$', lines[0]), lines[0]
