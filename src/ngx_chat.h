@@ -358,6 +358,7 @@ ngx_int_t ngx_chat_redis_command(int argc, const char **argv,
     const size_t *lens, ngx_chat_redis_reply_pt handler, void *data);
 ngx_uint_t ngx_chat_redis_up(void);
 void ngx_chat_redis_links(ngx_uint_t *publisher, ngx_uint_t *subscriber);
+size_t ngx_chat_redis_pending(void);
 
 
 /*
@@ -703,6 +704,7 @@ typedef enum {
     NGX_CHAT_G_PG_BUSY,
     NGX_CHAT_G_PG_WAITING,
     NGX_CHAT_G_REDIS_UP,
+    NGX_CHAT_G_REDIS_PENDING,
     NGX_CHAT_G_COUNT
 } ngx_chat_gauge_e;
 

@@ -70,6 +70,7 @@ static const struct {
     { "pg_busy", "Postgres connections running a query" },
     { "pg_waiting", "queries waiting for a Postgres connection" },
     { "redis_links_up", "Redis links up (publisher, subscriber)" },
+    { "redis_pending_bytes", "bytes of publishes waiting for Redis" },
 };
 
 
@@ -93,6 +94,10 @@ static const char  *ngx_chat_limit_names[NGX_CHAT_LIMIT_KINDS] = {
 static ngx_int_t ngx_chat_metrics_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static u_char *ngx_chat_metrics_render(u_char *p, u_char *last);
+static u_char *ngx_chat_metrics_zones(u_char *p, u_char *last,
+    ngx_uint_t used);
+static u_char *ngx_chat_metrics_label(u_char *p, u_char *last,
+    ngx_str_t *value);
 
 
 /* chat_metrics; (a location) */
@@ -374,6 +379,86 @@ ngx_chat_metrics_render(u_char *p, u_char *last)
 
         p = ngx_slprintf(p, last, "ngx_chat_%s %uA\n",
                          ngx_chat_gauge_names[j].name, sum);
+    }
+
+    p = ngx_chat_metrics_head(p, last, "zone_size_bytes", "gauge",
+                              "pages of the module's shared zones");
+    p = ngx_chat_metrics_zones(p, last, 0);
+
+    p = ngx_chat_metrics_head(p, last, "zone_used_bytes", "gauge",
+                              "pages of the module's shared zones in use");
+
+    return ngx_chat_metrics_zones(p, last, 1);
+}
+
+
+/*
+ * The zones of this module (presence, limits, these metrics), read from
+ * the cycle's list by their tag: each slab pool counts its free pages.
+ * Read without the zone's lock: a gauge may be a moment old.
+ */
+
+static u_char *
+ngx_chat_metrics_zones(u_char *p, u_char *last, ngx_uint_t used)
+{
+    ngx_uint_t        i, pages;
+    ngx_list_part_t  *part;
+    ngx_shm_zone_t   *zone;
+    ngx_slab_pool_t  *pool;
+
+    part = &((ngx_cycle_t *) ngx_cycle)->shared_memory.part;
+    zone = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            zone = part->elts;
+            i = 0;
+        }
+
+        if (zone[i].tag != &ngx_chat_module || zone[i].shm.addr == NULL) {
+            continue;
+        }
+
+        pool = (ngx_slab_pool_t *) zone[i].shm.addr;
+        pages = pool->last - pool->pages;
+
+        if (used) {
+            pages -= ngx_min(pool->pfree, pages);
+        }
+
+        p = ngx_slprintf(p, last, "ngx_chat_zone_%s_bytes{zone=\"",
+                         used ? "used" : "size");
+        p = ngx_chat_metrics_label(p, last, &zone[i].shm.name);
+        p = ngx_slprintf(p, last, "\"} %ui\n", pages * ngx_pagesize);
+    }
+
+    return p;
+}
+
+
+/* a label's value as the text format escapes it: \\, \" and \n */
+
+static u_char *
+ngx_chat_metrics_label(u_char *p, u_char *last, ngx_str_t *value)
+{
+    u_char  *s, *end;
+
+    end = value->data + value->len;
+
+    for (s = value->data; s < end && last - p >= 2; s++) {
+        if (*s == '\\' || *s == '"' || *s == '\n') {
+            *p++ = '\\';
+            *p++ = (*s == '\n') ? 'n' : *s;
+
+        } else {
+            *p++ = *s;
+        }
     }
 
     return p;

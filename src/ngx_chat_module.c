@@ -1714,6 +1714,7 @@ ngx_chat_tick_gauges(void)
     }
 
     ngx_chat_gauge_set(NGX_CHAT_G_REDIS_UP, pub + sub);
+    ngx_chat_gauge_set(NGX_CHAT_G_REDIS_PENDING, ngx_chat_redis_pending());
 }
 
 

@@ -32,6 +32,7 @@
 
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
+#include <hiredis/sds.h>
 #include <sys/ioctl.h>
 
 
@@ -194,6 +195,29 @@ ngx_chat_redis_links(ngx_uint_t *publisher, ngx_uint_t *subscriber)
 {
     *publisher = ngx_chat_redis.pub.connected;
     *subscriber = ngx_chat_redis.sub.connected;
+}
+
+
+/*
+ * Bytes that wait for Redis, for the metrics: the queue of publishes
+ * kept while it is away, and what the publishing connection has not
+ * written yet (a Redis that reads slowly).
+ */
+
+size_t
+ngx_chat_redis_pending(void)
+{
+    size_t              n;
+    redisAsyncContext  *ac;
+
+    n = ngx_chat_redis.pending_bytes;
+    ac = ngx_chat_redis.pub.ac;
+
+    if (ac && ac->c.obuf) {
+        n += sdslen(ac->c.obuf);
+    }
+
+    return n;
 }
 
 

@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+import chatstack
+from conftest import Tenant
 from wsclient import ChatWS
 
 NAME = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*$')
@@ -76,21 +78,25 @@ def value(families, name, **labels):
     return samples[key]
 
 
-@pytest.fixture(scope='module')
-def metered(stack):
-    ng = stack.nginx(name='metrics', start=False, EXTRA='', WS_EXTRA='')
+def metered_nginx(stack, name):
+    ng = stack.nginx(name=name, start=False, EXTRA='', WS_EXTRA='')
     # the location goes beside the others, allowed from loopback only
     conf = ng.template.read_text().replace(
         '        location = /ws/chat {',
         '        location = /metrics {\n            chat_metrics;\n'
         '            allow 127.0.0.1;\n            deny all;\n        }\n\n'
         '        location = /ws/chat {', 1)
-    path = stack.root / 'metrics.conf'
+    path = stack.root / f'{name}.conf'
     path.write_text(conf)
     ng.template = path
     ng.start()
     ng.wait_ready()
     return ng
+
+
+@pytest.fixture(scope='module')
+def metered(stack):
+    return metered_nginx(stack, 'metrics')
 
 
 def scrape(ng):
@@ -114,8 +120,22 @@ def test_the_format_is_strictly_prometheus(metered):
                  'ngx_chat_messages_sent_total', 'ngx_chat_errors_total',
                  'ngx_chat_rate_limited_total', 'ngx_chat_ws_connections',
                  'ngx_chat_pg_query_duration_seconds',
-                 'ngx_chat_redis_links_up'):
+                 'ngx_chat_redis_links_up', 'ngx_chat_redis_pending_bytes',
+                 'ngx_chat_zone_size_bytes', 'ngx_chat_zone_used_bytes'):
         assert name in f, name
+
+
+def test_the_zones_say_their_size_and_use(metered):
+    f = scrape(metered)
+    size = {dict(k[1:])['zone']: v
+            for k, v in f['ngx_chat_zone_size_bytes'][1].items()}
+    used = {dict(k[1:])['zone']: v
+            for k, v in f['ngx_chat_zone_used_bytes'][1].items()}
+    # dev.conf's presence zone (16m) and the metrics' own
+    assert set(size) == set(used) == {'chat_presence', 'ngx_chat_metrics'}
+    assert 15 * 2**20 < size['chat_presence'] <= 16 * 2**20
+    for zone in size:
+        assert 0 < used[zone] < size[zone], zone
 
 
 def test_counters_and_gauges_follow_the_traffic(metered, tenant):
@@ -175,3 +195,28 @@ def test_only_where_allowed(metered, stack):
     c.request('GET', '/metrics')
     assert c.getresponse().status == 404
     c.close()
+
+
+def test_bytes_wait_for_redis_while_it_is_away(own_stack):
+    ng = metered_nginx(own_stack, 'metrics-redis')
+    tenant = Tenant(own_stack, ng)
+    assert value(scrape(ng), 'ngx_chat_redis_pending_bytes') == 0
+    alice = tenant.client('alice')
+    cid = alice.create('group', ['bob'])['id']
+    own_stack.redis.stop()
+    try:
+        chatstack.wait_for(
+            lambda: value(scrape(ng), 'ngx_chat_redis_links_up') == 0, 10,
+            'the Redis links to go down')
+        for i in range(5):
+            r = alice.post(f'conversations/{cid}/messages',
+                           {'content': 'x' * 1000})
+            assert r.status == 201, r
+        chatstack.wait_for(
+            lambda: value(scrape(ng), 'ngx_chat_redis_pending_bytes') >= 5000,
+            5, 'the publishes to wait for Redis')
+    finally:
+        own_stack.redis.start()
+    chatstack.wait_for(
+        lambda: value(scrape(ng), 'ngx_chat_redis_pending_bytes') == 0, 20,
+        'the waiting publishes to go to Redis')
