@@ -90,6 +90,7 @@ typedef struct {
     uint64_t                     rate;       /* millionths a second; 0: off */
     uint64_t                     burst;      /* thousandths */
     ngx_uint_t                   max;        /* NGX_CHAT_LIMIT_CONNECTIONS */
+    ngx_uint_t                   cluster;    /* counted in Redis too */
 } ngx_chat_limit_rule_t;
 
 typedef struct {

@@ -7,13 +7,24 @@
  * zone is full or they have drained.  A key is a kind of limit and a
  * user (tenant and id) or a client address.
  *
+ * A limit marked "cluster" is counted in Redis as well, by every host:
+ * what a host lets through is added to one bucket there (a script, so
+ * that the hosts' adds never race), and when the reply says the hosts
+ * together went past the rate, the key's node here refuses until the
+ * bucket has drained.  The check itself stays local and synchronous; the
+ * cost is that the hosts may let through, past the limit, what they take
+ * in one round trip to Redis.  Without Redis each host counts alone.
+ *
  *   chat_limit_zone 10m;
  *   chat_limit messages 5r/s burst=20;
+ *   chat_limit messages 30r/m burst=10 cluster;
  *   chat_limit connections 20;
  */
 
 
 #include "ngx_chat.h"
+
+#include <hiredis/hiredis.h>
 
 
 typedef struct {
@@ -21,6 +32,7 @@ typedef struct {
     ngx_queue_t                  lru;
     ngx_msec_t                   last;
     ngx_msec_t                   drained;    /* when excess will be 0 */
+    ngx_msec_t                   blocked;    /* the cluster's refusal */
     uint64_t                     excess;     /* thousandths of a request */
     u_short                      len;
     u_char                       data[1];    /* kind, then the key */
@@ -40,16 +52,27 @@ typedef struct {
 } ngx_chat_limit_ctx_t;
 
 
+/* what a cluster count's reply needs to find its node again */
+typedef struct {
+    size_t                       len;
+    u_char                       key[1];
+} ngx_chat_limit_share_t;
+
+
 static ngx_int_t ngx_chat_limit_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static void ngx_chat_limit_insert(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static ngx_int_t ngx_chat_limit_lookup(ngx_chat_limit_ctx_t *ctx,
     ngx_chat_limit_rule_t *rule, u_char *key, size_t len, time_t *retry);
-static ngx_int_t ngx_chat_limit_counted(ngx_uint_t kind, ngx_int_t rc);
+static ngx_int_t ngx_chat_limit_counted(ngx_uint_t kind, u_char *key,
+    size_t len, time_t *retry);
 static ngx_chat_limit_node_t *ngx_chat_limit_find(ngx_chat_limit_ctx_t *ctx,
     u_char *key, size_t len, uint32_t hash);
 static void ngx_chat_limit_expire(ngx_chat_limit_ctx_t *ctx, ngx_uint_t n);
+static void ngx_chat_limit_share(ngx_chat_limit_rule_t *rule, u_char *key,
+    size_t len);
+static void ngx_chat_limit_shared(void *reply, void *data);
 
 
 static const char *ngx_chat_limit_kinds[] = {
@@ -195,6 +218,11 @@ ngx_chat_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strcmp(value[i].data, "cluster") == 0) {
+            rule->cluster = 1;
+            continue;
+        }
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"chat_limit\": unknown parameter \"%V\"",
                            &value[i]);
@@ -312,10 +340,7 @@ ngx_chat_limit_user(ngx_uint_t kind, ngx_chat_identity_t *id, time_t *retry)
                      + 1, id->user.data, id->user.len) - key;
     key[1 + id->tenant.len] = '\n';
 
-    return ngx_chat_limit_counted(kind,
-                                  ngx_chat_limit_lookup(lcf->zone->data,
-                                                        &lcf->rules[kind],
-                                                        key, len, retry));
+    return ngx_chat_limit_counted(kind, key, len, retry);
 }
 
 
@@ -339,20 +364,32 @@ ngx_chat_limit_address(ngx_uint_t kind, ngx_connection_t *c, time_t *retry)
     key[0] = (u_char) kind;
     len = ngx_cpymem(key + 1, c->addr_text.data, c->addr_text.len) - key;
 
-    return ngx_chat_limit_counted(kind,
-                                  ngx_chat_limit_lookup(lcf->zone->data,
-                                                        &lcf->rules[kind],
-                                                        key, len, retry));
+    return ngx_chat_limit_counted(kind, key, len, retry);
 }
 
 
-/* a refusal is counted for the metrics */
+/*
+ * The key is counted here; a refusal for the metrics, what passed in
+ * Redis too where the limit is the cluster's.
+ */
 
 static ngx_int_t
-ngx_chat_limit_counted(ngx_uint_t kind, ngx_int_t rc)
+ngx_chat_limit_counted(ngx_uint_t kind, u_char *key, size_t len,
+    time_t *retry)
 {
+    ngx_int_t               rc;
+    ngx_chat_limit_conf_t  *lcf;
+
+    lcf = &ngx_chat_worker.conf->limit;
+
+    rc = ngx_chat_limit_lookup(lcf->zone->data, &lcf->rules[kind], key, len,
+                               retry);
+
     if (rc == NGX_BUSY) {
         ngx_chat_metrics_limited(kind);
+
+    } else if (lcf->rules[kind].cluster) {
+        ngx_chat_limit_share(&lcf->rules[kind], key, len);
     }
 
     return rc;
@@ -401,6 +438,7 @@ ngx_chat_limit_lookup(ngx_chat_limit_ctx_t *ctx, ngx_chat_limit_rule_t *rule,
         ln->len = (u_short) len;
         ln->last = ngx_current_msec;
         ln->excess = 1000;
+        ln->blocked = 0;
         ln->drained = ngx_current_msec
                       + (ngx_msec_t) (1000 * 1000000 / rule->rate);
         ngx_memcpy(ln->data, key, len);
@@ -413,6 +451,15 @@ ngx_chat_limit_lookup(ngx_chat_limit_ctx_t *ctx, ngx_chat_limit_rule_t *rule,
 
     ngx_queue_remove(&ln->lru);
     ngx_queue_insert_head(&ctx->sh->lru, &ln->lru);
+
+    ms = (ngx_msec_int_t) (ln->blocked - ngx_current_msec);
+
+    if (ln->blocked && ms > 0) {
+        /* the hosts together are past the rate */
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        *retry = (time_t) ngx_max(1, (ms + 999) / 1000);
+        return NGX_BUSY;
+    }
 
     ms = (ngx_msec_int_t) (ngx_current_msec - ln->last);
 
@@ -515,4 +562,132 @@ ngx_chat_limit_expire(ngx_chat_limit_ctx_t *ctx, ngx_uint_t n)
         ngx_rbtree_delete(&ctx->sh->rbtree, &ln->node);
         ngx_slab_free_locked(ctx->shpool, ln);
     }
+}
+
+
+/*
+ * The hosts' bucket in Redis, as GCRA keeps it: the time at which it will
+ * be empty ("tat", in Redis's milliseconds).  Each add moves it on by one
+ * interval; past the burst's tolerance the reply is how long, in ms, the
+ * hosts must refuse until one more fits, else 0 or less.
+ */
+
+static const char  ngx_chat_limit_script[] =
+    "local t = redis.call('TIME') "
+    "local now = t[1] * 1000 + math.floor(t[2] / 1000) "
+    "local tat = tonumber(redis.call('GET', KEYS[1])) or now "
+    "if tat < now then tat = now end "
+    "tat = tat + tonumber(ARGV[1]) "
+    "redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', "
+    "string.format('%d', tat - now)) "
+    "return tat - now - tonumber(ARGV[1]) - tonumber(ARGV[2])";
+
+
+static void
+ngx_chat_limit_share(ngx_chat_limit_rule_t *rule, u_char *key, size_t len)
+{
+    u_char                  interval[NGX_INT64_LEN], tolerance[NGX_INT64_LEN];
+    u_char                  name[NGX_CHAT_REDIS_PREFIX_MAX + 32
+                                 + NGX_CHAT_LIMIT_KEY + NGX_SOCKADDR_STRLEN];
+    size_t                  lens[6];
+    uint64_t                ms;
+    const char             *argv[6];
+    ngx_chat_limit_share_t *share;
+
+    if (!ngx_chat_redis_up()) {
+        /* Redis is away: each host counts alone until it is back */
+        return;
+    }
+
+    share = ngx_alloc(offsetof(ngx_chat_limit_share_t, key) + len,
+                      ngx_cycle->log);
+    if (share == NULL) {
+        return;
+    }
+
+    share->len = len;
+    ngx_memcpy(share->key, key, len);
+
+    /* one request's interval, ms: rate is in millionths a second */
+    ms = ngx_max(1, (uint64_t) 1000 * 1000000 / rule->rate);
+
+    argv[0] = "EVAL";
+    lens[0] = 4;
+    argv[1] = ngx_chat_limit_script;
+    lens[1] = sizeof(ngx_chat_limit_script) - 1;
+    argv[2] = "1";
+    lens[2] = 1;
+    argv[3] = (char *) name;
+    lens[3] = ngx_sprintf(name, "%Vl:%s:%*s",
+                          &ngx_chat_worker.conf->redis.prefix,
+                          ngx_chat_limit_kinds[key[0]], len - 1, key + 1)
+              - name;
+    argv[4] = (char *) interval;
+    lens[4] = ngx_sprintf(interval, "%uL", ms) - interval;
+    argv[5] = (char *) tolerance;
+    lens[5] = ngx_sprintf(tolerance, "%uL", rule->burst * ms / 1000)
+              - tolerance;
+
+    if (ngx_chat_redis_command(6, argv, lens, ngx_chat_limit_shared, share)
+        != NGX_OK)
+    {
+        ngx_free(share);
+    }
+}
+
+
+/* Redis said the hosts went past the rate: the key refuses for that long */
+
+static void
+ngx_chat_limit_shared(void *r, void *data)
+{
+    ngx_chat_limit_share_t *share = data;
+
+    uint32_t                hash;
+    ngx_msec_t              until;
+    redisReply             *reply;
+    ngx_chat_limit_ctx_t   *ctx;
+    ngx_chat_limit_node_t  *ln;
+
+    reply = r;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
+        || reply->integer <= 0 || ngx_chat_worker.conf == NULL
+        || ngx_chat_worker.conf->limit.zone == NULL)
+    {
+        if (reply && reply->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "chat limit: redis refused the cluster count: %*s",
+                          reply->len, reply->str);
+        }
+
+        ngx_free(share);
+        return;
+    }
+
+    ctx = ngx_chat_worker.conf->limit.zone->data;
+    until = ngx_current_msec + (ngx_msec_t) reply->integer;
+    hash = ngx_crc32_short(share->key, share->len);
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    ln = ngx_chat_limit_find(ctx, share->key, share->len, hash);
+
+    if (ln) {
+        ln->blocked = until;
+
+        if ((ngx_msec_int_t) (ln->drained - until) < 0) {
+            /* the node is kept while it refuses */
+            ln->drained = until;
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "chat limit: the cluster is past \"%s\", refused for "
+                   "%i ms", ngx_chat_limit_kinds[share->key[0]],
+                   (ngx_int_t) reply->integer);
+
+    ngx_free(share);
 }

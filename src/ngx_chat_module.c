@@ -233,7 +233,7 @@ static ngx_command_t  ngx_chat_commands[] = {
       NULL },
 
     { ngx_string("chat_limit"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE23,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2|NGX_CONF_TAKE3|NGX_CONF_TAKE4,
       ngx_chat_limit,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
@@ -563,6 +563,14 @@ ngx_chat_limits_check(ngx_conf_t *cf, ngx_chat_main_conf_t *mcf)
         {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "\"chat_limit\" needs \"chat_limit_zone\"");
+            return NGX_ERROR;
+        }
+
+        if (mcf->limit.rules[i].cluster && mcf->redis.host.data == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"chat_limit ... cluster\" needs "
+                               "\"chat_redis\", where the hosts count "
+                               "together");
             return NGX_ERROR;
         }
     }

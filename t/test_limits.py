@@ -180,6 +180,61 @@ def test_requests_and_connects_per_address(stack, tenant):
         c.close()
 
 
+def hosts(stack, name, cluster):
+    """Two hosts on one Postgres and Redis, each with its own zone."""
+    extra = f"""
+        chat_limit_zone 1m;
+        chat_limit messages 1r/m burst=3{' cluster' if cluster else ''};
+    """
+    return [stack.nginx(name=f'{name}-{i}', EXTRA=extra) for i in (1, 2)]
+
+
+def sends_on_two_hosts(tenant, pair, n, wait_max=61):
+    """n messages of alice, each on the other host of the pair."""
+    alice = [tenant.client('alice', nginx=ng) for ng in pair]
+    cid = alice[0].create('group', ['bob'])['id']
+    statuses = []
+    for i in range(n):
+        r = alice[i % 2].post(f'conversations/{cid}/messages',
+                              {'content': f'm{i}'})
+        statuses.append(r.status)
+        if r.status == 429:
+            assert 1 <= int(r.headers['Retry-After']) <= wait_max, r
+    stored = alice[0].get(f'conversations/{cid}/messages').json['items']
+    assert len(stored) == statuses.count(201)
+    return statuses, alice, cid
+
+
+def test_a_cluster_limit_counts_every_host_together(stack, tenant):
+    # without "cluster" each host allows burst 3 and one: 4 + 4
+    statuses, _, _ = sends_on_two_hosts(tenant, hosts(stack, 'alone', False),
+                                        16)
+    assert statuses.count(201) == 8, statuses
+
+    # with it the hosts share one bucket in Redis: 4, and at most one more
+    # a host that had not heard Redis's answer yet; what passed past the
+    # bucket is waited for too (a minute each)
+    pair = hosts(stack, 'together', True)
+    statuses, alice, cid = sends_on_two_hosts(tenant, pair, 16, 181)
+    assert 4 <= statuses.count(201) <= 6, statuses
+    assert statuses[:4] == [201] * 4 and statuses[-4:] == [429] * 4, statuses
+
+    # both hosts refuse over WebSocket too, and another user is not counted
+    for i in (0, 1):
+        c = ChatWS(pair[i].port, tenant.token('alice'))
+        c.connect()
+        c.start()
+        try:
+            m = c.request('send_message', conversation_id=cid, content='ws')
+            assert m['type'] == 'error', m
+            assert m['error']['code'] == 'rate_limited'
+        finally:
+            c.close()
+    bob = tenant.client('bob', nginx=pair[1])
+    assert bob.post(f'conversations/{cid}/messages',
+                    {'content': 'bob'}).status == 201
+
+
 def limit_reached(r, words):
     assert r.status == 409, r
     assert r.json['error']['code'] == 'limit_reached', r
@@ -242,6 +297,8 @@ def test_what_one_request_may_make(stack, tenant):
     ('chat_limit_zone 1m; chat_limit messages 5r/s; '
      'chat_limit messages 6r/s;', 'duplicate'),
     ('chat_limit_zone 1m; chat_limit connections 0;', 'connections N'),
+    ('chat_limit_zone 1m; chat_limit connections 3 cluster;',
+     'connections N'),
     ('chat_limit_zone 1k;', 'too small'),
 ])
 def test_bad_limit_directives_are_refused_by_name(check_config, extra,
