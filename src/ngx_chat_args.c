@@ -168,6 +168,13 @@ ngx_chat_args_set_string(json_t *out, const char *name, ngx_uint_t type,
         if (v == NULL) {
             return ngx_chat_fail(err, 400, name, "must be valid UTF-8");
         }
+
+        /* a user id or an emoji, as a body would have to give them */
+        if (!ngx_chat_id_valid(v, NGX_CHAT_CAPTURE_MAX)) {
+            json_decref(v);
+            return ngx_chat_fail(err, 400, name,
+                                 "must not hold control characters");
+        }
     }
 
     json_object_set_new(out, name, v);
@@ -578,6 +585,11 @@ ngx_chat_fail(ngx_chat_error_t *err, ngx_uint_t status, const char *name,
     /* a name the client made up is shown in part, a message stays short */
     len = ngx_min(strlen(name), 64);
 
+    /* a cut inside a character would leave it incomplete: before it */
+    while (len && ((u_char) name[len] & 0xc0) == 0x80) {
+        len--;
+    }
+
     n = snprintf(err->text, sizeof(err->text), "\"%.*s\": ", (int) len,
                  name);
     if (n < 0 || n >= (int) sizeof(err->text)) {
@@ -708,12 +720,17 @@ ngx_chat_digits(u_char *p, ngx_uint_t n, ngx_uint_t min, ngx_uint_t max)
 }
 
 
-/* YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM), a day the month has */
+/*
+ * YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM), a day the month has.  Of
+ * what RFC 3339 allows, two bounds are Postgres's, so that what passes
+ * here is never refused there in its own words: offsets within 15:59 and
+ * fractions of at most 9 digits.
+ */
 
 ngx_int_t
 ngx_chat_rfc3339_valid(u_char *p, size_t len)
 {
-    u_char      *last;
+    u_char      *last, *frac;
     ngx_uint_t   year, month, day, days;
 
     static ngx_uint_t  month_days[] = {
@@ -760,8 +777,10 @@ ngx_chat_rfc3339_valid(u_char *p, size_t len)
             return NGX_ERROR;
         }
 
-        while (p < last && *p >= '0' && *p <= '9') {
-            p++;
+        for (frac = p; p < last && *p >= '0' && *p <= '9'; p++) {
+            if (p - frac == 9) {
+                return NGX_ERROR;
+            }
         }
     }
 
@@ -770,7 +789,7 @@ ngx_chat_rfc3339_valid(u_char *p, size_t len)
     }
 
     if (last - p == 6 && (*p == '+' || *p == '-')
-        && ngx_chat_digits(p + 1, 2, 0, 23) == NGX_OK && p[3] == ':'
+        && ngx_chat_digits(p + 1, 2, 0, 15) == NGX_OK && p[3] == ':'
         && ngx_chat_digits(p + 4, 2, 0, 59) == NGX_OK)
     {
         return NGX_OK;

@@ -143,8 +143,10 @@ DECLARE
     v_next     text;
 BEGIN
     IF a ? 'cursor' THEN
+        -- 16 digits of microseconds since 1970 reach past 2286 and stay
+        -- within what an interval holds
         v_cursor := regexp_match(a->>'cursor',
-                                 '^([01])\.(-?[0-9]{1,19})\.([0-9]{1,16})$');
+                                 '^([01])\.(-?[0-9]{1,16})\.([0-9]{1,16})$');
         IF v_cursor IS NULL THEN
             PERFORM chat.fail(400, '"cursor": is not a cursor of this list');
         END IF;

@@ -1063,6 +1063,55 @@ test_capture_string_must_be_utf8(void)
 }
 
 
+static void
+test_capture_string_with_a_control_character_is_400(void)
+{
+    json_t             *out;
+    const char        **v;
+    ngx_chat_error_t    err;
+    static const char  *bad[] = { "bob\x01", "\x1f", "a\x7f", "\tb", NULL };
+
+    for (v = bad; *v; v++) {
+        ngx_chat_expect_int(capture("user_id", NGX_CHAT_T_STR, *v, &out,
+                                    &err),
+                            NGX_ERROR);
+        ngx_chat_expect_int(err.status, 400);
+        ngx_chat_expect_has(err.text, "\"user_id\": must not hold control "
+                            "characters");
+        ngx_chat_expect_json(out, "{}");
+    }
+
+    /* U+0085 is not a C0 control: ids may hold it, as in a body */
+    ngx_chat_expect_int(capture("user_id", NGX_CHAT_T_STR, "a\xc2\x85", &out,
+                                &err),
+                        NGX_OK);
+}
+
+
+static void
+test_a_long_name_is_cut_between_characters(void)
+{
+    char               in[200];
+    size_t             i, n;
+    ngx_chat_error_t   err;
+    json_t            *out;
+
+    /* "a" and 40 two-byte characters: the 64th byte is inside one */
+    n = sprintf(in, "{\"a");
+    for (i = 0; i < 40; i++) {
+        n += sprintf(in + n, "\xc3\xa9");
+    }
+    sprintf(in + n, "\": 1}");
+
+    ngx_chat_expect_int(args_run(every_type, in, 0, &out, &err), NGX_ERROR);
+    ngx_chat_expect_int(err.status, 400);
+    ngx_chat_expect_has(err.text, "\": is not a known field");
+    /* the quote, "a", 31 whole characters (62 bytes), the words */
+    ngx_chat_expect_int(strlen(err.text),
+                        2 + 62 + strlen("\": is not a known field"));
+}
+
+
 /* required fields */
 
 static ngx_int_t
@@ -1205,6 +1254,8 @@ ngx_chat_test_t  ngx_chat_tests[] = {
     ngx_chat_test(test_capture_that_is_not_an_id_is_400_naming_it),
     ngx_chat_test(test_capture_string_of_256_bytes_passes_257_is_400),
     ngx_chat_test(test_capture_string_must_be_utf8),
+    ngx_chat_test(test_capture_string_with_a_control_character_is_400),
+    ngx_chat_test(test_a_long_name_is_cut_between_characters),
     ngx_chat_test(test_require_passes_when_required_fields_are_there),
     ngx_chat_test(test_require_missing_field_is_400_naming_it),
     ngx_chat_test(test_require_null_counts_as_missing),
