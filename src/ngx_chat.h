@@ -108,6 +108,11 @@ typedef struct {
     ngx_msec_t                   window;     /* notifications gather */
     time_t                       max_age;    /* then outbox_dead */
     ngx_msec_t                   timeout;    /* of one POST */
+#if (NGX_SSL)
+    ngx_ssl_t                   *ssl;        /* https; NULL: http */
+#endif
+    ngx_str_t                    name;       /* for SNI and the check */
+    ngx_uint_t                   ip;         /* the name is an address */
 } ngx_chat_webhook_conf_t;
 
 typedef struct {

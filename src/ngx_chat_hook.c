@@ -7,6 +7,10 @@
  * the status (0: no answer) and the receiver's Retry-After.  The address
  * was resolved when the configuration was read, as proxy_pass does for a
  * name it is given.
+ *
+ * To an https receiver the request goes after a TLS handshake (ngx_ssl,
+ * as upstream's), and only when the receiver's certificate is trusted and
+ * bears the URL's host: a name (SNI is sent), or an address.
  */
 
 
@@ -18,6 +22,7 @@
 
 struct ngx_chat_hook_s {
     ngx_peer_connection_t        peer;
+    ngx_chat_webhook_conf_t     *conf;
     ngx_pool_t                  *pool;
     ngx_log_t                   *log;
     ngx_buf_t                   *request;
@@ -36,6 +41,11 @@ static void ngx_chat_hook_idle(ngx_event_t *ev);
 static void ngx_chat_hook_finish(ngx_chat_hook_t *hk, ngx_uint_t status,
     const char *error);
 static ngx_uint_t ngx_chat_hook_status(ngx_chat_hook_t *hk, time_t *retry);
+#if (NGX_SSL)
+static void ngx_chat_hook_ssl_start(ngx_chat_hook_t *hk);
+static void ngx_chat_hook_ssl_done(ngx_connection_t *c);
+static const char *ngx_chat_hook_ssl_check(ngx_chat_hook_t *hk);
+#endif
 
 
 /*
@@ -74,6 +84,7 @@ ngx_chat_hook_post(ngx_pool_t *pool, ngx_chat_webhook_conf_t *conf,
                           "Connection: close" CRLF "%V" CRLF "%V",
                           &conf->uri, &conf->host, body->len, headers, body);
 
+    hk->conf = conf;
     hk->pool = pool;
     hk->log = pool->log;
     hk->request = b;
@@ -133,6 +144,14 @@ ngx_chat_hook_write(ngx_event_t *wev)
     hk = c->data;
     b = hk->request;
 
+#if (NGX_SSL)
+    if (hk->conf->ssl && c->ssl == NULL) {
+        /* connected: the handshake comes first */
+        ngx_chat_hook_ssl_start(hk);
+        return;
+    }
+#endif
+
     while (b->pos < b->last) {
         n = c->send(c, b->pos, b->last - b->pos);
 
@@ -175,7 +194,12 @@ ngx_chat_hook_read(ngx_event_t *rev)
     c = rev->data;
     hk = c->data;
 
-    if (hk->request->pos < hk->request->last) {
+    if (hk->request->pos < hk->request->last
+#if (NGX_SSL)
+        || (hk->conf->ssl && c->ssl == NULL)
+#endif
+       )
+    {
         /* the write event's handler when it fires before all is sent */
         ngx_chat_hook_write(c->write);
         return;
@@ -239,6 +263,14 @@ ngx_chat_hook_finish(ngx_chat_hook_t *hk, ngx_uint_t answered,
     }
 
     if (hk->peer.connection) {
+#if (NGX_SSL)
+        if (hk->peer.connection->ssl) {
+            /* Connection: close; nothing is waited for */
+            hk->peer.connection->ssl->no_wait_shutdown = 1;
+            hk->peer.connection->ssl->no_send_shutdown = 1;
+            (void) ngx_ssl_shutdown(hk->peer.connection);
+        }
+#endif
         ngx_close_connection(hk->peer.connection);
         hk->peer.connection = NULL;
     }
@@ -308,3 +340,122 @@ ngx_chat_hook_status(ngx_chat_hook_t *hk, time_t *retry)
 
     return (ngx_uint_t) n;
 }
+
+
+#if (NGX_SSL)
+
+static void
+ngx_chat_hook_ssl_start(ngx_chat_hook_t *hk)
+{
+    ngx_int_t          rc;
+    ngx_connection_t  *c;
+
+    c = hk->peer.connection;
+
+    if (ngx_ssl_create_connection(hk->conf->ssl, c, NGX_SSL_CLIENT)
+        != NGX_OK)
+    {
+        ngx_chat_hook_finish(hk, 0, "cannot start TLS");
+        return;
+    }
+
+    /* RFC 6066: no address as a server name */
+    if (!hk->conf->ip
+        && SSL_set_tlsext_host_name(c->ssl->connection,
+                                    (char *) hk->conf->name.data)
+           != 1)
+    {
+        ngx_chat_hook_finish(hk, 0, "cannot name the receiver to TLS");
+        return;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, hk->log, 0,
+                   "chat hook: TLS handshake with %V", hk->peer.name);
+
+    rc = ngx_ssl_handshake(c);
+
+    if (rc == NGX_AGAIN) {
+        c->ssl->handler = ngx_chat_hook_ssl_done;
+        return;
+    }
+
+    ngx_chat_hook_ssl_done(c);
+}
+
+
+static void
+ngx_chat_hook_ssl_done(ngx_connection_t *c)
+{
+    const char       *error;
+    ngx_chat_hook_t  *hk;
+
+    hk = c->data;
+
+    if (!c->ssl->handshaked) {
+        ngx_chat_hook_finish(hk, 0, "the TLS handshake failed");
+        return;
+    }
+
+    error = ngx_chat_hook_ssl_check(hk);
+
+    if (error) {
+        ngx_chat_hook_finish(hk, 0, error);
+        return;
+    }
+
+    c->read->handler = ngx_chat_hook_read;
+    c->write->handler = ngx_chat_hook_write;
+
+    ngx_chat_hook_write(c->write);
+}
+
+
+/* the certificate is trusted and is the URL host's, or the error */
+
+static const char *
+ngx_chat_hook_ssl_check(ngx_chat_hook_t *hk)
+{
+    int                 rc;
+    long                verified;
+    X509               *cert;
+    ngx_connection_t   *c;
+
+    c = hk->peer.connection;
+
+    cert = SSL_get1_peer_certificate(c->ssl->connection);
+    if (cert == NULL) {
+        return "the receiver shows no certificate";
+    }
+
+    verified = SSL_get_verify_result(c->ssl->connection);
+
+    if (verified != X509_V_OK) {
+        X509_free(cert);
+        ngx_log_error(NGX_LOG_ERR, hk->log, 0,
+                      "chat hook: the certificate of %V is not trusted: "
+                      "(%l) %s", hk->peer.name, verified,
+                      X509_verify_cert_error_string(verified));
+        return "the receiver's certificate is not trusted";
+    }
+
+    if (hk->conf->ip) {
+        rc = X509_check_ip_asc(cert, (char *) hk->conf->name.data, 0);
+
+    } else {
+        rc = X509_check_host(cert, (char *) hk->conf->name.data,
+                             hk->conf->name.len, 0, NULL);
+    }
+
+    X509_free(cert);
+
+    if (rc != 1) {
+        ngx_log_error(NGX_LOG_ERR, hk->log, 0,
+                      "chat hook: the certificate of %V is not for \"%V\"",
+                      hk->peer.name, &hk->conf->name);
+        return "the receiver's certificate is not for its host";
+    }
+
+    return NULL;
+}
+
+#endif

@@ -49,6 +49,8 @@ static void ngx_chat_outbox_posted(void *data, ngx_uint_t status,
     time_t retry, const char *error);
 static void ngx_chat_outbox_report(ngx_chat_delivery_t *d);
 static void ngx_chat_outbox_reported(ngx_chat_pg_query_t *q, PGresult *res);
+static char *ngx_chat_webhook_ssl(ngx_conf_t *cf,
+    ngx_chat_webhook_conf_t *wcf, ngx_str_t *ca);
 
 
 static ngx_chat_outbox_t  ngx_chat_outbox;
@@ -349,9 +351,10 @@ ngx_chat_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_chat_main_conf_t *mcf = conf;
 
+    size_t                    skip;
     ngx_url_t                 u;
-    ngx_str_t                *value, s, key;
-    ngx_uint_t                i;
+    ngx_str_t                *value, s, key, ca;
+    ngx_uint_t                i, https;
     ngx_chat_webhook_conf_t  *wcf;
 
     wcf = &mcf->webhook;
@@ -362,15 +365,24 @@ ngx_chat_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    if (value[1].len < 8 || ngx_strncmp(value[1].data, "http://", 7) != 0) {
-        return "takes an http:// URL (https is not spoken yet: put a local "
-               "proxy in front of an https receiver)";
+    if (value[1].len > 8 && ngx_strncmp(value[1].data, "https://", 8) == 0) {
+        https = 1;
+        skip = 8;
+
+    } else if (value[1].len > 7
+               && ngx_strncmp(value[1].data, "http://", 7) == 0)
+    {
+        https = 0;
+        skip = 7;
+
+    } else {
+        return "takes an http:// or https:// URL";
     }
 
     ngx_memzero(&u, sizeof(ngx_url_t));
-    u.url.data = value[1].data + 7;
-    u.url.len = value[1].len - 7;
-    u.default_port = 80;
+    u.url.data = value[1].data + skip;
+    u.url.len = value[1].len - skip;
+    u.default_port = https ? 443 : 80;
     u.uri_part = 1;
 
     if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
@@ -383,6 +395,27 @@ ngx_chat_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     wcf->addr = &u.addrs[0];
     wcf->host = u.host;
     wcf->uri = u.uri;
+    ngx_str_null(&ca);
+
+    /* the name the certificate must bear, NUL-terminated for OpenSSL */
+    wcf->name.len = u.host.len;
+    wcf->name.data = ngx_pnalloc(cf->pool, u.host.len + 1);
+    if (wcf->name.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (u.host.len > 2 && u.host.data[0] == '[') {
+        /* an IPv6 literal: without its brackets */
+        wcf->name.len -= 2;
+        (void) ngx_cpystrn(wcf->name.data, u.host.data + 1,
+                           wcf->name.len + 1);
+
+    } else {
+        (void) ngx_cpystrn(wcf->name.data, u.host.data, u.host.len + 1);
+    }
+
+    wcf->ip = (ngx_inet_addr(wcf->name.data, wcf->name.len) != INADDR_NONE
+               || u.host.data[0] == '[');
 
     if (wcf->uri.len == 0) {
         ngx_str_set(&wcf->uri, "/");
@@ -450,6 +483,12 @@ ngx_chat_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "ca=", 3) == 0 && https) {
+            ca.data = value[i].data + 3;
+            ca.len = value[i].len - 3;
+            continue;
+        }
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"chat_webhook\": unknown "
                            "parameter \"%V\"", &value[i]);
         return NGX_CONF_ERROR;
@@ -459,5 +498,63 @@ ngx_chat_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "needs secret= (the receiver checks what it gets with it)";
     }
 
+    if (https) {
+        return ngx_chat_webhook_ssl(cf, wcf, &ca);
+    }
+
     return NGX_CONF_OK;
+}
+
+
+/*
+ * An https receiver: TLS 1.2 or 1.3, its certificate checked against ca=
+ * (a PEM file of trusted certificates) or else the system's store, and
+ * against the URL's host, after the handshake (see ngx_chat_hook.c).
+ */
+
+static char *
+ngx_chat_webhook_ssl(ngx_conf_t *cf, ngx_chat_webhook_conf_t *wcf,
+    ngx_str_t *ca)
+{
+#if (NGX_SSL)
+    ngx_pool_cleanup_t  *cln;
+
+    wcf->ssl = ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t));
+    if (wcf->ssl == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    wcf->ssl->log = cf->log;
+
+    if (ngx_ssl_create(wcf->ssl, NGX_SSL_TLSv1_2|NGX_SSL_TLSv1_3, NULL)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        ngx_ssl_cleanup_ctx(wcf->ssl);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_ssl_cleanup_ctx;
+    cln->data = wcf->ssl;
+
+    if (ca->len) {
+        if (ngx_ssl_trusted_certificate(cf, wcf->ssl, ca, 5) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+    } else if (SSL_CTX_set_default_verify_paths(wcf->ssl->ctx) != 1) {
+        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"chat_webhook\": the system's trusted certificates "
+                      "cannot be read");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+#else
+    return "takes https:// only where nginx was built with SSL";
+#endif
 }

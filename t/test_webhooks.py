@@ -291,7 +291,8 @@ def killed_worker_run(hooked, receiver, tenant, stack):
 
 
 @pytest.mark.parametrize('args, fault', [
-    ('https://x.test/ secret=' + 'k' * 32, 'http://'),
+    ('ftp://127.0.0.1/ secret=' + 'k' * 32, 'http:// or https://'),
+    ('http://127.0.0.1:9/ secret=' + 'k' * 32 + ' ca=/x.pem', 'unknown'),
     ('http://127.0.0.1:9/ ', 'secret='),
     ('http://127.0.0.1:9/ secret=short', 'at least 24'),
     ('http://127.0.0.1:9/ secret=' + 'k' * 32 + ' window=0', 'window='),
