@@ -8,6 +8,7 @@ SHELL := /bin/bash
 #   make run        a local server with Postgres and Redis; make stop
 #   make bench      the benchmark (bench/README.md)
 #   make fuzz       each fuzz target for 20 s (fuzz/README.md)
+#   make deb        the Debian package: .work/deb/libnginx-mod-http-chat_*.deb
 
 KIT        ?= /usr/share/nginx/src
 BUILD      := build
@@ -24,7 +25,7 @@ ASAN_LD    := -fPIC -fsanitize=address,undefined
 .PRECIOUS: $(BUILD)/%/nginx/objs/Makefile
 
 .PHONY: all module asan deps test unit lint fuzz run stop bench \
-        clean
+        deb clean
 
 all: module
 
@@ -74,5 +75,22 @@ stop:
 bench: deps module
 	bench/run
 
+# the Debian package (debian/), built by dpkg-buildpackage in a copy of the
+# sources under .work/deb/src, whose parent folder receives the .deb; the
+# results are moved to .work/deb/
+DEB        := .work/deb
+DEB_SRC    := $(DEB)/src/ngx-chat
+DEB_FILES  := config src sql conf.examples web debian README.md
+
+deb:
+	rm -rf $(DEB)
+	mkdir -p $(DEB_SRC)
+	cp -r $(DEB_FILES) $(DEB_SRC)/
+	cd $(DEB_SRC) && DEB_BUILD_OPTIONS="parallel=$$(nproc)" \
+	    dpkg-buildpackage -b -us -uc > $(CURDIR)/$(DEB)/build.log 2>&1 \
+	    || { tail -50 $(CURDIR)/$(DEB)/build.log; exit 1; }
+	mv $(DEB)/src/*.deb $(DEB)/src/*.buildinfo $(DEB)/src/*.changes $(DEB)/
+	@ls $(DEB)/*.deb
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(DEB)
