@@ -4,8 +4,8 @@
  *
  * Everything declared here takes bytes and returns results: it calls no
  * nginx function (only its types and macros), touches no event and
- * allocates only through jansson and malloc().  The module, the unit
- * tests in t/unit/ and the fuzz targets link the same objects.
+ * allocates only through jansson, libcrypto and malloc().  The module,
+ * the unit tests in t/unit/ and the fuzz targets link the same objects.
  */
 
 
@@ -16,6 +16,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 
 
 /* the largest id we hand out or accept: JSON integers stay exact below it */
@@ -345,6 +346,52 @@ void ngx_chat_multipart_init(ngx_chat_multipart_t *mp);
 ngx_int_t ngx_chat_multipart_feed(ngx_chat_multipart_t *mp, u_char *p,
     size_t len);
 ngx_int_t ngx_chat_multipart_finish(ngx_chat_multipart_t *mp);
+
+
+/* Web Push: the encrypted body (RFC 8291) and the VAPID token (RFC 8292) */
+
+#define NGX_CHAT_WEBPUSH_KEY_LEN    65    /* an uncompressed P-256 point */
+#define NGX_CHAT_WEBPUSH_AUTH_LEN   16
+#define NGX_CHAT_WEBPUSH_SALT_LEN   16
+/* what the body adds to the plaintext: header (salt, rs, idlen, key),
+   the padding delimiter and the GCM tag */
+#define NGX_CHAT_WEBPUSH_OVERHEAD   (16 + 4 + 1 + 65 + 1 + 16)
+
+/* RFC 8291: the aes128gcm body (RFC 8188, one record, rs 4096, keyid =
+   the sender's public key) of a push message to the subscription
+   (ua_public, auth), from the sender's key as_key (EC P-256 with its
+   private part) and salt; out has room for len + OVERHEAD; NGX_OK and
+   *out_len, or NGX_ERROR (a ua_public not uncompressed or not on the
+   curve, an as_key not P-256 or without its private part, len > 3993 so
+   that the body stays within the 4096 bytes every push service takes,
+   an OpenSSL failure) */
+ngx_int_t ngx_chat_webpush_encrypt(const u_char *ua_public,
+    const u_char *auth, EVP_PKEY *as_key, const u_char *salt,
+    const u_char *plain, size_t len, u_char *out, size_t *out_len);
+
+/* the uncompressed public point of an EC P-256 key, 65 bytes to out;
+   NGX_ERROR for a key of another kind or curve */
+ngx_int_t ngx_chat_webpush_public(EVP_PKEY *key, u_char *out);
+
+/* RFC 8292: a VAPID JWT {"typ":"JWT","alg":"ES256"}.{"aud":aud,"exp":exp,
+   "sub":sub} signed with key (ES256: the raw 64-byte r||s, base64url, not
+   DER), written to out (NUL-terminated, at most size bytes with the NUL);
+   NGX_OK and *out_len, or NGX_ERROR (no room, a key not P-256, exp < 0);
+   aud is "https://host[:port]" of the push service, sub a "mailto:" or
+   https URL; both JSON-escaped as needed */
+ngx_int_t ngx_chat_vapid_jwt(EVP_PKEY *key, const u_char *aud,
+    size_t aud_len, time_t exp, const u_char *sub, size_t sub_len,
+    u_char *out, size_t size, size_t *out_len);
+
+/* base64url without padding of len bytes to out (room: (len + 2) / 3 * 4),
+   the length written */
+size_t ngx_chat_base64url(u_char *out, const u_char *in, size_t len);
+/* and back: NGX_OK with *out_len, or NGX_ERROR on a character outside the
+   alphabet (padding '=' included) or a bad length (4n + 1); unused low
+   bits of the last character are ignored; out has room for
+   len * 3 / 4 + 1 */
+ngx_int_t ngx_chat_base64url_decode(u_char *out, const u_char *in,
+    size_t len, size_t *out_len);
 
 
 #endif /* _NGX_CHAT_PURE_H_INCLUDED_ */
