@@ -1,8 +1,9 @@
 
 /*
  * RFC 3339 timestamps, against a reference: a POSIX regular expression for
- * the shape and sscanf() for the ranges, and a day that its month has, as
- * Postgres requires.
+ * the shape and sscanf() for the ranges, and a day that its month has, an
+ * offset within 15:59 and a fraction of at most 9 digits, as Postgres
+ * requires.
  */
 
 
@@ -42,7 +43,7 @@ ngx_chat_fuzz_reference(const u_char *p, size_t len)
     if (!compiled) {
         ngx_chat_fuzz_assert(
             regcomp(&re, "^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt]"
-                         "[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?"
+                         "[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?"
                          "([Zz]|[+-][0-9]{2}:[0-9]{2})$",
                     REG_EXTENDED|REG_NOSUB)
             == 0);
@@ -74,7 +75,7 @@ ngx_chat_fuzz_reference(const u_char *p, size_t len)
     if (t[len - 1] != 'Z' && t[len - 1] != 'z') {
         ngx_chat_fuzz_assert(sscanf(t + len - 5, "%2d:%2d", &oh, &om) == 2);
 
-        if (oh > 23 || om > 59) {
+        if (oh > 15 || om > 59) {
             goto done;
         }
     }
