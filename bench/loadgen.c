@@ -78,6 +78,7 @@
 #define LG_MAX_SOURCES    250
 #define LG_HTTP_QUEUE     64
 #define LG_RESERVED_FDS   32
+#define LG_SECS           120     /* seconds of a phase counted one by one */
 
 #define LG_SUB_BITS       10
 #define LG_HIST_BUCKETS   ((41 - LG_SUB_BITS) << LG_SUB_BITS)
@@ -184,11 +185,15 @@ typedef struct {
     uint64_t         delivered_bytes;
     uint64_t         http_ok;
     uint64_t         http_err;
+    uint64_t         limited;       /* of errors and http_err: 429,
+                                       rate_limited */
     uint64_t         overflow;
     uint64_t         late_us;       /* the worst lateness of a send */
     uint64_t         cpu_ns;        /* this process */
     uint64_t         watch_ns;      /* the watched pids (nginx workers) */
     lg_hist_t        hist[LG_NHIST];
+    uint32_t         sec_ok[LG_SECS];   /* answers accepted, a second */
+    uint32_t         sec_lim[LG_SECS];  /* refused by a rate limit */
 } lg_phase_t;
 
 
@@ -354,6 +359,7 @@ static void lg_http_schedule(uint64_t due);
 static void lg_go(void);
 static void lg_phase_start(void);
 static void lg_phase_end(void);
+static void lg_count(lg_phase_t *ph, int ok);
 static void lg_finish(void);
 static void lg_report(void);
 static void lg_control_line(char *line);
@@ -2095,6 +2101,10 @@ lg_message(lg_conn_t *c, u_char *p, size_t len)
         }
         if (lg.stage >= LG_STAGE_SEND && lg.stage <= LG_STAGE_FINAL) {
             lg.phases[lg.phase].errors++;
+            if (memmem(p, len, "\"rate_limited\"", 14) != NULL) {
+                lg.phases[lg.phase].limited++;
+                lg_count(&lg.phases[lg.phase], 0);
+            }
         }
         if (c->outstanding) {
             c->outstanding--;
@@ -2236,6 +2246,7 @@ lg_ack(lg_conn_t *c, u_char *p, size_t len)
 
     phase = &lg.phases[ph];
     phase->acked++;
+    lg_count(phase, 1);
     lg_hist_add(&phase->hist[LG_H_ACK], lg.now > t ? lg.now - t : 0);
 
     if (c->outstanding) {
@@ -2556,8 +2567,13 @@ lg_http_done(lg_conn_t *c)
 
     if (c->status >= 200 && c->status < 300) {
         phase->http_ok++;
+        lg_count(phase, 1);
     } else {
         phase->http_err++;
+        if (c->status == 429) {
+            phase->limited++;
+            lg_count(phase, 0);
+        }
         if (lg.errors_printed++ < 5) {
             lg_warn("%s: HTTP status %u", c->user, c->status);
         }
@@ -2586,6 +2602,30 @@ lg_http_done(lg_conn_t *c)
 
 
 /* phases */
+
+/* an answer in the second of its phase it came in */
+
+static void
+lg_count(lg_phase_t *ph, int ok)
+{
+    uint64_t  s;
+
+    if (ph->start_us == 0 || lg.now < ph->start_us) {
+        return;
+    }
+
+    s = (lg.now - ph->start_us) / 1000000;
+    if (s >= LG_SECS) {
+        return;
+    }
+
+    if (ok) {
+        ph->sec_ok[s]++;
+    } else {
+        ph->sec_lim[s]++;
+    }
+}
+
 
 static void
 lg_go(void)
@@ -2783,17 +2823,33 @@ lg_report(void)
                    "sent %" PRIu64 " acked %" PRIu64 " errors %" PRIu64
                    " delivered %" PRIu64 " delivered_bytes %" PRIu64
                    " http_ok %" PRIu64 " http_err %" PRIu64
+                   " limited %" PRIu64
                    " overflow %" PRIu64 " late_us %" PRIu64
                    " cpu_ns %" PRIu64 " watch_ns %" PRIu64 "\n",
                 k, ph->rate, (double) (ph->end_us - ph->start_us) / 1e6,
                 (double) (ph->drained_us - ph->start_us) / 1e6,
                 ph->sent, ph->acked, ph->errors, ph->delivered,
-                ph->delivered_bytes, ph->http_ok, ph->http_err, ph->overflow,
+                ph->delivered_bytes, ph->http_ok, ph->http_err, ph->limited,
+                ph->overflow,
                 ph->late_us, ph->cpu_ns, ph->watch_ns);
 
         lg_hist_write(f, "delivery", k, &ph->hist[LG_H_DELIVERY]);
         lg_hist_write(f, "ack", k, &ph->hist[LG_H_ACK]);
         lg_hist_write(f, "http", k, &ph->hist[LG_H_HTTP]);
+
+        /* answers a second: accepted:refused by a rate limit */
+        for (j = LG_SECS; j > 0; j--) {
+            if (ph->sec_ok[j - 1] || ph->sec_lim[j - 1]) {
+                break;
+            }
+        }
+        if (j) {
+            fprintf(f, "persec %d", k);
+            for (i = 0; i < j; i++) {
+                fprintf(f, " %u:%u", ph->sec_ok[i], ph->sec_lim[i]);
+            }
+            fputc('\n', f);
+        }
     }
 
     rcv = calloc(lg.nconvs + 1, sizeof(uint64_t));
