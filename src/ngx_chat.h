@@ -13,6 +13,7 @@
 #include <ngx_http.h>
 #include <libpq-fe.h>
 #include <jwt.h>
+#include <openssl/evp.h>
 
 #include "ngx_chat_pure.h"
 
@@ -99,21 +100,41 @@ typedef struct {
     ngx_uint_t                   close_after;  /* refusals in a row; 0 */
 } ngx_chat_limit_conf_t;
 
-/* chat_webhook */
+/* where a POST goes (ngx_chat_hook.c) */
 typedef struct {
-    ngx_addr_t                  *addr;       /* NULL: no webhook */
+    ngx_addr_t                  *addr;
     ngx_str_t                    host;       /* for the Host header */
     ngx_str_t                    uri;
-    ngx_str_t                    secret;     /* the key's bytes */
-    ngx_msec_t                   window;     /* notifications gather */
-    time_t                       max_age;    /* then outbox_dead */
     ngx_msec_t                   timeout;    /* of one POST */
 #if (NGX_SSL)
     ngx_ssl_t                   *ssl;        /* https; NULL: http */
 #endif
     ngx_str_t                    name;       /* for SNI and the check */
     ngx_uint_t                   ip;         /* the name is an address */
+} ngx_chat_hook_target_t;
+
+/* chat_webhook */
+typedef struct {
+    ngx_chat_hook_target_t       target;     /* addr NULL: no webhook */
+    ngx_str_t                    secret;     /* the key's bytes */
+    ngx_msec_t                   window;     /* notifications gather */
+    time_t                       max_age;    /* then outbox_dead */
 } ngx_chat_webhook_conf_t;
+
+/* chat_push */
+typedef struct {
+    EVP_PKEY                    *key;        /* VAPID; NULL: no Web Push */
+    ngx_str_t                    public_key; /* base64url, for browsers */
+    ngx_str_t                    subject;    /* mailto: or https: */
+    ngx_msec_t                   window;     /* without chat_webhook */
+    time_t                       max_age;    /* without chat_webhook */
+    ngx_msec_t                   timeout;    /* of one POST */
+    time_t                       ttl;        /* kept by the push service */
+#if (NGX_SSL)
+    ngx_ssl_t                   *ssl;
+#endif
+    ngx_http_core_loc_conf_t    *core;       /* its resolver, for names */
+} ngx_chat_push_conf_t;
 
 typedef struct {
     ngx_chat_pg_conf_t           pg;
@@ -123,6 +144,7 @@ typedef struct {
     ngx_chat_files_conf_t        files;
     ngx_chat_limit_conf_t        limit;
     ngx_chat_webhook_conf_t      webhook;
+    ngx_chat_push_conf_t         push;
     ngx_shm_zone_t              *metrics;    /* chat_metrics; NULL: none */
     ngx_uint_t                   max[NGX_CHAT_MAX_KINDS];  /* chat_max */
     ngx_array_t                 *filters;    /* chat_filter; NULL: none */
@@ -319,6 +341,11 @@ typedef enum {
     NGX_CHAT_SQL_CONVERSATION_FILES,
     NGX_CHAT_SQL_OUTBOX_CLAIM,
     NGX_CHAT_SQL_OUTBOX_RESULT,
+    NGX_CHAT_SQL_PUSH_KEY,
+    NGX_CHAT_SQL_PUSH_SUBSCRIBE,
+    NGX_CHAT_SQL_PUSH_UNSUBSCRIBE,
+    NGX_CHAT_SQL_PUSH_TARGETS,
+    NGX_CHAT_SQL_PUSH_GONE,
     NGX_CHAT_SQL_COUNT
 } ngx_chat_sql_e;
 
@@ -771,15 +798,33 @@ typedef struct ngx_chat_hook_s  ngx_chat_hook_t;
 typedef void (*ngx_chat_hook_done_pt)(void *data, ngx_uint_t status,
     time_t retry, const char *error);
 
-ngx_int_t ngx_chat_hook_post(ngx_pool_t *pool, ngx_chat_webhook_conf_t *conf,
+ngx_int_t ngx_chat_hook_post(ngx_pool_t *pool, ngx_chat_hook_target_t *to,
     ngx_str_t *headers, ngx_str_t *body, ngx_chat_hook_done_pt done,
     void *data);
+char *ngx_chat_hook_target(ngx_conf_t *cf, ngx_chat_hook_target_t *to,
+    ngx_url_t *u, ngx_uint_t https);
+ngx_int_t ngx_chat_hook_name(ngx_pool_t *pool, ngx_chat_hook_target_t *to,
+    ngx_str_t *host);
+#if (NGX_SSL)
+char *ngx_chat_hook_ssl(ngx_conf_t *cf, ngx_ssl_t **ssl, ngx_str_t *ca);
+#endif
 
 
-/* core: the outbox, delivered to the webhook */
+/* core: the outbox, delivered to the webhook and by Web Push */
 
 char *ngx_chat_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 void ngx_chat_outbox_tick(void);
+ngx_uint_t ngx_chat_outbox_on(ngx_chat_main_conf_t *mcf);
+ngx_msec_t ngx_chat_outbox_window(ngx_chat_main_conf_t *mcf);
+time_t ngx_chat_outbox_max_age(ngx_chat_main_conf_t *mcf);
+
+
+/* core: Web Push of a delivery to the user's browsers */
+
+char *ngx_chat_push(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_chat_push_deliver(ngx_pool_t *pool, ngx_str_t *tenant,
+    ngx_str_t *user, u_char *batch, ngx_str_t *body,
+    ngx_chat_hook_done_pt done, void *data);
 
 
 /* core: the content filter */

@@ -22,7 +22,7 @@
 
 struct ngx_chat_hook_s {
     ngx_peer_connection_t        peer;
-    ngx_chat_webhook_conf_t     *conf;
+    ngx_chat_hook_target_t      *to;
     ngx_pool_t                  *pool;
     ngx_log_t                   *log;
     ngx_buf_t                   *request;
@@ -54,7 +54,7 @@ static const char *ngx_chat_hook_ssl_check(ngx_chat_hook_t *hk);
  */
 
 ngx_int_t
-ngx_chat_hook_post(ngx_pool_t *pool, ngx_chat_webhook_conf_t *conf,
+ngx_chat_hook_post(ngx_pool_t *pool, ngx_chat_hook_target_t *to,
     ngx_str_t *headers, ngx_str_t *body, ngx_chat_hook_done_pt done,
     void *data)
 {
@@ -70,30 +70,30 @@ ngx_chat_hook_post(ngx_pool_t *pool, ngx_chat_webhook_conf_t *conf,
 
     b = ngx_create_temp_buf(pool, sizeof("POST  HTTP/1.1" CRLF "Host: " CRLF
                                          "Content-Length: " CRLF CRLF)
-                                  + conf->uri.len + conf->host.len
+                                  + to->uri.len + to->host.len
                                   + NGX_OFF_T_LEN + headers->len + body->len
                                   + 128);
     if (b == NULL) {
         return NGX_ERROR;
     }
 
+    /* headers: the caller's, Content-Type among them */
     b->last = ngx_sprintf(b->last, "POST %V HTTP/1.1" CRLF "Host: %V" CRLF
-                          "Content-Type: application/json" CRLF
                           "Content-Length: %uz" CRLF
                           "User-Agent: ngx_chat/" NGX_CHAT_VERSION CRLF
                           "Connection: close" CRLF "%V" CRLF "%V",
-                          &conf->uri, &conf->host, body->len, headers, body);
+                          &to->uri, &to->host, body->len, headers, body);
 
-    hk->conf = conf;
+    hk->to = to;
     hk->pool = pool;
     hk->log = pool->log;
     hk->request = b;
     hk->done = done;
     hk->data = data;
 
-    hk->peer.sockaddr = conf->addr->sockaddr;
-    hk->peer.socklen = conf->addr->socklen;
-    hk->peer.name = &conf->addr->name;
+    hk->peer.sockaddr = to->addr->sockaddr;
+    hk->peer.socklen = to->addr->socklen;
+    hk->peer.name = &to->addr->name;
     hk->peer.get = ngx_event_get_peer;
     hk->peer.log = pool->log;
     hk->peer.log_error = NGX_ERROR_ERR;
@@ -117,7 +117,7 @@ ngx_chat_hook_post(ngx_pool_t *pool, ngx_chat_webhook_conf_t *conf,
     hk->deadline.handler = ngx_chat_hook_timeout;
     hk->deadline.data = hk;
     hk->deadline.log = pool->log;
-    ngx_add_timer(&hk->deadline, conf->timeout);
+    ngx_add_timer(&hk->deadline, to->timeout);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, hk->log, 0,
                    "chat hook: POST to %V, %uz bytes", hk->peer.name,
@@ -145,7 +145,7 @@ ngx_chat_hook_write(ngx_event_t *wev)
     b = hk->request;
 
 #if (NGX_SSL)
-    if (hk->conf->ssl && c->ssl == NULL) {
+    if (hk->to->ssl && c->ssl == NULL) {
         /* connected: the handshake comes first */
         ngx_chat_hook_ssl_start(hk);
         return;
@@ -196,7 +196,7 @@ ngx_chat_hook_read(ngx_event_t *rev)
 
     if (hk->request->pos < hk->request->last
 #if (NGX_SSL)
-        || (hk->conf->ssl && c->ssl == NULL)
+        || (hk->to->ssl && c->ssl == NULL)
 #endif
        )
     {
@@ -352,7 +352,7 @@ ngx_chat_hook_ssl_start(ngx_chat_hook_t *hk)
 
     c = hk->peer.connection;
 
-    if (ngx_ssl_create_connection(hk->conf->ssl, c, NGX_SSL_CLIENT)
+    if (ngx_ssl_create_connection(hk->to->ssl, c, NGX_SSL_CLIENT)
         != NGX_OK)
     {
         ngx_chat_hook_finish(hk, 0, "cannot start TLS");
@@ -360,9 +360,9 @@ ngx_chat_hook_ssl_start(ngx_chat_hook_t *hk)
     }
 
     /* RFC 6066: no address as a server name */
-    if (!hk->conf->ip
+    if (!hk->to->ip
         && SSL_set_tlsext_host_name(c->ssl->connection,
-                                    (char *) hk->conf->name.data)
+                                    (char *) hk->to->name.data)
            != 1)
     {
         ngx_chat_hook_finish(hk, 0, "cannot name the receiver to TLS");
@@ -438,12 +438,12 @@ ngx_chat_hook_ssl_check(ngx_chat_hook_t *hk)
         return "the receiver's certificate is not trusted";
     }
 
-    if (hk->conf->ip) {
-        rc = X509_check_ip_asc(cert, (char *) hk->conf->name.data, 0);
+    if (hk->to->ip) {
+        rc = X509_check_ip_asc(cert, (char *) hk->to->name.data, 0);
 
     } else {
-        rc = X509_check_host(cert, (char *) hk->conf->name.data,
-                             hk->conf->name.len, 0, NULL);
+        rc = X509_check_host(cert, (char *) hk->to->name.data,
+                             hk->to->name.len, 0, NULL);
     }
 
     X509_free(cert);
@@ -451,11 +451,128 @@ ngx_chat_hook_ssl_check(ngx_chat_hook_t *hk)
     if (rc != 1) {
         ngx_log_error(NGX_LOG_ERR, hk->log, 0,
                       "chat hook: the certificate of %V is not for \"%V\"",
-                      hk->peer.name, &hk->conf->name);
+                      hk->peer.name, &hk->to->name);
         return "the receiver's certificate is not for its host";
     }
 
     return NULL;
+}
+
+#endif
+
+
+/*
+ * A target read from the configuration: u has been parsed (and its name
+ * resolved) by ngx_parse_url(); the name the certificate must bear is
+ * kept NUL-terminated for OpenSSL.
+ */
+
+char *
+ngx_chat_hook_target(ngx_conf_t *cf, ngx_chat_hook_target_t *to,
+    ngx_url_t *u, ngx_uint_t https)
+{
+    to->addr = &u->addrs[0];
+    to->uri = u->uri;
+
+    if (to->uri.len == 0) {
+        ngx_str_set(&to->uri, "/");
+    }
+
+    /* Host: with the port where it is not the scheme's */
+    if (u->no_port || u->port == (https ? 443 : 80)) {
+        to->host = u->host;
+
+    } else {
+        to->host.data = ngx_pnalloc(cf->pool, u->host.len + 1 + NGX_INT_T_LEN);
+        if (to->host.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        to->host.len = ngx_sprintf(to->host.data, "%V:%d", &u->host, u->port)
+                       - to->host.data;
+    }
+
+    return ngx_chat_hook_name(cf->pool, to, &u->host) == NGX_OK
+           ? NGX_CONF_OK : NGX_CONF_ERROR;
+}
+
+
+/* the name of the host as TLS checks it: an IPv6 literal without [] */
+
+ngx_int_t
+ngx_chat_hook_name(ngx_pool_t *pool, ngx_chat_hook_target_t *to,
+    ngx_str_t *host)
+{
+    ngx_uint_t  bracketed;
+
+    bracketed = (host->len > 2 && host->data[0] == '[');
+
+    to->name.len = bracketed ? host->len - 2 : host->len;
+    to->name.data = ngx_pnalloc(pool, to->name.len + 1);
+    if (to->name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    (void) ngx_cpystrn(to->name.data, host->data + bracketed,
+                       to->name.len + 1);
+
+    to->ip = bracketed
+             || ngx_inet_addr(to->name.data, to->name.len) != INADDR_NONE;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The TLS of https targets: 1.2 or 1.3, the certificate checked against
+ * ca (a PEM file of trusted certificates) or else the system's store, and
+ * against the target's host after the handshake.
+ */
+
+#if (NGX_SSL)
+
+char *
+ngx_chat_hook_ssl(ngx_conf_t *cf, ngx_ssl_t **sslp, ngx_str_t *ca)
+{
+    ngx_ssl_t           *ssl;
+    ngx_pool_cleanup_t  *cln;
+
+    ssl = ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t));
+    if (ssl == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *sslp = ssl;
+
+    ssl->log = cf->log;
+
+    if (ngx_ssl_create(ssl, NGX_SSL_TLSv1_2|NGX_SSL_TLSv1_3, NULL)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        ngx_ssl_cleanup_ctx(ssl);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_ssl_cleanup_ctx;
+    cln->data = ssl;
+
+    if (ca->len) {
+        if (ngx_ssl_trusted_certificate(cf, ssl, ca, 5) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+    } else if (SSL_CTX_set_default_verify_paths(ssl->ctx) != 1) {
+        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                      "the system's trusted certificates cannot be read");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
 }
 
 #endif

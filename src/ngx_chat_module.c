@@ -211,6 +211,13 @@ static ngx_command_t  ngx_chat_commands[] = {
       0,
       NULL },
 
+    { ngx_string("chat_push"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_chat_push,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("chat_filter"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE123|NGX_CONF_TAKE4,
       ngx_chat_filter,
@@ -605,7 +612,8 @@ ngx_chat_pg_settings(ngx_conf_t *cf, ngx_chat_main_conf_t *mcf)
     len = sizeof("-c chat.files_url=") + 2 * mcf->files.url.len
           + NGX_CHAT_MAX_KINDS * sizeof(" -c chat.max_reactions_per_user=")
           + NGX_CHAT_MAX_KINDS * NGX_INT_T_LEN
-          + sizeof(" -c chat.outbox_window=") + NGX_INT_T_LEN;
+          + sizeof(" -c chat.outbox_window=") + NGX_INT_T_LEN
+          + sizeof(" -c chat.push_key=") + mcf->push.public_key.len;
 
     p = ngx_pnalloc(cf->pool, len);
     if (p == NULL) {
@@ -630,9 +638,14 @@ ngx_chat_pg_settings(ngx_conf_t *cf, ngx_chat_main_conf_t *mcf)
     }
 
     /* the outbox is written only when something delivers it */
-    if (mcf->webhook.addr) {
+    if (ngx_chat_outbox_on(mcf)) {
         p = ngx_sprintf(p, " -c chat.outbox_window=%M",
-                        mcf->webhook.window / 1000);
+                        ngx_chat_outbox_window(mcf) / 1000);
+    }
+
+    /* for GET push/key (sql/functions/86_push.sql): base64url, no escape */
+    if (mcf->push.key) {
+        p = ngx_sprintf(p, " -c chat.push_key=%V", &mcf->push.public_key);
     }
 
     mcf->pg.options.len = p - mcf->pg.options.data;

@@ -1,13 +1,16 @@
 
 /*
- * ngx_chat: notifications of the outbox to the webhook (chat_webhook).
- * Each worker, at its tick, claims due deliveries (chat.outbox_claim:
- * FOR UPDATE SKIP LOCKED, with a lease, so that workers and hosts share
- * the work and one that dies loses nothing), sends each to the webhook
- * signed as Standard Webhooks says, and reports what became of it
- * (chat.outbox_result: sent, the user is online here, or failed, to be
- * retried with backoff).  The webhook-id of a delivery stays the same on
- * every retry, so a receiver that keeps the ids it saw sees each once.
+ * ngx_chat: notifications of the outbox to the webhook (chat_webhook) and
+ * by Web Push (chat_push, ngx_chat_push.c).  Each worker, at its tick,
+ * claims due deliveries (chat.outbox_claim: FOR UPDATE SKIP LOCKED, with a
+ * lease, so that workers and hosts share the work and one that dies loses
+ * nothing), sends each to the webhook signed as Standard Webhooks says and
+ * to the user's browsers, and when every way it went has answered reports
+ * what became of it (chat.outbox_result: sent, the user is online here,
+ * or failed, to be retried with backoff: by every way again).  The
+ * webhook-id of a delivery stays the same on every retry, so a receiver
+ * that keeps the ids it saw sees each once; a push service is given the
+ * same Topic, which replaces a push it still holds.
  */
 
 
@@ -30,6 +33,8 @@ typedef struct {
     u_char                       max_age[NGX_TIME_T_LEN + 1];
     const char                  *outcome;
     u_char                      *error;
+    ngx_uint_t                   pending;    /* ways yet to answer */
+    time_t                       retry_after;
 } ngx_chat_delivery_t;
 
 
@@ -45,15 +50,41 @@ static void ngx_chat_outbox_claimed(ngx_chat_pg_query_t *q, PGresult *res);
 static void ngx_chat_outbox_deliver(PGresult *res, int row);
 static ngx_int_t ngx_chat_outbox_sign(ngx_pool_t *pool, ngx_str_t *secret,
     ngx_str_t *id, time_t ts, ngx_str_t *body, ngx_str_t *headers);
+static void ngx_chat_outbox_webhook(ngx_chat_delivery_t *d, ngx_str_t *body);
 static void ngx_chat_outbox_posted(void *data, ngx_uint_t status,
     time_t retry, const char *error);
 static void ngx_chat_outbox_report(ngx_chat_delivery_t *d);
 static void ngx_chat_outbox_reported(ngx_chat_pg_query_t *q, PGresult *res);
-static char *ngx_chat_webhook_ssl(ngx_conf_t *cf,
-    ngx_chat_webhook_conf_t *wcf, ngx_str_t *ca);
 
 
 static ngx_chat_outbox_t  ngx_chat_outbox;
+
+
+/* whether anything delivers the outbox: else nothing is written to it */
+
+ngx_uint_t
+ngx_chat_outbox_on(ngx_chat_main_conf_t *mcf)
+{
+    return mcf->webhook.target.addr != NULL || mcf->push.key != NULL;
+}
+
+
+/* how long a notification gathers, and lives: chat_webhook's, else
+   chat_push's */
+
+ngx_msec_t
+ngx_chat_outbox_window(ngx_chat_main_conf_t *mcf)
+{
+    return mcf->webhook.target.addr ? mcf->webhook.window : mcf->push.window;
+}
+
+
+time_t
+ngx_chat_outbox_max_age(ngx_chat_main_conf_t *mcf)
+{
+    return mcf->webhook.target.addr ? mcf->webhook.max_age
+                                    : mcf->push.max_age;
+}
 
 
 /* the worker's tick: claim what is due, if there is room */
@@ -64,7 +95,7 @@ ngx_chat_outbox_tick(void)
     ngx_uint_t          room;
     ngx_chat_outbox_t  *ob = &ngx_chat_outbox;
 
-    if (ngx_chat_worker.conf->webhook.addr == NULL || ob->claiming
+    if (!ngx_chat_outbox_on(ngx_chat_worker.conf) || ob->claiming
         || ngx_exiting)
     {
         return;
@@ -120,13 +151,9 @@ ngx_chat_outbox_claimed(ngx_chat_pg_query_t *q, PGresult *res)
 static void
 ngx_chat_outbox_deliver(PGresult *res, int row)
 {
-    time_t                    now;
-    ngx_str_t                 tenant, user, body, id, headers;
+    ngx_str_t                 tenant, user, body;
     ngx_pool_t               *pool;
     ngx_chat_delivery_t      *d;
-    ngx_chat_webhook_conf_t  *wcf;
-
-    wcf = &ngx_chat_worker.conf->webhook;
 
     pool = ngx_create_pool(4096, ngx_cycle->log);
     if (pool == NULL) {
@@ -169,26 +196,56 @@ ngx_chat_outbox_deliver(PGresult *res, int row)
         return;
     }
 
+    /* each way holds one more until it has answered */
+    d->pending = 1;
+
+    if (ngx_chat_worker.conf->webhook.target.addr) {
+        d->pending++;
+        ngx_chat_outbox_webhook(d, &body);
+    }
+
+    if (ngx_chat_worker.conf->push.key) {
+        d->pending++;
+
+        if (ngx_chat_push_deliver(pool, &tenant, &user, d->batch, &body,
+                                  ngx_chat_outbox_posted, d)
+            != NGX_OK)
+        {
+            ngx_chat_outbox_posted(d, 0, 0, "cannot push");
+        }
+    }
+
+    ngx_chat_outbox_posted(d, 200, 0, NULL);
+}
+
+
+static void
+ngx_chat_outbox_webhook(ngx_chat_delivery_t *d, ngx_str_t *body)
+{
+    time_t                    now;
+    ngx_str_t                 id, headers;
+    ngx_chat_webhook_conf_t  *wcf;
+
+    wcf = &ngx_chat_worker.conf->webhook;
+
     /* "ntf_<batch>": the same on every retry of this delivery */
-    id.data = ngx_pnalloc(pool, sizeof("ntf_") + NGX_INT64_LEN);
+    id.data = ngx_pnalloc(d->pool, sizeof("ntf_") + NGX_INT64_LEN);
     if (id.data == NULL) {
-        d->outcome = "failed";
-        ngx_chat_outbox_report(d);
+        ngx_chat_outbox_posted(d, 0, 0, "out of memory");
         return;
     }
 
     id.len = ngx_sprintf(id.data, "ntf_%s", d->batch) - id.data;
     now = ngx_time();
 
-    if (ngx_chat_outbox_sign(pool, &wcf->secret, &id, now, &body, &headers)
+    if (ngx_chat_outbox_sign(d->pool, &wcf->secret, &id, now, body,
+                             &headers)
         != NGX_OK
-        || ngx_chat_hook_post(pool, wcf, &headers, &body,
+        || ngx_chat_hook_post(d->pool, &wcf->target, &headers, body,
                               ngx_chat_outbox_posted, d)
            != NGX_OK)
     {
-        d->outcome = "failed";
-        d->error = (u_char *) "cannot connect";
-        ngx_chat_outbox_report(d);
+        ngx_chat_outbox_posted(d, 0, 0, "cannot connect");
     }
 }
 
@@ -235,7 +292,8 @@ ngx_chat_outbox_sign(ngx_pool_t *pool, ngx_str_t *secret, ngx_str_t *id,
 
     ngx_encode_base64(&b64, &mac);
 
-    headers->data = ngx_pnalloc(pool, sizeof("webhook-id: " CRLF
+    headers->data = ngx_pnalloc(pool, sizeof("Content-Type: application/json"
+                                             CRLF "webhook-id: " CRLF
                                              "webhook-timestamp: " CRLF
                                              "webhook-signature: v1," CRLF)
                                       + id->len + NGX_TIME_T_LEN + b64.len);
@@ -243,7 +301,9 @@ ngx_chat_outbox_sign(ngx_pool_t *pool, ngx_str_t *secret, ngx_str_t *id,
         return NGX_ERROR;
     }
 
-    headers->len = ngx_sprintf(headers->data, "webhook-id: %V" CRLF
+    headers->len = ngx_sprintf(headers->data,
+                               "Content-Type: application/json" CRLF
+                               "webhook-id: %V" CRLF
                                "webhook-timestamp: %T" CRLF
                                "webhook-signature: v1,%V" CRLF,
                                id, ts, &b64)
@@ -253,32 +313,51 @@ ngx_chat_outbox_sign(ngx_pool_t *pool, ngx_str_t *secret, ngx_str_t *id,
 }
 
 
+/*
+ * One way answered (a webhook, the pushes of a user, or the hold that
+ * deliver() keeps until it has started them all): the delivery is sent
+ * when each way took it, else failed, with the first error and the
+ * longest Retry-After.
+ */
+
 static void
 ngx_chat_outbox_posted(void *data, ngx_uint_t status, time_t retry,
     const char *error)
 {
     ngx_chat_delivery_t  *d = data;
 
-    if (status >= 200 && status < 300) {
-        d->outcome = "sent";
-        ngx_chat_metric_add(NGX_CHAT_M_OUTBOX_SENT, 1);
-
-    } else {
-        d->outcome = "failed";
+    if (status < 200 || status >= 300) {
         ngx_chat_metric_add(NGX_CHAT_M_OUTBOX_FAILED, 1);
-        *ngx_sprintf(d->retry, "%T", retry) = '\0';
 
-        d->error = ngx_pnalloc(d->pool, 64);
-        if (d->error && error) {
-            ngx_cpystrn(d->error, (u_char *) error, 64);
+        d->retry_after = ngx_max(d->retry_after, retry);
 
-        } else if (d->error) {
-            ngx_sprintf(d->error, "the receiver answered %ui%Z", status);
+        if (d->error == NULL) {
+            d->error = ngx_pnalloc(d->pool, 64);
+
+            if (d->error && error) {
+                ngx_cpystrn(d->error, (u_char *) error, 64);
+
+            } else if (d->error) {
+                ngx_sprintf(d->error, "the receiver answered %ui%Z", status);
+            }
         }
 
         ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
                       "chat outbox: delivery %s failed: %s", d->batch,
-                      d->error ? d->error : (u_char *) "");
+                      error ? error : (d->error ? (char *) d->error : ""));
+    }
+
+    if (--d->pending) {
+        return;
+    }
+
+    if (d->error) {
+        d->outcome = "failed";
+        *ngx_sprintf(d->retry, "%T", d->retry_after) = '\0';
+
+    } else {
+        d->outcome = "sent";
+        ngx_chat_metric_add(NGX_CHAT_M_OUTBOX_SENT, 1);
     }
 
     ngx_chat_outbox_report(d);
@@ -290,16 +369,17 @@ ngx_chat_outbox_posted(void *data, ngx_uint_t status, time_t retry,
 static void
 ngx_chat_outbox_report(ngx_chat_delivery_t *d)
 {
-    ngx_chat_webhook_conf_t  *wcf;
-
-    wcf = &ngx_chat_worker.conf->webhook;
-
     if (d->retry[0] == '\0') {
         d->retry[0] = '0';
     }
 
-    *ngx_sprintf(d->window, "%T", (time_t) (wcf->window / 1000)) = '\0';
-    *ngx_sprintf(d->max_age, "%T", wcf->max_age) = '\0';
+    *ngx_sprintf(d->window, "%T",
+                 (time_t) (ngx_chat_outbox_window(ngx_chat_worker.conf)
+                           / 1000))
+        = '\0';
+    *ngx_sprintf(d->max_age, "%T",
+                 ngx_chat_outbox_max_age(ngx_chat_worker.conf))
+        = '\0';
 
     d->query.stmt = NGX_CHAT_SQL_OUTBOX_RESULT;
     d->query.nparams = 6;
@@ -359,7 +439,7 @@ ngx_chat_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     wcf = &mcf->webhook;
 
-    if (wcf->addr) {
+    if (wcf->target.addr) {
         return "is duplicate";
     }
 
@@ -392,38 +472,15 @@ ngx_chat_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    wcf->addr = &u.addrs[0];
-    wcf->host = u.host;
-    wcf->uri = u.uri;
-    ngx_str_null(&ca);
-
-    /* the name the certificate must bear, NUL-terminated for OpenSSL */
-    wcf->name.len = u.host.len;
-    wcf->name.data = ngx_pnalloc(cf->pool, u.host.len + 1);
-    if (wcf->name.data == NULL) {
+    if (ngx_chat_hook_target(cf, &wcf->target, &u, https) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
     }
 
-    if (u.host.len > 2 && u.host.data[0] == '[') {
-        /* an IPv6 literal: without its brackets */
-        wcf->name.len -= 2;
-        (void) ngx_cpystrn(wcf->name.data, u.host.data + 1,
-                           wcf->name.len + 1);
-
-    } else {
-        (void) ngx_cpystrn(wcf->name.data, u.host.data, u.host.len + 1);
-    }
-
-    wcf->ip = (ngx_inet_addr(wcf->name.data, wcf->name.len) != INADDR_NONE
-               || u.host.data[0] == '[');
-
-    if (wcf->uri.len == 0) {
-        ngx_str_set(&wcf->uri, "/");
-    }
+    ngx_str_null(&ca);
 
     wcf->window = 5000;
     wcf->max_age = 86400;
-    wcf->timeout = 5000;
+    wcf->target.timeout = 5000;
 
     for (i = 2; i < cf->args->nelts; i++) {
 
@@ -476,8 +533,10 @@ ngx_chat_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
             s.data = value[i].data + 8;
             s.len = value[i].len - 8;
-            wcf->timeout = ngx_parse_time(&s, 0);
-            if (wcf->timeout == (ngx_msec_t) NGX_ERROR || wcf->timeout == 0) {
+            wcf->target.timeout = ngx_parse_time(&s, 0);
+            if (wcf->target.timeout == (ngx_msec_t) NGX_ERROR
+                || wcf->target.timeout == 0)
+            {
                 return "takes \"timeout=T\"";
             }
             continue;
@@ -498,63 +557,12 @@ ngx_chat_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "needs secret= (the receiver checks what it gets with it)";
     }
 
-    if (https) {
-        return ngx_chat_webhook_ssl(cf, wcf, &ca);
-    }
-
-    return NGX_CONF_OK;
-}
-
-
-/*
- * An https receiver: TLS 1.2 or 1.3, its certificate checked against ca=
- * (a PEM file of trusted certificates) or else the system's store, and
- * against the URL's host, after the handshake (see ngx_chat_hook.c).
- */
-
-static char *
-ngx_chat_webhook_ssl(ngx_conf_t *cf, ngx_chat_webhook_conf_t *wcf,
-    ngx_str_t *ca)
-{
 #if (NGX_SSL)
-    ngx_pool_cleanup_t  *cln;
-
-    wcf->ssl = ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t));
-    if (wcf->ssl == NULL) {
-        return NGX_CONF_ERROR;
+    if (https) {
+        return ngx_chat_hook_ssl(cf, &wcf->target.ssl, &ca);
     }
-
-    wcf->ssl->log = cf->log;
-
-    if (ngx_ssl_create(wcf->ssl, NGX_SSL_TLSv1_2|NGX_SSL_TLSv1_3, NULL)
-        != NGX_OK)
-    {
-        return NGX_CONF_ERROR;
-    }
-
-    cln = ngx_pool_cleanup_add(cf->pool, 0);
-    if (cln == NULL) {
-        ngx_ssl_cleanup_ctx(wcf->ssl);
-        return NGX_CONF_ERROR;
-    }
-
-    cln->handler = ngx_ssl_cleanup_ctx;
-    cln->data = wcf->ssl;
-
-    if (ca->len) {
-        if (ngx_ssl_trusted_certificate(cf, wcf->ssl, ca, 5) != NGX_OK) {
-            return NGX_CONF_ERROR;
-        }
-
-    } else if (SSL_CTX_set_default_verify_paths(wcf->ssl->ctx) != 1) {
-        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
-                      "\"chat_webhook\": the system's trusted certificates "
-                      "cannot be read");
-        return NGX_CONF_ERROR;
-    }
+#endif
 
     return NGX_CONF_OK;
-#else
-    return "takes https:// only where nginx was built with SSL";
-#endif
 }
+

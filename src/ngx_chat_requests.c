@@ -50,6 +50,19 @@ static const ngx_chat_field_t  ngx_chat_conversation_list_query[] = {
     ngx_chat_null_field
 };
 
+/* a browser's PushSubscription, its keys as toJSON() gives them, flat */
+static const ngx_chat_field_t  ngx_chat_push_subscribe_body[] = {
+    { "endpoint", NULL, NGX_CHAT_T_STR, NGX_CHAT_REQUIRED, 1024, NULL },
+    { "p256dh", NULL, NGX_CHAT_T_STR, NGX_CHAT_REQUIRED, 128, NULL },
+    { "auth", NULL, NGX_CHAT_T_STR, NGX_CHAT_REQUIRED, 64, NULL },
+    ngx_chat_null_field
+};
+
+static const ngx_chat_field_t  ngx_chat_push_unsubscribe_query[] = {
+    { "endpoint", NULL, NGX_CHAT_T_STR, NGX_CHAT_REQUIRED, 1024, NULL },
+    ngx_chat_null_field
+};
+
 static const ngx_chat_field_t  ngx_chat_direct_body[] = {
     { "user_id", NULL, NGX_CHAT_T_USER, NGX_CHAT_REQUIRED, 0, NULL },
     ngx_chat_null_field
@@ -344,6 +357,17 @@ const ngx_chat_route_t  ngx_chat_api_routes[] = {
     { NGX_CHAT_POST, "conversations/direct",
       ngx_chat_api_action(NGX_CHAT_SQL_CONVERSATION_DIRECT, NULL,
                           ngx_chat_direct_body) },
+
+    { NGX_CHAT_GET, "push/key",
+      ngx_chat_api_action(NGX_CHAT_SQL_PUSH_KEY, NULL, NULL) },
+
+    { NGX_CHAT_POST, "push/subscriptions",
+      ngx_chat_api_action(NGX_CHAT_SQL_PUSH_SUBSCRIBE, NULL,
+                          ngx_chat_push_subscribe_body) },
+
+    { NGX_CHAT_DELETE, "push/subscriptions",
+      ngx_chat_api_action(NGX_CHAT_SQL_PUSH_UNSUBSCRIBE,
+                          ngx_chat_push_unsubscribe_query, NULL) },
 };
 
 

@@ -129,6 +129,21 @@ ngx_chat_stmt_t  ngx_chat_stmts[] = {
           "SELECT chat.outbox_result($1::bigint, $2, $3, $4::integer, "
           "$5::integer, make_interval(secs => $6::float8))" },
 
+    /* Web Push (sql/functions/86_push.sql) */
+    [NGX_CHAT_SQL_PUSH_KEY] =
+        ngx_chat_action_stmt("push_key"),
+    [NGX_CHAT_SQL_PUSH_SUBSCRIBE] =
+        ngx_chat_action_stmt("push_subscribe"),
+    [NGX_CHAT_SQL_PUSH_UNSUBSCRIBE] =
+        ngx_chat_action_stmt("push_unsubscribe"),
+    [NGX_CHAT_SQL_PUSH_TARGETS] =
+        { "chat_push_targets",
+          "SELECT id, endpoint, p256dh, auth "
+          "FROM chat.push_targets($1, $2)" },
+    [NGX_CHAT_SQL_PUSH_GONE] =
+        { "chat_push_gone",
+          "SELECT chat.push_gone($1::bigint[])" },
+
     /* one worker of all hosts at a time: the lock ends with the statement */
     [NGX_CHAT_SQL_EVENTS_PRUNE] =
         { "chat_events_prune",
