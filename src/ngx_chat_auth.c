@@ -179,6 +179,7 @@ ngx_chat_auth_check(ngx_chat_jwt_conf_t *jcf, ngx_str_t *token,
     }
 
     id->exp = found.exp;
+    id->bot = found.bot;
     json_decref(claims);
 
     *reason = NULL;

@@ -30,6 +30,14 @@ ngx_chat_call_send(ngx_chat_call_t *call)
     ngx_pool_cleanup_t  *cln;
     ngx_chat_pg_query_t *q;
 
+    /* a bot's token: the functions know the actor by "$bot" (sql/) */
+    if (call->id.bot
+        && json_object_set_new(call->args, "$bot", json_true()) != 0)
+    {
+        ngx_chat_call_fail(call, 500, "out of memory");
+        return NGX_ERROR;
+    }
+
     args = json_dumps(call->args, JSON_COMPACT);
     if (args == NULL) {
         ngx_chat_call_fail(call, 500, "out of memory");

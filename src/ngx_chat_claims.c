@@ -144,6 +144,15 @@ ngx_chat_claims_verify(json_t *claims, const ngx_chat_claims_rules_t *rules,
                                    "characters");
     }
 
+    /* a bot: true or absent; anything else is a claim we cannot read */
+    v = json_object_get(claims, "bot");
+
+    if (v != NULL && !json_is_boolean(v)) {
+        return ngx_chat_token_fail(fault, NGX_CHAT_TOKEN_INVALID_CLAIM,
+                                   "\"bot\" is not true or false");
+    }
+
+    id->bot = (v != NULL && json_is_true(v));
     id->exp = exp;
 
     return NGX_OK;

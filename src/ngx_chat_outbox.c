@@ -144,14 +144,16 @@ ngx_chat_outbox_claimed(ngx_chat_pg_query_t *q, PGresult *res)
 
 
 /*
- * One delivery: (batch, tenant, user, body).  A user connected to this
- * host reads it there: it waits, as a new one would.
+ * One delivery: (batch, tenant, user, body, bot).  A user connected to
+ * this host reads it there: it waits, as a new one would.  A bot's goes to
+ * the webhook alone, connected or not: it is how the bot hears.
  */
 
 static void
 ngx_chat_outbox_deliver(PGresult *res, int row)
 {
     ngx_str_t                 tenant, user, body;
+    ngx_uint_t                bot;
     ngx_pool_t               *pool;
     ngx_chat_delivery_t      *d;
 
@@ -177,8 +179,9 @@ ngx_chat_outbox_deliver(PGresult *res, int row)
     tenant.len = PQgetlength(res, row, 1);
     user.data = (u_char *) PQgetvalue(res, row, 2);
     user.len = PQgetlength(res, row, 2);
+    bot = (PQgetvalue(res, row, 4)[0] == 't');
 
-    if (ngx_chat_presence_local(&tenant, &user)) {
+    if (!bot && ngx_chat_presence_local(&tenant, &user)) {
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
                        "chat outbox: %s waits, \"%V\" is online",
                        d->batch, &user);
@@ -204,7 +207,7 @@ ngx_chat_outbox_deliver(PGresult *res, int row)
         ngx_chat_outbox_webhook(d, &body);
     }
 
-    if (ngx_chat_worker.conf->push.key) {
+    if (ngx_chat_worker.conf->push.key && !bot) {
         d->pending++;
 
         if (ngx_chat_push_deliver(pool, &tenant, &user, d->batch, &body,

@@ -13,7 +13,7 @@
 /* the fields of each route */
 
 static const char *const  ngx_chat_conversation_types[] = {
-    "direct", "group", "channel", NULL
+    "direct", "group", "channel", "bot", NULL
 };
 
 static const char *const  ngx_chat_roles[] = {

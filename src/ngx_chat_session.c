@@ -326,6 +326,7 @@ ngx_chat_session_identity(ngx_http_request_t *r, ngx_chat_session_t *s,
     }
 
     s->id.exp = id.exp;
+    s->id.bot = id.bot;
 
     return NGX_OK;
 }
@@ -1626,6 +1627,7 @@ ngx_chat_session_refresh(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
     }
 
     s->id.exp = id.exp;
+    s->id.bot = id.bot;
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, s->log, 0,
                    "chat session: \"%V\" has a new token until %T",

@@ -121,7 +121,7 @@ ngx_chat_stmt_t  ngx_chat_stmts[] = {
 
     [NGX_CHAT_SQL_OUTBOX_CLAIM] =
         { "chat_outbox_claim",
-          "SELECT batch, tenant_id, user_id, body "
+          "SELECT batch, tenant_id, user_id, body, bot "
           "FROM chat.outbox_claim(make_interval(secs => $1::float8), "
           "$2::integer)" },
     [NGX_CHAT_SQL_OUTBOX_RESULT] =

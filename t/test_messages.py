@@ -21,7 +21,7 @@ MESSAGE_KEYS = {
     'id', 'conversation_id', 'seq', 'sender_id', 'type', 'content',
     'attachments', 'reply_to', 'reply_count', 'forwarded_from', 'mentions',
     'reactions', 'is_edited', 'edited_at', 'is_deleted', 'is_pinned',
-    'client_id', 'created_at', 'poll',
+    'client_id', 'created_at', 'poll', 'bot',
 }
 
 ERROR_CODES = {400: 'bad_request', 403: 'forbidden', 404: 'not_found',

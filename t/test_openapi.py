@@ -541,7 +541,8 @@ def test_the_validator_refuses_what_does_not_fit(doc):
                                            'me': True}],
             'is_edited': False, 'edited_at': None, 'is_deleted': False,
             'is_pinned': False, 'client_id': None,
-            'created_at': '2026-11-22T12:45:20.504Z', 'poll': None}
+            'created_at': '2026-11-22T12:45:20.504Z', 'poll': None,
+            'bot': False}
     assert validate(doc, message, good) == []
     for change, fault in [
             ({'type': 'fax'}, "'fax' is not one of"),

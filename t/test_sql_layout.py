@@ -202,7 +202,7 @@ RELAXED_UNIQUE = {'files_storage_key_key': 'files_storage_key'}
 
 # checks a later migration widened: the same name, more values allowed
 # (006_polls.sql: messages may be polls)
-WIDENED_CHECKS = {'messages_type_check'}
+WIDENED_CHECKS = {'messages_type_check', 'conversations_type_check'}
 
 
 def replaced(index, indexes):

@@ -108,6 +108,22 @@ BEGIN
 END
 $$;
 
+-- The same for the caller of an action, whose args say "$bot" when its
+-- token said "bot": true (the module adds it; a client cannot, unknown
+-- fields are refused): the user is a bot as its last token said
+CREATE FUNCTION chat.touch_actor(p_tenant text, p_user text, p_name text,
+                                 a jsonb)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v_bot boolean := coalesce((a->>'$bot')::boolean, false);
+BEGIN
+    PERFORM chat.touch_user(p_tenant, p_user, p_name);
+
+    UPDATE chat.users SET bot = v_bot
+     WHERE tenant_id = p_tenant AND id = p_user AND bot <> v_bot;
+END
+$$;
+
 -- The caller and the users it names (who may never have connected yet)
 -- exist.  All are inserted in one statement, in one order: two callers
 -- naming each other wait for each other, they do not deadlock.

@@ -182,7 +182,8 @@ RETURNS json LANGUAGE sql STABLE AS $$
         m.deleted_at IS NOT NULL, m.is_pinned, m.client_id,
         chat.ts(m.created_at),
         CASE WHEN m.type = 'poll' AND m.deleted_at IS NULL
-             THEN chat.poll_json(m.id, p_viewer) END)::chat.message_out)
+             THEN chat.poll_json(m.id, p_viewer) END,
+        m.bot)::chat.message_out)
 $$;
 
 CREATE FUNCTION chat.last_message_json(p_message bigint, p_viewer text)

@@ -1,4 +1,5 @@
--- ngx_chat: conversations: direct (one per pair), group and channel.
+-- ngx_chat: conversations: direct (one per pair), group, channel and bot
+-- (one user and one bot, as many rooms as they like; owned by who made it).
 
 CREATE FUNCTION chat.api_conversation_create(p_tenant text, p_user text,
                                              p_name text, a jsonb)
@@ -15,6 +16,18 @@ BEGIN
      WHERE x <> p_user;
 
     PERFORM chat.touch_users(p_tenant, p_user, p_name, v_others);
+    PERFORM chat.touch_actor(p_tenant, p_user, p_name, a);
+
+    IF v_type = 'bot'
+       AND (cardinality(v_others) <> 1
+            OR (SELECT count(*) FILTER (WHERE u.bot) FROM chat.users u
+                 WHERE u.tenant_id = p_tenant
+                   AND u.id IN (p_user, v_others[1])) <> 1)
+    THEN
+        PERFORM chat.fail(400, '"member_ids": a bot conversation is one '
+                               'user and one bot (a user whose token says '
+                               '"bot")');
+    END IF;
 
     IF v_type = 'direct' THEN
         IF cardinality(v_others) <> 1 THEN
@@ -217,7 +230,7 @@ BEGIN
         PERFORM chat.fail(400, '"body": names nothing to change');
     END IF;
 
-    PERFORM chat.touch_user(p_tenant, p_user, p_name);
+    PERFORM chat.touch_actor(p_tenant, p_user, p_name, a);
     e := chat.enter(p_tenant, p_user, (a->>'conversation_id')::bigint, true);
 
     IF (e.c).type = 'direct' THEN

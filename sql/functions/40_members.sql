@@ -146,7 +146,7 @@ DECLARE
     v_role   text := a->>'role';
     v_seq    bigint;
 BEGIN
-    PERFORM chat.touch_user(p_tenant, p_user, p_name);
+    PERFORM chat.touch_actor(p_tenant, p_user, p_name, a);
     e := chat.enter(p_tenant, p_user, (a->>'conversation_id')::bigint, true);
 
     IF (e.c).type = 'direct' THEN

@@ -155,12 +155,15 @@ BEGIN
                                message_no, sender_id, type, content,
                                reply_to, mentions, client_id,
                                fwd_conversation_id, fwd_message_id,
-                               fwd_sender_id, has_files)
+                               fwd_sender_id, has_files, bot)
     OVERRIDING SYSTEM VALUE
     VALUES (v_id, c.id, c.tenant_id, v_seq, v_no, p_sender, p_type,
             p_content, p_reply_to, p_mentions, p_client_id,
             p_fwd.conversation_id, p_fwd.id, p_fwd.sender_id,
-            cardinality(p_files) > 0)
+            cardinality(p_files) > 0,
+            coalesce((SELECT u.bot FROM chat.users u
+                       WHERE u.tenant_id = c.tenant_id
+                         AND u.id = p_sender), false))
     RETURNING * INTO msg;
 
     INSERT INTO chat.message_files (message_id, file_id, position)
@@ -224,7 +227,7 @@ DECLARE
     v_bad      text;
     v_reply_to bigint := (a->>'reply_to')::bigint;
 BEGIN
-    PERFORM chat.touch_user(p_tenant, p_user, p_name);
+    PERFORM chat.touch_actor(p_tenant, p_user, p_name, a);
     e := chat.enter(p_tenant, p_user, (a->>'conversation_id')::bigint, true);
 
     -- a retry: the first message, whatever this one says (the lock above
@@ -302,7 +305,7 @@ DECLARE
     m     chat.messages;
     p     record;
 BEGIN
-    PERFORM chat.touch_user(p_tenant, p_user, p_name);
+    PERFORM chat.touch_actor(p_tenant, p_user, p_name, a);
 
     src := chat.enter(p_tenant, p_user, (a->>'conversation_id')::bigint,
                       false);
@@ -724,7 +727,7 @@ CREATE FUNCTION chat.api_reaction_add(p_tenant text, p_user text,
                                       p_name text, a jsonb)
 RETURNS SETOF chat.reply LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM chat.touch_user(p_tenant, p_user, p_name);
+    PERFORM chat.touch_actor(p_tenant, p_user, p_name, a);
     RETURN QUERY SELECT * FROM chat.set_reaction(p_tenant, p_user, a, true);
 END
 $$;

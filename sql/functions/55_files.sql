@@ -13,7 +13,7 @@ DECLARE
     f      chat.files;
     v_used bigint;
 BEGIN
-    PERFORM chat.touch_user(p_tenant, p_user, p_name);
+    PERFORM chat.touch_actor(p_tenant, p_user, p_name, a);
 
     IF a ? 'quota' THEN
         -- the uploader's uploads wait for each other here, not for others

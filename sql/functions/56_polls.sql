@@ -90,7 +90,7 @@ DECLARE
     p         chat.polls;
     v_choices smallint[];
 BEGIN
-    PERFORM chat.touch_user(p_tenant, p_user, p_name);
+    PERFORM chat.touch_actor(p_tenant, p_user, p_name, a);
     e := chat.enter(p_tenant, p_user,
                     chat.conversation_of(p_tenant, p_user, a), true);
     PERFORM chat.require_open(e.c);
@@ -136,7 +136,7 @@ DECLARE
     m chat.messages;
     p chat.polls;
 BEGIN
-    PERFORM chat.touch_user(p_tenant, p_user, p_name);
+    PERFORM chat.touch_actor(p_tenant, p_user, p_name, a);
     e := chat.enter(p_tenant, p_user,
                     chat.conversation_of(p_tenant, p_user, a), true);
     p := chat.poll_open((e.c).id, (a->>'message_id')::bigint);

@@ -20,6 +20,16 @@ BEGIN
         RETURN;
     END IF;
 
+    -- a bot hears of every message of its conversations at once, but its
+    -- own and other bots' (no two bots talk each other into a loop)
+    INSERT INTO chat.outbox (tenant_id, user_id, conversation_id,
+                             message_id, seq, reason, due_at)
+    SELECT c.tenant_id, m.user_id, c.id, msg.id, msg.seq, 'bot', now()
+      FROM chat.members m
+      JOIN chat.users u ON u.tenant_id = m.tenant_id AND u.id = m.user_id
+     WHERE m.conversation_id = c.id AND u.bot AND NOT msg.bot
+       AND m.user_id <> msg.sender_id;
+
     INSERT INTO chat.outbox (tenant_id, user_id, conversation_id,
                              message_id, seq, reason, due_at)
     SELECT c.tenant_id, r.user_id, c.id, msg.id, msg.seq, r.reason,
@@ -31,7 +41,8 @@ BEGIN
       FROM (SELECT DISTINCT ON (x.user_id) x.user_id, x.reason
               FROM (SELECT m.user_id, 'direct' AS reason, 1 AS rank
                       FROM chat.members m
-                     WHERE c.type = 'direct' AND m.conversation_id = c.id
+                     WHERE c.type IN ('direct', 'bot')
+                       AND m.conversation_id = c.id
                     UNION ALL
                     SELECT u, 'mention', 2 FROM unnest(msg.mentions) u
                     UNION ALL
@@ -40,7 +51,8 @@ BEGIN
              ORDER BY x.user_id, x.rank) r
       JOIN chat.members m ON m.conversation_id = c.id
                          AND m.user_id = r.user_id
-     WHERE r.user_id <> msg.sender_id
+      JOIN chat.users u ON u.tenant_id = m.tenant_id AND u.id = m.user_id
+     WHERE r.user_id <> msg.sender_id AND NOT u.bot
        AND (m.muted_until IS NULL OR m.muted_until <= now());
 END
 $$;
@@ -49,9 +61,12 @@ $$;
 -- p_lease (a worker that dies leaves them to the next claim).  What was
 -- read meanwhile, deleted, or is no longer the user's to see goes without
 -- a word; rows of one user that were never tried join one delivery.
--- Returns (batch, tenant, user, the delivery's JSON).
+-- Returns (batch, tenant, user, the delivery's JSON, whether it is for a
+-- bot: sent whether the bot is connected or not, each item with the
+-- message's whole content).
 CREATE FUNCTION chat.outbox_claim(p_lease interval, p_users integer)
-RETURNS TABLE (batch bigint, tenant_id text, user_id text, body text)
+RETURNS TABLE (batch bigint, tenant_id text, user_id text, body text,
+               bot boolean)
 LANGUAGE plpgsql AS $$
 BEGIN
     CREATE TEMP TABLE IF NOT EXISTS outbox_claimed (id bigint)
@@ -113,14 +128,20 @@ BEGIN
                'type', 'notification',
                'tenant_id', min(l.tenant_id), 'user_id', min(l.user_id),
                'count', count(*),
-               'items', json_agg(json_build_object(
+               'items', jsonb_agg(jsonb_build_object(
                    'reason', l.reason, 'conversation_id', l.conversation_id,
                    'message_id', l.message_id, 'seq', l.seq,
                    'sender_id', g.sender_id, 'type', g.type,
                    'preview', left(g.content, 140),
                    'title', c.title,
                    'created_at', chat.ts(g.created_at))
-                   ORDER BY l.id))::text
+                   || CASE WHEN l.reason = 'bot'
+                           THEN jsonb_build_object('content', g.content,
+                                                   'conversation_type',
+                                                   c.type)
+                           ELSE '{}' END
+                   ORDER BY l.id))::text,
+           bool_or(l.reason = 'bot')
       FROM leased l
       JOIN chat.messages g ON g.id = l.message_id
       JOIN chat.conversations c ON c.id = l.conversation_id

@@ -57,7 +57,7 @@ BEGIN
         PERFORM chat.fail(400, '"auth": must be 16 bytes, base64url');
     END IF;
 
-    PERFORM chat.touch_user(p_tenant, p_user, p_name);
+    PERFORM chat.touch_actor(p_tenant, p_user, p_name, a);
 
     SELECT * INTO v_old FROM chat.push_subscriptions
      WHERE endpoint = v_endpoint FOR UPDATE;

@@ -121,7 +121,7 @@ BEGIN
         PERFORM chat.fail(400, '"body": names nothing to change');
     END IF;
 
-    PERFORM chat.touch_user(p_tenant, p_user, p_name);
+    PERFORM chat.touch_actor(p_tenant, p_user, p_name, a);
 
     INSERT INTO chat.presence AS p (tenant_id, user_id, status,
                                     custom_status, status_emoji)
@@ -155,7 +155,7 @@ DECLARE
     v_online boolean := chat.online(a, p_user);
 BEGIN
     PERFORM chat.commit_lazily();
-    PERFORM chat.touch_user(p_tenant, p_user, p_name);
+    PERFORM chat.touch_actor(p_tenant, p_user, p_name, a);
 
     INSERT INTO chat.presence AS p (tenant_id, user_id, last_seen)
     VALUES (p_tenant, p_user, now())

@@ -343,6 +343,27 @@ test_claims_name_that_is_not_a_string_is_refused(void)
 
 
 static void
+test_claims_bot_is_true_false_or_absent(void)
+{
+    const char  *why;
+
+    ngx_chat_expect_int(check(claims("\"bot\": true")), NGX_OK);
+    ngx_chat_expect_int(id.bot, 1);
+    ngx_chat_expect_int(check(claims("\"bot\": false")), NGX_OK);
+    ngx_chat_expect_int(id.bot, 0);
+    ngx_chat_expect_int(check(claims("")), NGX_OK);
+    ngx_chat_expect_int(id.bot, 0);
+
+    why = "\"bot\" is not true or false";
+
+    refused(claims("\"bot\": 1"), why);
+    refused(claims("\"bot\": \"true\""), why);
+    refused(claims("\"bot\": null"), why);
+    refused(claims("\"bot\": [true]"), why);
+}
+
+
+static void
 test_claims_unknown_claims_are_ignored(void)
 {
     ngx_chat_expect_int(check(claims("\"iss\": \"x\", \"aud\": [1], "
@@ -785,6 +806,7 @@ ngx_chat_test_t  ngx_chat_tests[] = {
     ngx_chat_test(test_claims_name_absent_or_null_is_empty),
     ngx_chat_test(test_claims_name_of_200_characters_passes_201_is_refused),
     ngx_chat_test(test_claims_name_that_is_not_a_string_is_refused),
+    ngx_chat_test(test_claims_bot_is_true_false_or_absent),
     ngx_chat_test(test_claims_unknown_claims_are_ignored),
     ngx_chat_test(test_claims_refusals_name_their_class),
     ngx_chat_test(test_claims_ids_with_c1_controls_are_refused),
