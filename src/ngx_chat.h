@@ -36,6 +36,7 @@ typedef struct {
     ngx_str_t                    key;
     time_t                       leeway;
     ngx_str_t                    tenant_claim;   /* NUL-terminated */
+    ngx_array_t                 *keep;       /* claims the policy reads */
 } ngx_chat_jwt_conf_t;
 
 typedef struct {
@@ -145,6 +146,7 @@ typedef struct {
     ngx_chat_limit_conf_t        limit;
     ngx_chat_webhook_conf_t      webhook;
     ngx_chat_push_conf_t         push;
+    ngx_str_t                    policy;     /* chat_policy: a function */
     ngx_shm_zone_t              *metrics;    /* chat_metrics; NULL: none */
     ngx_uint_t                   max[NGX_CHAT_MAX_KINDS];  /* chat_max */
     ngx_array_t                 *filters;    /* chat_filter; NULL: none */

@@ -24,6 +24,8 @@
 
 static ngx_int_t ngx_chat_auth_key_type(ngx_conf_t *cf,
     ngx_chat_jwt_conf_t *jcf);
+static ngx_int_t ngx_chat_auth_keep(ngx_chat_jwt_conf_t *jcf, json_t *claims,
+    ngx_pool_t *pool, ngx_str_t *kept);
 
 
 /*
@@ -180,6 +182,12 @@ ngx_chat_auth_check(ngx_chat_jwt_conf_t *jcf, ngx_str_t *token,
 
     id->exp = found.exp;
     id->bot = found.bot;
+
+    if (ngx_chat_auth_keep(jcf, claims, pool, &id->claims) != NGX_OK) {
+        json_decref(claims);
+        return NGX_ERROR;
+    }
+
     json_decref(claims);
 
     *reason = NULL;
@@ -296,4 +304,55 @@ ngx_chat_auth_key_type(ngx_conf_t *cf, ngx_chat_jwt_conf_t *jcf)
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * The claims chat_policy names (claims=), as a JSON object for the site's
+ * function; those the token lacks are left out.  Empty without any.
+ */
+
+static ngx_int_t
+ngx_chat_auth_keep(ngx_chat_jwt_conf_t *jcf, json_t *claims,
+    ngx_pool_t *pool, ngx_str_t *kept)
+{
+    char        *text;
+    json_t      *out, *v;
+    ngx_int_t    rc;
+    ngx_str_t   *names;
+    ngx_uint_t   i;
+
+    ngx_str_null(kept);
+
+    if (jcf->keep == NULL) {
+        return NGX_OK;
+    }
+
+    out = json_object();
+    if (out == NULL) {
+        return NGX_ERROR;
+    }
+
+    names = jcf->keep->elts;
+
+    for (i = 0; i < jcf->keep->nelts; i++) {
+        v = json_object_get(claims, (const char *) names[i].data);
+
+        if (v && json_object_set(out, (const char *) names[i].data, v) != 0) {
+            json_decref(out);
+            return NGX_ERROR;
+        }
+    }
+
+    text = json_dumps(out, JSON_COMPACT);
+    json_decref(out);
+
+    if (text == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_chat_copy(pool, kept, text, ngx_strlen(text));
+    free(text);
+
+    return rc;
 }

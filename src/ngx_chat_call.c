@@ -38,6 +38,17 @@ ngx_chat_call_send(ngx_chat_call_t *call)
         return NGX_ERROR;
     }
 
+    /* and the claims chat_policy keeps, for the site's function */
+    if (call->id.claims.len
+        && json_object_set_new(call->args, "$claims",
+                               json_loadb((char *) call->id.claims.data,
+                                          call->id.claims.len, 0, NULL))
+           != 0)
+    {
+        ngx_chat_call_fail(call, 500, "out of memory");
+        return NGX_ERROR;
+    }
+
     args = json_dumps(call->args, JSON_COMPACT);
     if (args == NULL) {
         ngx_chat_call_fail(call, 500, "out of memory");

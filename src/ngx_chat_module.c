@@ -36,6 +36,8 @@ static const char  *ngx_chat_max_kinds[NGX_CHAT_MAX_KINDS] = {
 static ngx_int_t ngx_chat_limits_check(ngx_conf_t *cf,
     ngx_chat_main_conf_t *mcf);
 static ngx_int_t ngx_chat_postconfiguration(ngx_conf_t *cf);
+static char *ngx_chat_policy(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_chat_postgres(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_chat_postgres_hosts(ngx_conf_t *cf, PQconninfoOption *opts);
@@ -207,6 +209,13 @@ static ngx_command_t  ngx_chat_commands[] = {
     { ngx_string("chat_webhook"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_chat_webhook,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_policy"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_chat_policy,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -613,7 +622,8 @@ ngx_chat_pg_settings(ngx_conf_t *cf, ngx_chat_main_conf_t *mcf)
           + NGX_CHAT_MAX_KINDS * sizeof(" -c chat.max_reactions_per_user=")
           + NGX_CHAT_MAX_KINDS * NGX_INT_T_LEN
           + sizeof(" -c chat.outbox_window=") + NGX_INT_T_LEN
-          + sizeof(" -c chat.push_key=") + mcf->push.public_key.len;
+          + sizeof(" -c chat.push_key=") + mcf->push.public_key.len
+          + sizeof(" -c chat.policy=") + mcf->policy.len;
 
     p = ngx_pnalloc(cf->pool, len);
     if (p == NULL) {
@@ -643,6 +653,11 @@ ngx_chat_pg_settings(ngx_conf_t *cf, ngx_chat_main_conf_t *mcf)
                         ngx_chat_outbox_window(mcf) / 1000);
     }
 
+    /* the site's function of who may start a conversation with whom */
+    if (mcf->policy.len) {
+        p = ngx_sprintf(p, " -c chat.policy=%V", &mcf->policy);
+    }
+
     /* for GET push/key (sql/functions/86_push.sql): base64url, no escape */
     if (mcf->push.key) {
         p = ngx_sprintf(p, " -c chat.push_key=%V", &mcf->push.public_key);
@@ -651,6 +666,99 @@ ngx_chat_pg_settings(ngx_conf_t *cf, ngx_chat_main_conf_t *mcf)
     mcf->pg.options.len = p - mcf->pg.options.data;
 
     return NGX_OK;
+}
+
+
+/*
+ * chat_policy SCHEMA.FUNCTION [claims=NAME,...]; the site's rule of who
+ * may start a conversation with whom (sql/functions/30_conversations.sql,
+ * chat.policy_check): a name Postgres takes as it is, never quoted, so
+ * only lower-case letters, digits and "_"; the claims it reads are kept
+ * from each token (ngx_chat_auth.c).
+ */
+
+static char *
+ngx_chat_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t *mcf = conf;
+
+    u_char      *p, *last, *comma;
+    ngx_str_t   *value, *name;
+    ngx_uint_t   i, dots;
+
+    if (mcf->policy.len) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    dots = 0;
+
+    for (i = 0; i < value[1].len; i++) {
+        p = &value[1].data[i];
+
+        if (*p == '.' && i > 0 && i < value[1].len - 1 && p[-1] != '.') {
+            dots++;
+            continue;
+        }
+
+        if (!((*p >= 'a' && *p <= 'z') || *p == '_'
+              || (*p >= '0' && *p <= '9' && i > 0 && p[-1] != '.')))
+        {
+            dots = 2;
+            break;
+        }
+    }
+
+    if (value[1].len == 0 || value[1].len > 127 || dots > 1) {
+        return "takes a function as [schema.]name, in lower-case letters, "
+               "digits and \"_\"";
+    }
+
+    mcf->policy = value[1];
+
+    if (cf->args->nelts == 2) {
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strncmp(value[2].data, "claims=", 7) != 0 || value[2].len == 7) {
+        return "takes \"claims=NAME,...\": the claims the function reads";
+    }
+
+    mcf->jwt.keep = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
+    if (mcf->jwt.keep == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = value[2].data + 7;
+    last = value[2].data + value[2].len;
+
+    while (p < last) {
+        comma = ngx_strlchr(p, last, ',');
+        if (comma == NULL) {
+            comma = last;
+        }
+
+        if (comma == p) {
+            return "has an empty name in \"claims=\"";
+        }
+
+        name = ngx_array_push(mcf->jwt.keep);
+        if (name == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        /* NUL-terminated for jansson */
+        name->len = comma - p;
+        name->data = ngx_pnalloc(cf->pool, name->len + 1);
+        if (name->data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        (void) ngx_cpystrn(name->data, p, name->len + 1);
+        p = comma + 1;
+    }
+
+    return NGX_CONF_OK;
 }
 
 

@@ -141,6 +141,7 @@ typedef struct {
     ngx_str_t                    name;     /* empty when the claim is absent */
     time_t                       exp;
     ngx_uint_t                   bot;      /* "bot": true */
+    ngx_str_t                    claims;   /* JSON of chat_policy claims= */
 } ngx_chat_identity_t;
 
 typedef struct {

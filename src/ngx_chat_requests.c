@@ -75,6 +75,7 @@ static const ngx_chat_field_t  ngx_chat_conversation_create_body[] = {
     { "description", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 2000, NULL },
     { "avatar_url", NULL, NGX_CHAT_T_STR, NGX_CHAT_NULLABLE, 2048, NULL },
     { "member_ids", NULL, NGX_CHAT_T_USERS, 0, 1000, NULL },
+    { "max_members", NULL, NGX_CHAT_T_ID, 0, 0, NULL },
     ngx_chat_null_field
 };
 

@@ -328,6 +328,12 @@ ngx_chat_session_identity(ngx_http_request_t *r, ngx_chat_session_t *s,
     s->id.exp = id.exp;
     s->id.bot = id.bot;
 
+    if (ngx_chat_copy(pool, &s->id.claims, id.claims.data, id.claims.len)
+        != NGX_OK)
+    {
+        return ngx_chat_refuse(err, 500, "internal error");
+    }
+
     return NGX_OK;
 }
 
@@ -1628,6 +1634,23 @@ ngx_chat_session_refresh(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
 
     s->id.exp = id.exp;
     s->id.bot = id.bot;
+
+    /* the claims the policy reads, as the new token has them */
+    if (id.claims.len != s->id.claims.len
+        || (id.claims.len
+            && ngx_memcmp(id.claims.data, s->id.claims.data, id.claims.len)
+               != 0))
+    {
+        if (ngx_chat_copy(s->ws->connection->pool, &name, id.claims.data,
+                          id.claims.len)
+            != NGX_OK)
+        {
+            ngx_chat_session_error_text(s, req, 500, "out of memory");
+            goto done;
+        }
+
+        s->id.claims = name;
+    }
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, s->log, 0,
                    "chat session: \"%V\" has a new token until %T",

@@ -124,6 +124,35 @@ BEGIN
 END
 $$;
 
+-- chat_policy: the site's function of who may start a conversation with
+-- whom, named by the module (chat.policy) and called here, in the
+-- creating transaction, with the caller's kept claims; a text it returns
+-- refuses with 403 and that text.  The module allows the name only in
+-- lower-case letters, digits and "_": it is used as it is.
+CREATE FUNCTION chat.policy_check(p_tenant text, p_user text,
+                                  p_targets text[], a jsonb)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v_fn     text := nullif(current_setting('chat.policy', true), '');
+    v_reason text;
+BEGIN
+    IF v_fn IS NULL OR cardinality(p_targets) = 0 THEN
+        RETURN;
+    END IF;
+
+    IF v_fn !~ '^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$' THEN
+        RAISE EXCEPTION 'chat_policy names no function: %', v_fn;
+    END IF;
+
+    EXECUTE format('SELECT %s($1, $2, $3, $4)', v_fn) INTO v_reason
+      USING p_tenant, p_user, p_targets, coalesce(a->'$claims', '{}');
+
+    IF v_reason IS NOT NULL THEN
+        PERFORM chat.fail(403, v_reason);
+    END IF;
+END
+$$;
+
 -- The caller and the users it names (who may never have connected yet)
 -- exist.  All are inserted in one statement, in one order: two callers
 -- naming each other wait for each other, they do not deadlock.

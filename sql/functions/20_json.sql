@@ -235,7 +235,8 @@ RETURNS json LANGUAGE sql STABLE AS $$
                 CASE WHEN c.last_seq > m.last_read_seq
                      THEN chat.unread_mentions(m) ELSE 0 END
             )::chat.member_state)
-        END)::chat.conversation_out)
+        END,
+        c.max_members)::chat.conversation_out)
 $$;
 
 CREATE FUNCTION chat.member_json(m chat.members) RETURNS json

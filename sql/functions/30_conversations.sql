@@ -17,6 +17,25 @@ BEGIN
 
     PERFORM chat.touch_users(p_tenant, p_user, p_name, v_others);
     PERFORM chat.touch_actor(p_tenant, p_user, p_name, a);
+    PERFORM chat.policy_check(p_tenant, p_user, v_others, a);
+
+    IF (a->>'max_members')::integer > chat.max_of('members', 10000) THEN
+        PERFORM chat.fail_limit('"max_members": at most '
+                                || chat.max_of('members', 10000)
+                                || ' (chat_max members)');
+    END IF;
+
+    IF v_type IN ('direct', 'bot') AND a ? 'max_members' THEN
+        PERFORM chat.fail(400, '"max_members": a ' || v_type
+                               || ' conversation has two members');
+    END IF;
+
+    IF (a->>'max_members')::integer < 2
+       OR (a->>'max_members')::integer < cardinality(v_others) + 1
+    THEN
+        PERFORM chat.fail(400, '"max_members": at least 2 and the members '
+                               'it is made with');
+    END IF;
 
     IF v_type = 'bot'
        AND (cardinality(v_others) <> 1
@@ -87,9 +106,11 @@ BEGIN
         END IF;
 
         INSERT INTO chat.conversations (tenant_id, type, title, description,
-                                        avatar_url, owner_id, member_count)
+                                        avatar_url, owner_id, member_count,
+                                        max_members)
         VALUES (p_tenant, v_type, a->>'title', a->>'description',
-                a->>'avatar_url', p_user, 1 + cardinality(v_others))
+                a->>'avatar_url', p_user, 1 + cardinality(v_others),
+                (a->>'max_members')::integer)
         RETURNING * INTO c;
 
         INSERT INTO chat.members (conversation_id, tenant_id, user_id, role)
@@ -134,10 +155,12 @@ BEGIN
                                'someone else');
     END IF;
 
+    -- what the module added ($bot, $claims) goes along
     RETURN QUERY SELECT * FROM chat.api_conversation_create(
         p_tenant, p_user, p_name,
-        jsonb_build_object('type', 'direct',
-                           'member_ids', jsonb_build_array(a->'user_id')));
+        (a - 'user_id')
+        || jsonb_build_object('type', 'direct',
+                              'member_ids', jsonb_build_array(a->'user_id')));
 END
 $$;
 

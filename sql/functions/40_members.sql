@@ -80,6 +80,26 @@ BEGIN
     PERFORM chat.require_rank(e.m, 'admin',
                               'only the owner or an admin may add members');
     PERFORM chat.require_open(e.c);
+    PERFORM chat.policy_check(p_tenant, p_user,
+                              ARRAY(SELECT u FROM unnest(v_users) u
+                                     WHERE u <> p_user), a);
+
+    IF (e.c).type = 'bot' THEN
+        PERFORM chat.fail(403, 'a bot conversation keeps its two members');
+    END IF;
+
+    IF (e.c).max_members IS NOT NULL
+       AND (e.c).member_count
+           + (SELECT count(*) FROM unnest(v_users) u
+               WHERE NOT EXISTS (SELECT 1 FROM chat.members
+                                  WHERE conversation_id = (e.c).id
+                                    AND user_id = u))
+           > (e.c).max_members
+    THEN
+        PERFORM chat.fail_limit('"user_ids": this conversation has at most '
+                                || (e.c).max_members
+                                || ' members (its max_members)');
+    END IF;
 
     IF chat.rank(v_role) >= chat.rank((e.m).role) THEN
         PERFORM chat.fail(403, '"role": you may only give roles below '
