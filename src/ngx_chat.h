@@ -348,6 +348,13 @@ typedef enum {
     NGX_CHAT_SQL_PUSH_UNSUBSCRIBE,
     NGX_CHAT_SQL_PUSH_TARGETS,
     NGX_CHAT_SQL_PUSH_GONE,
+    NGX_CHAT_SQL_SCHEDULED_CREATE,
+    NGX_CHAT_SQL_SCHEDULED_LIST,
+    NGX_CHAT_SQL_SCHEDULED_CANCEL,
+    NGX_CHAT_SQL_SCHEDULED_DUE,
+    NGX_CHAT_SQL_TEMPLATE_SAVE,
+    NGX_CHAT_SQL_TEMPLATE_LIST,
+    NGX_CHAT_SQL_TEMPLATE_DELETE,
     NGX_CHAT_SQL_COUNT
 } ngx_chat_sql_e;
 
@@ -816,6 +823,11 @@ char *ngx_chat_hook_ssl(ngx_conf_t *cf, ngx_ssl_t **ssl, ngx_str_t *ca);
 
 char *ngx_chat_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 void ngx_chat_outbox_tick(void);
+
+
+/* core: scheduled messages, posted at their time */
+
+void ngx_chat_scheduled_tick(void);
 ngx_uint_t ngx_chat_outbox_on(ngx_chat_main_conf_t *mcf);
 ngx_msec_t ngx_chat_outbox_window(ngx_chat_main_conf_t *mcf);
 time_t ngx_chat_outbox_max_age(ngx_chat_main_conf_t *mcf);

@@ -122,6 +122,8 @@ ngx_chat_action_filter(ngx_chat_call_t *call)
     switch (call->stmt) {
     case NGX_CHAT_SQL_MESSAGE_SEND:
     case NGX_CHAT_SQL_MESSAGE_EDIT:
+    case NGX_CHAT_SQL_SCHEDULED_CREATE:
+    case NGX_CHAT_SQL_TEMPLATE_SAVE:
     case NGX_CHAT_SQL_CONVERSATION_CREATE:
     case NGX_CHAT_SQL_CONVERSATION_UPDATE:
         break;

@@ -1870,6 +1870,7 @@ ngx_chat_tick(ngx_event_t *ev)
     ngx_chat_fanout_expire();
     ngx_chat_retention_tick();
     ngx_chat_outbox_tick();
+    ngx_chat_scheduled_tick();
     ngx_chat_tick_gauges();
 
     if (++ngx_chat_ticks % NGX_CHAT_REPORT_TICKS == 0) {

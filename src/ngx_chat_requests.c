@@ -50,6 +50,22 @@ static const ngx_chat_field_t  ngx_chat_conversation_list_query[] = {
     ngx_chat_null_field
 };
 
+/* a message to send later: what a send takes, and when */
+static const ngx_chat_field_t  ngx_chat_scheduled_body[] = {
+    { "content", NULL, NGX_CHAT_T_TEXT, NGX_CHAT_REQUIRED, 0, NULL },
+    { "send_at", NULL, NGX_CHAT_T_TIME, NGX_CHAT_REQUIRED, 0, NULL },
+    { "type", NULL, NGX_CHAT_T_ENUM, 0, 0, ngx_chat_message_types },
+    { "reply_to", NULL, NGX_CHAT_T_ID, NGX_CHAT_NULLABLE, 0, NULL },
+    { "mentions", NULL, NGX_CHAT_T_USERS, 0, 50, NULL },
+    ngx_chat_null_field
+};
+
+static const ngx_chat_field_t  ngx_chat_template_body[] = {
+    { "name", NULL, NGX_CHAT_T_STR, NGX_CHAT_REQUIRED, 100, NULL },
+    { "content", NULL, NGX_CHAT_T_TEXT, NGX_CHAT_REQUIRED, 0, NULL },
+    ngx_chat_null_field
+};
+
 /* a browser's PushSubscription, its keys as toJSON() gives them, flat */
 static const ngx_chat_field_t  ngx_chat_push_subscribe_body[] = {
     { "endpoint", NULL, NGX_CHAT_T_STR, NGX_CHAT_REQUIRED, 1024, NULL },
@@ -369,6 +385,26 @@ const ngx_chat_route_t  ngx_chat_api_routes[] = {
     { NGX_CHAT_DELETE, "push/subscriptions",
       ngx_chat_api_action(NGX_CHAT_SQL_PUSH_UNSUBSCRIBE,
                           ngx_chat_push_unsubscribe_query, NULL) },
+
+    { NGX_CHAT_POST, "conversations/#conversation_id/scheduled",
+      ngx_chat_api_action(NGX_CHAT_SQL_SCHEDULED_CREATE, NULL,
+                          ngx_chat_scheduled_body) },
+
+    { NGX_CHAT_GET, "scheduled",
+      ngx_chat_api_action(NGX_CHAT_SQL_SCHEDULED_LIST, NULL, NULL) },
+
+    { NGX_CHAT_DELETE, "scheduled/#scheduled_id",
+      ngx_chat_api_action(NGX_CHAT_SQL_SCHEDULED_CANCEL, NULL, NULL) },
+
+    { NGX_CHAT_GET, "templates",
+      ngx_chat_api_action(NGX_CHAT_SQL_TEMPLATE_LIST, NULL, NULL) },
+
+    { NGX_CHAT_POST, "templates",
+      ngx_chat_api_action(NGX_CHAT_SQL_TEMPLATE_SAVE, NULL,
+                          ngx_chat_template_body) },
+
+    { NGX_CHAT_DELETE, "templates/#template_id",
+      ngx_chat_api_action(NGX_CHAT_SQL_TEMPLATE_DELETE, NULL, NULL) },
 };
 
 

@@ -144,6 +144,22 @@ ngx_chat_stmt_t  ngx_chat_stmts[] = {
         { "chat_push_gone",
           "SELECT chat.push_gone($1::bigint[])" },
 
+    /* scheduled messages and templates (sql/functions/57_scheduled.sql) */
+    [NGX_CHAT_SQL_SCHEDULED_CREATE] =
+        ngx_chat_action_stmt("scheduled_create"),
+    [NGX_CHAT_SQL_SCHEDULED_LIST] =
+        ngx_chat_action_stmt("scheduled_list"),
+    [NGX_CHAT_SQL_SCHEDULED_CANCEL] =
+        ngx_chat_action_stmt("scheduled_cancel"),
+    [NGX_CHAT_SQL_SCHEDULED_DUE] =
+        ngx_chat_action_stmt("scheduled_due"),
+    [NGX_CHAT_SQL_TEMPLATE_SAVE] =
+        ngx_chat_action_stmt("template_save"),
+    [NGX_CHAT_SQL_TEMPLATE_LIST] =
+        ngx_chat_action_stmt("template_list"),
+    [NGX_CHAT_SQL_TEMPLATE_DELETE] =
+        ngx_chat_action_stmt("template_delete"),
+
     /* one worker of all hosts at a time: the lock ends with the statement */
     [NGX_CHAT_SQL_EVENTS_PRUNE] =
         { "chat_events_prune",
