@@ -117,6 +117,7 @@ typedef struct {
 /* chat_webhook */
 typedef struct {
     ngx_chat_hook_target_t       target;     /* addr NULL: no webhook */
+    ngx_str_t                    tenant;     /* tenant=; empty: the rest */
     ngx_str_t                    secret;     /* the key's bytes */
     ngx_msec_t                   window;     /* notifications gather */
     time_t                       max_age;    /* then outbox_dead */
@@ -144,7 +145,8 @@ typedef struct {
     ngx_chat_ws_conf_t           ws;
     ngx_chat_files_conf_t        files;
     ngx_chat_limit_conf_t        limit;
-    ngx_chat_webhook_conf_t      webhook;
+    ngx_chat_webhook_conf_t      webhook;    /* without tenant= */
+    ngx_array_t                 *tenant_webhooks;  /* of the conf, tenant= */
     ngx_chat_push_conf_t         push;
     ngx_str_t                    policy;     /* chat_policy: a function */
     ngx_shm_zone_t              *metrics;    /* chat_metrics; NULL: none */

@@ -27,6 +27,7 @@
 typedef struct {
     ngx_chat_pg_query_t          query;
     ngx_pool_t                  *pool;
+    ngx_chat_webhook_conf_t     *webhook;    /* the tenant's; NULL: none */
     u_char                       batch[NGX_INT64_LEN + 1];
     u_char                       retry[NGX_TIME_T_LEN + 1];
     u_char                       window[NGX_TIME_T_LEN + 1];
@@ -51,6 +52,12 @@ static void ngx_chat_outbox_deliver(PGresult *res, int row);
 static ngx_int_t ngx_chat_outbox_sign(ngx_pool_t *pool, ngx_str_t *secret,
     ngx_str_t *id, time_t ts, ngx_str_t *body, ngx_str_t *headers);
 static void ngx_chat_outbox_webhook(ngx_chat_delivery_t *d, ngx_str_t *body);
+static ngx_chat_webhook_conf_t *ngx_chat_outbox_webhook_of(
+    ngx_chat_main_conf_t *mcf, ngx_str_t *tenant);
+static ngx_chat_webhook_conf_t *ngx_chat_outbox_first(
+    ngx_chat_main_conf_t *mcf);
+static char *ngx_chat_webhook_slot(ngx_conf_t *cf, ngx_chat_main_conf_t *mcf,
+    ngx_str_t *tenant, ngx_chat_webhook_conf_t **wcfp);
 static void ngx_chat_outbox_posted(void *data, ngx_uint_t status,
     time_t retry, const char *error);
 static void ngx_chat_outbox_report(ngx_chat_delivery_t *d);
@@ -65,25 +72,72 @@ static ngx_chat_outbox_t  ngx_chat_outbox;
 ngx_uint_t
 ngx_chat_outbox_on(ngx_chat_main_conf_t *mcf)
 {
-    return mcf->webhook.target.addr != NULL || mcf->push.key != NULL;
+    return mcf->webhook.target.addr != NULL || mcf->tenant_webhooks != NULL
+           || mcf->push.key != NULL;
 }
 
 
-/* how long a notification gathers, and lives: chat_webhook's, else
-   chat_push's */
+/* the tenant's chat_webhook, else the one for the rest; NULL: none */
+
+static ngx_chat_webhook_conf_t *
+ngx_chat_outbox_webhook_of(ngx_chat_main_conf_t *mcf, ngx_str_t *tenant)
+{
+    ngx_uint_t                i;
+    ngx_chat_webhook_conf_t  *wcf;
+
+    if (mcf->tenant_webhooks) {
+        wcf = mcf->tenant_webhooks->elts;
+
+        for (i = 0; i < mcf->tenant_webhooks->nelts; i++) {
+            if (wcf[i].tenant.len == tenant->len
+                && ngx_strncmp(wcf[i].tenant.data, tenant->data, tenant->len)
+                   == 0)
+            {
+                return &wcf[i];
+            }
+        }
+    }
+
+    return mcf->webhook.target.addr ? &mcf->webhook : NULL;
+}
+
+
+/*
+ * How long a notification gathers, and lives: as the webhook for the rest
+ * says, else the first for a tenant, else chat_push.  The window is one
+ * for all (Postgres is told it once); max_age is each webhook's own.
+ */
+
+static ngx_chat_webhook_conf_t *
+ngx_chat_outbox_first(ngx_chat_main_conf_t *mcf)
+{
+    if (mcf->webhook.target.addr) {
+        return &mcf->webhook;
+    }
+
+    return mcf->tenant_webhooks ? mcf->tenant_webhooks->elts : NULL;
+}
+
 
 ngx_msec_t
 ngx_chat_outbox_window(ngx_chat_main_conf_t *mcf)
 {
-    return mcf->webhook.target.addr ? mcf->webhook.window : mcf->push.window;
+    ngx_chat_webhook_conf_t  *wcf;
+
+    wcf = ngx_chat_outbox_first(mcf);
+
+    return wcf ? wcf->window : mcf->push.window;
 }
 
 
 time_t
 ngx_chat_outbox_max_age(ngx_chat_main_conf_t *mcf)
 {
-    return mcf->webhook.target.addr ? mcf->webhook.max_age
-                                    : mcf->push.max_age;
+    ngx_chat_webhook_conf_t  *wcf;
+
+    wcf = ngx_chat_outbox_first(mcf);
+
+    return wcf ? wcf->max_age : mcf->push.max_age;
 }
 
 
@@ -202,7 +256,9 @@ ngx_chat_outbox_deliver(PGresult *res, int row)
     /* each way holds one more until it has answered */
     d->pending = 1;
 
-    if (ngx_chat_worker.conf->webhook.target.addr) {
+    d->webhook = ngx_chat_outbox_webhook_of(ngx_chat_worker.conf, &tenant);
+
+    if (d->webhook) {
         d->pending++;
         ngx_chat_outbox_webhook(d, &body);
     }
@@ -229,7 +285,7 @@ ngx_chat_outbox_webhook(ngx_chat_delivery_t *d, ngx_str_t *body)
     ngx_str_t                 id, headers;
     ngx_chat_webhook_conf_t  *wcf;
 
-    wcf = &ngx_chat_worker.conf->webhook;
+    wcf = d->webhook;
 
     /* "ntf_<batch>": the same on every retry of this delivery */
     id.data = ngx_pnalloc(d->pool, sizeof("ntf_") + NGX_INT64_LEN);
@@ -381,7 +437,8 @@ ngx_chat_outbox_report(ngx_chat_delivery_t *d)
                            / 1000))
         = '\0';
     *ngx_sprintf(d->max_age, "%T",
-                 ngx_chat_outbox_max_age(ngx_chat_worker.conf))
+                 d->webhook ? d->webhook->max_age
+                            : ngx_chat_outbox_max_age(ngx_chat_worker.conf))
         = '\0';
 
     d->query.stmt = NGX_CHAT_SQL_OUTBOX_RESULT;
@@ -434,19 +491,29 @@ ngx_chat_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_chat_main_conf_t *mcf = conf;
 
+    char                     *rv;
     size_t                    skip;
     ngx_url_t                 u;
-    ngx_str_t                *value, s, key, ca;
+    ngx_str_t                *value, s, key, ca, tenant;
     ngx_uint_t                i, https;
     ngx_chat_webhook_conf_t  *wcf;
 
-    wcf = &mcf->webhook;
+    value = cf->args->elts;
 
-    if (wcf->target.addr) {
-        return "is duplicate";
+    /* tenant=: this tenant's webhook; without it, the others' */
+    ngx_str_null(&tenant);
+
+    for (i = 2; i < cf->args->nelts; i++) {
+        if (ngx_strncmp(value[i].data, "tenant=", 7) == 0) {
+            tenant.data = value[i].data + 7;
+            tenant.len = value[i].len - 7;
+        }
     }
 
-    value = cf->args->elts;
+    rv = ngx_chat_webhook_slot(cf, mcf, &tenant, &wcf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
 
     if (value[1].len > 8 && ngx_strncmp(value[1].data, "https://", 8) == 0) {
         https = 1;
@@ -545,6 +612,10 @@ ngx_chat_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "tenant=", 7) == 0) {
+            continue;
+        }
+
         if (ngx_strncmp(value[i].data, "ca=", 3) == 0 && https) {
             ca.data = value[i].data + 3;
             ca.len = value[i].len - 3;
@@ -569,3 +640,59 @@ ngx_chat_webhook(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     return NGX_CONF_OK;
 }
 
+
+/* where a chat_webhook goes: the one for the rest, or a tenant's */
+
+static char *
+ngx_chat_webhook_slot(ngx_conf_t *cf, ngx_chat_main_conf_t *mcf,
+    ngx_str_t *tenant, ngx_chat_webhook_conf_t **wcfp)
+{
+    ngx_uint_t                i;
+    ngx_chat_webhook_conf_t  *wcf;
+
+    if (tenant->data == NULL) {
+        if (mcf->webhook.target.addr) {
+            return "is duplicate";
+        }
+
+        *wcfp = &mcf->webhook;
+        return NGX_CONF_OK;
+    }
+
+    if (tenant->len == 0 || tenant->len > 128) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"chat_webhook\": "
+                           "tenant= takes a tenant id of 1 to 128 bytes");
+        return NGX_CONF_ERROR;
+    }
+
+    if (mcf->tenant_webhooks == NULL) {
+        mcf->tenant_webhooks = ngx_array_create(cf->pool, 4,
+                                         sizeof(ngx_chat_webhook_conf_t));
+        if (mcf->tenant_webhooks == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    wcf = mcf->tenant_webhooks->elts;
+
+    for (i = 0; i < mcf->tenant_webhooks->nelts; i++) {
+        if (wcf[i].tenant.len == tenant->len
+            && ngx_strncmp(wcf[i].tenant.data, tenant->data, tenant->len) == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"chat_webhook\" is "
+                               "duplicate for tenant \"%V\"", tenant);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    wcf = ngx_array_push(mcf->tenant_webhooks);
+    if (wcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(wcf, sizeof(ngx_chat_webhook_conf_t));
+    wcf->tenant = *tenant;
+    *wcfp = wcf;
+
+    return NGX_CONF_OK;
+}
