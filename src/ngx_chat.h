@@ -149,6 +149,7 @@ typedef struct {
     ngx_array_t                 *tenant_webhooks;  /* of the conf, tenant= */
     ngx_chat_push_conf_t         push;
     ngx_str_t                    policy;     /* chat_policy: a function */
+    ngx_str_t                    ice_servers;  /* JSON, for hello */
     ngx_shm_zone_t              *metrics;    /* chat_metrics; NULL: none */
     ngx_uint_t                   max[NGX_CHAT_MAX_KINDS];  /* chat_max */
     ngx_array_t                 *filters;    /* chat_filter; NULL: none */
@@ -357,6 +358,12 @@ typedef enum {
     NGX_CHAT_SQL_TEMPLATE_SAVE,
     NGX_CHAT_SQL_TEMPLATE_LIST,
     NGX_CHAT_SQL_TEMPLATE_DELETE,
+    NGX_CHAT_SQL_CALL_INVITE,
+    NGX_CHAT_SQL_CALL_ACCEPT,
+    NGX_CHAT_SQL_CALL_DECLINE,
+    NGX_CHAT_SQL_CALL_END,
+    NGX_CHAT_SQL_CALL_SIGNAL,
+    NGX_CHAT_SQL_CALLS_EXPIRE,
     NGX_CHAT_SQL_COUNT
 } ngx_chat_sql_e;
 

@@ -38,6 +38,8 @@ static ngx_int_t ngx_chat_limits_check(ngx_conf_t *cf,
 static ngx_int_t ngx_chat_postconfiguration(ngx_conf_t *cf);
 static char *ngx_chat_policy(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_chat_ice_servers(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_chat_postgres(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_chat_postgres_hosts(ngx_conf_t *cf, PQconninfoOption *opts);
@@ -209,6 +211,13 @@ static ngx_command_t  ngx_chat_commands[] = {
     { ngx_string("chat_webhook"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_chat_webhook,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_ice_servers"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_chat_ice_servers,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -757,6 +766,62 @@ ngx_chat_policy(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         (void) ngx_cpystrn(name->data, p, name->len + 1);
         p = comma + 1;
     }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * chat_ice_servers '[{"urls": "stun:stun.example.com"}, ...]'; the STUN
+ * and TURN servers a call's peers use (RTCConfiguration.iceServers), sent
+ * in hello as given: a JSON array of objects with "urls".
+ */
+
+static char *
+ngx_chat_ice_servers(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t *mcf = conf;
+
+    char         *text;
+    size_t        i;
+    json_t       *servers, *s;
+    ngx_str_t    *value;
+    json_error_t  err;
+
+    if (mcf->ice_servers.len) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    servers = json_loadb((char *) value[1].data, value[1].len, 0, &err);
+
+    if (!json_is_array(servers) || json_array_size(servers) == 0) {
+        json_decref(servers);
+        return "takes a JSON array of ice servers ({\"urls\": ...})";
+    }
+
+    json_array_foreach(servers, i, s) {
+        if (!json_is_object(s) || json_object_get(s, "urls") == NULL) {
+            json_decref(servers);
+            return "takes ice servers that each have \"urls\"";
+        }
+    }
+
+    /* compact, as it goes into every hello */
+    text = json_dumps(servers, JSON_COMPACT);
+    json_decref(servers);
+
+    if (text == NULL
+        || ngx_chat_copy(cf->pool, &mcf->ice_servers, text,
+                         ngx_strlen(text))
+           != NGX_OK)
+    {
+        free(text);
+        return NGX_CONF_ERROR;
+    }
+
+    free(text);
 
     return NGX_CONF_OK;
 }

@@ -486,6 +486,26 @@ static const ngx_chat_field_t  ngx_chat_ws_no_fields[] = {
     ngx_chat_null_field
 };
 
+static const ngx_chat_field_t  ngx_chat_ws_call_invite_fields[] = {
+    { "conversation_id", NULL, NGX_CHAT_T_ID, NGX_CHAT_REQUIRED, 0, NULL },
+    { "video", NULL, NGX_CHAT_T_BOOL, 0, 0, NULL },
+    { "screen", NULL, NGX_CHAT_T_BOOL, 0, 0, NULL },
+    ngx_chat_null_field
+};
+
+static const ngx_chat_field_t  ngx_chat_ws_call_fields[] = {
+    { "call_id", NULL, NGX_CHAT_T_ID, NGX_CHAT_REQUIRED, 0, NULL },
+    ngx_chat_null_field
+};
+
+/* an SDP offer or answer, or an ICE candidate, as the client wrote it */
+static const ngx_chat_field_t  ngx_chat_ws_call_signal_fields[] = {
+    { "call_id", NULL, NGX_CHAT_T_ID, NGX_CHAT_REQUIRED, 0, NULL },
+    { "to", NULL, NGX_CHAT_T_USER, NGX_CHAT_REQUIRED, 0, NULL },
+    { "signal", NULL, NGX_CHAT_T_STR, NGX_CHAT_REQUIRED, 16384, NULL },
+    ngx_chat_null_field
+};
+
 /* a JWT is at most 8192 bytes (ngx_chat_auth.c), and ASCII */
 static const ngx_chat_field_t  ngx_chat_ws_refresh_fields[] = {
     { "token", NULL, NGX_CHAT_T_STR, NGX_CHAT_REQUIRED, 8192, NULL },
@@ -557,6 +577,21 @@ const ngx_chat_ws_type_t  ngx_chat_ws_types[] = {
 
     { ngx_string("refresh_token"), NGX_CHAT_MSG_REFRESH, 0, 0,
       ngx_chat_ws_refresh_fields, NULL },
+
+    { ngx_string("call_invite"), NGX_CHAT_MSG_ACTION,
+      NGX_CHAT_SQL_CALL_INVITE, 0, ngx_chat_ws_call_invite_fields, "call" },
+
+    { ngx_string("call_accept"), NGX_CHAT_MSG_ACTION,
+      NGX_CHAT_SQL_CALL_ACCEPT, 0, ngx_chat_ws_call_fields, "call" },
+
+    { ngx_string("call_decline"), NGX_CHAT_MSG_ACTION,
+      NGX_CHAT_SQL_CALL_DECLINE, 0, ngx_chat_ws_call_fields, "call" },
+
+    { ngx_string("call_end"), NGX_CHAT_MSG_ACTION,
+      NGX_CHAT_SQL_CALL_END, 0, ngx_chat_ws_call_fields, "call" },
+
+    { ngx_string("call_signal"), NGX_CHAT_MSG_ACTION,
+      NGX_CHAT_SQL_CALL_SIGNAL, 0, ngx_chat_ws_call_signal_fields, NULL },
 };
 
 

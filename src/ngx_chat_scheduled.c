@@ -1,42 +1,64 @@
 
 /*
- * ngx_chat: scheduled messages go at their time.  Each worker, at its
- * tick, calls chat.api_scheduled_due as an action with no caller: it takes
- * what is due (FOR UPDATE SKIP LOCKED, so that workers and hosts share the
- * work), posts each as its user would, under the client_id "sch_<id>",
- * and answers the events of those messages, which the call publishes as
- * any action's.  A worker killed mid-way leaves its transaction undone:
- * the next tick posts them again, once.  While a run is under way the
- * tick waits.
+ * ngx_chat: what the workers do at their tick as actions with no caller:
+ * the scheduled messages that are due (chat.api_scheduled_due) and the
+ * calls that rang too long (chat.api_calls_expire).  Each function takes
+ * its rows FOR UPDATE SKIP LOCKED, so that workers and hosts share the
+ * work, and answers the events of what it did, which the call publishes
+ * as any action's.  A scheduled message is posted under the client_id
+ * "sch_<id>": a worker killed mid-way leaves its transaction undone, and
+ * the next tick posts it again, once.  While a run is under way its tick
+ * waits.
  */
 
 
 #include "ngx_chat.h"
 
 
-#define NGX_CHAT_SCHEDULED_BATCH  50
+#define NGX_CHAT_TICKED_BATCH  50
 
 
 typedef struct {
+    ngx_uint_t                   stmt;
+    const char                  *what;
     ngx_uint_t                   running;
-} ngx_chat_scheduled_t;
+} ngx_chat_ticked_t;
 
 
-static void ngx_chat_scheduled_done(ngx_chat_call_t *call);
+static void ngx_chat_ticked_start(ngx_chat_ticked_t *t);
+static void ngx_chat_ticked_done(ngx_chat_call_t *call);
 
 
-static ngx_chat_scheduled_t  ngx_chat_scheduled;
+static ngx_chat_ticked_t  ngx_chat_ticked[] = {
+    { NGX_CHAT_SQL_SCHEDULED_DUE, "scheduled messages", 0 },
+    { NGX_CHAT_SQL_CALLS_EXPIRE, "calls that rang too long", 0 },
+};
 
 
 void
 ngx_chat_scheduled_tick(void)
 {
-    ngx_pool_t       *pool;
-    ngx_chat_call_t  *call;
+    ngx_uint_t  i;
 
-    if (ngx_chat_scheduled.running || ngx_exiting) {
+    if (ngx_exiting) {
         return;
     }
+
+    for (i = 0; i < sizeof(ngx_chat_ticked) / sizeof(ngx_chat_ticked_t);
+         i++)
+    {
+        if (!ngx_chat_ticked[i].running) {
+            ngx_chat_ticked_start(&ngx_chat_ticked[i]);
+        }
+    }
+}
+
+
+static void
+ngx_chat_ticked_start(ngx_chat_ticked_t *t)
+{
+    ngx_pool_t       *pool;
+    ngx_chat_call_t  *call;
 
     pool = ngx_create_pool(1024, ngx_cycle->log);
     if (pool == NULL) {
@@ -55,22 +77,23 @@ ngx_chat_scheduled_tick(void)
         return;
     }
 
-    call->args = json_pack("{s:i}", "limit", NGX_CHAT_SCHEDULED_BATCH);
+    call->args = json_pack("{s:i}", "limit", NGX_CHAT_TICKED_BATCH);
     if (call->args == NULL) {
         ngx_destroy_pool(pool);
         return;
     }
 
-    call->stmt = NGX_CHAT_SQL_SCHEDULED_DUE;
+    call->stmt = t->stmt;
     call->pool = pool;
     call->log = ngx_cycle->log;
-    call->done = ngx_chat_scheduled_done;
+    call->done = ngx_chat_ticked_done;
+    call->data = t;
 
-    ngx_chat_scheduled.running = 1;
+    t->running = 1;
 
     if (ngx_chat_call_send(call) != NGX_OK) {
         /* Postgres is away or busy: the next tick tries again */
-        ngx_chat_scheduled.running = 0;
+        t->running = 0;
         json_decref(call->args);
         ngx_destroy_pool(pool);
     }
@@ -78,19 +101,21 @@ ngx_chat_scheduled_tick(void)
 
 
 static void
-ngx_chat_scheduled_done(ngx_chat_call_t *call)
+ngx_chat_ticked_done(ngx_chat_call_t *call)
 {
+    ngx_chat_ticked_t  *t = call->data;
+
     if (call->status != 200) {
         ngx_log_error(NGX_LOG_WARN, call->log, 0,
-                      "chat scheduled: the due messages were not sent "
-                      "(%ui): %V", call->status, &call->error);
+                      "chat tick: %s were not done (%ui): %V", t->what,
+                      call->status, &call->error);
 
     } else {
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, call->log, 0,
-                       "chat scheduled: %V", &call->body);
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, call->log, 0,
+                       "chat tick: %s: %V", t->what, &call->body);
     }
 
-    ngx_chat_scheduled.running = 0;
+    t->running = 0;
 
     json_decref(call->args);
     ngx_destroy_pool(call->pool);

@@ -374,7 +374,9 @@ ngx_chat_session_open(ngx_chat_session_t *s)
 static void
 ngx_chat_session_hello(ngx_chat_session_t *s)
 {
-    u_char     *p, buf[1024];
+    u_char     *p, *buf;
+    size_t      size;
+    ngx_str_t  *ice;
     ngx_tm_t    tm;
     ngx_time_t *tp;
 
@@ -387,10 +389,15 @@ ngx_chat_session_hello(ngx_chat_session_t *s)
     tp = ngx_timeofday();
     ngx_gmtime(tp->sec, &tm);
 
-    if (ngx_chat_json_escape_len(s->id.user.data, s->id.user.len)
-        + ngx_chat_json_escape_len(s->id.tenant.data, s->id.tenant.len)
-        + 128 > sizeof(buf))
-    {
+    /* the STUN and TURN servers for calls, as chat_ice_servers says */
+    ice = &ngx_chat_worker.conf->ice_servers;
+
+    size = ngx_chat_json_escape_len(s->id.user.data, s->id.user.len)
+           + ngx_chat_json_escape_len(s->id.tenant.data, s->id.tenant.len)
+           + sizeof(",\"ice_servers\":") + ice->len + 128;
+
+    buf = ngx_pnalloc(s->ws->connection->pool, size);
+    if (buf == NULL) {
         return;
     }
 
@@ -399,9 +406,15 @@ ngx_chat_session_hello(ngx_chat_session_t *s)
     p = ngx_cpymem(p, "\",\"tenant\":\"", 12);
     p = ngx_chat_json_escape(p, s->id.tenant.data, s->id.tenant.len);
     p = ngx_sprintf(p, "\",\"server_time\":\"%4d-%02d-%02dT%02d:%02d:%02d"
-                       ".%03MZ\"}",
+                       ".%03MZ\"",
                     tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
                     tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec, tp->msec);
+
+    if (ice->len) {
+        p = ngx_sprintf(p, ",\"ice_servers\":%V", ice);
+    }
+
+    *p++ = '}';
 
     (void) ngx_chat_ws_send_text(s->ws, buf, p - buf);
 }

@@ -160,6 +160,20 @@ ngx_chat_stmt_t  ngx_chat_stmts[] = {
     [NGX_CHAT_SQL_TEMPLATE_DELETE] =
         ngx_chat_action_stmt("template_delete"),
 
+    /* calls (sql/functions/58_calls.sql) */
+    [NGX_CHAT_SQL_CALL_INVITE] =
+        ngx_chat_action_stmt("call_invite"),
+    [NGX_CHAT_SQL_CALL_ACCEPT] =
+        ngx_chat_action_stmt("call_accept"),
+    [NGX_CHAT_SQL_CALL_DECLINE] =
+        ngx_chat_action_stmt("call_decline"),
+    [NGX_CHAT_SQL_CALL_END] =
+        ngx_chat_action_stmt("call_end"),
+    [NGX_CHAT_SQL_CALL_SIGNAL] =
+        ngx_chat_action_stmt("call_signal"),
+    [NGX_CHAT_SQL_CALLS_EXPIRE] =
+        ngx_chat_action_stmt("calls_expire"),
+
     /* one worker of all hosts at a time: the lock ends with the statement */
     [NGX_CHAT_SQL_EVENTS_PRUNE] =
         { "chat_events_prune",
