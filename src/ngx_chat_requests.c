@@ -60,6 +60,11 @@ static const ngx_chat_field_t  ngx_chat_scheduled_body[] = {
     ngx_chat_null_field
 };
 
+static const ngx_chat_field_t  ngx_chat_presence_days_query[] = {
+    { "days", NULL, NGX_CHAT_T_SEQ, 0, 0, NULL },
+    ngx_chat_null_field
+};
+
 static const ngx_chat_field_t  ngx_chat_template_body[] = {
     { "name", NULL, NGX_CHAT_T_STR, NGX_CHAT_REQUIRED, 100, NULL },
     { "content", NULL, NGX_CHAT_T_TEXT, NGX_CHAT_REQUIRED, 0, NULL },
@@ -405,6 +410,10 @@ const ngx_chat_route_t  ngx_chat_api_routes[] = {
 
     { NGX_CHAT_DELETE, "templates/#template_id",
       ngx_chat_api_action(NGX_CHAT_SQL_TEMPLATE_DELETE, NULL, NULL) },
+
+    { NGX_CHAT_GET, "presence/days",
+      ngx_chat_api_action(NGX_CHAT_SQL_PRESENCE_DAYS,
+                          ngx_chat_presence_days_query, NULL) },
 };
 
 

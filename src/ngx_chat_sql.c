@@ -173,6 +173,8 @@ ngx_chat_stmt_t  ngx_chat_stmts[] = {
         ngx_chat_action_stmt("call_signal"),
     [NGX_CHAT_SQL_CALLS_EXPIRE] =
         ngx_chat_action_stmt("calls_expire"),
+    [NGX_CHAT_SQL_PRESENCE_DAYS] =
+        ngx_chat_action_stmt("presence_days"),
 
     /* one worker of all hosts at a time: the lock ends with the statement */
     [NGX_CHAT_SQL_EVENTS_PRUNE] =
