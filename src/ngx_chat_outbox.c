@@ -43,11 +43,14 @@ typedef struct {
     ngx_chat_pg_query_t          claim;
     u_char                       users[NGX_INT_T_LEN + 1];
     ngx_uint_t                   inflight;
+    ngx_uint_t                   asked;      /* deliveries the claim asked */
     unsigned                     claiming:1;
+    unsigned                     more:1;     /* it got all: more may wait */
 } ngx_chat_outbox_t;
 
 
 static void ngx_chat_outbox_claimed(ngx_chat_pg_query_t *q, PGresult *res);
+static void ngx_chat_outbox_ended(void);
 static void ngx_chat_outbox_deliver(PGresult *res, int row);
 static ngx_int_t ngx_chat_outbox_sign(ngx_pool_t *pool, ngx_str_t *secret,
     ngx_str_t *id, time_t ts, ngx_str_t *body, ngx_str_t *headers);
@@ -161,6 +164,7 @@ ngx_chat_outbox_tick(void)
         return;
     }
 
+    ob->asked = room;
     *ngx_sprintf(ob->users, "%ui", room) = '\0';
 
     ob->claim.stmt = NGX_CHAT_SQL_OUTBOX_CLAIM;
@@ -191,8 +195,33 @@ ngx_chat_outbox_claimed(ngx_chat_pg_query_t *q, PGresult *res)
         return;
     }
 
+    /* as many as asked: more may be due, claimed as soon as there is room */
+    ob->more = ((ngx_uint_t) PQntuples(res) >= ob->asked);
+
     for (i = 0; i < PQntuples(res); i++) {
         ngx_chat_outbox_deliver(res, i);
+    }
+}
+
+
+/*
+ * A delivery ended.  A backlog is claimed again as deliveries end, when
+ * half the room is free, not only at the tick: else a worker would send
+ * at most NGX_CHAT_OUTBOX_INFLIGHT a second however fast the receiver.
+ */
+
+static void
+ngx_chat_outbox_ended(void)
+{
+    ngx_chat_outbox_t  *ob = &ngx_chat_outbox;
+
+    ob->inflight--;
+
+    if (ob->more && !ob->claiming
+        && ob->inflight <= NGX_CHAT_OUTBOX_INFLIGHT / 2)
+    {
+        ob->more = 0;
+        ngx_chat_outbox_tick();
     }
 }
 
@@ -454,8 +483,8 @@ ngx_chat_outbox_report(ngx_chat_delivery_t *d)
 
     if (ngx_chat_pg_send(ngx_chat_worker.pg, &d->query) != NGX_OK) {
         /* the lease runs out and another claim takes it again */
-        ngx_chat_outbox.inflight--;
         ngx_destroy_pool(d->pool);
+        ngx_chat_outbox_ended();
     }
 }
 
@@ -475,8 +504,8 @@ ngx_chat_outbox_reported(ngx_chat_pg_query_t *q, PGresult *res)
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
                    "chat outbox: delivery %s %s", d->batch, d->outcome);
 
-    ngx_chat_outbox.inflight--;
     ngx_destroy_pool(d->pool);
+    ngx_chat_outbox_ended();
 }
 
 

@@ -150,6 +150,30 @@ def test_messages_that_come_together_are_one_notification(hooked, receiver,
     assert [i['preview'] for i in body['items']] == ['m0', 'm1', 'm2']
 
 
+def test_a_backlog_goes_one_delivery_a_user(stack, hooked, receiver,
+                                            tenant):
+    # 20 users with 45 waiting rows each: more than a claim's first cut
+    # ever took at once (800 rows), so that a cut inside one user's rows
+    # would make two deliveries of them (bench/run --only outbox saw it)
+    alice = tenant.client('alice', nginx=hooked)
+    users = [f'u{i:02}' for i in range(20)]
+    cid = alice.create('group', users)['id']
+    mid = alice.post(f'conversations/{cid}/messages',
+                     {'content': 'backlog'}).json['id']
+    stack.query(
+        "INSERT INTO chat.outbox (tenant_id, user_id, conversation_id, "
+        "message_id, seq, reason, due_at) "
+        "SELECT %s, u, %s, %s, (SELECT seq FROM chat.messages WHERE id = %s),"
+        " 'mention', now() FROM unnest(%s::text[]) u, generate_series(1, 45)",
+        (tenant.name, cid, mid, mid, users))
+    receiver.wait(lambda: all(receiver.delivered(u, tenant.name)
+                              for u in users), 30, 'a delivery each')
+    time.sleep(1.5)
+    for u in users:
+        d = receiver.delivered(u, tenant.name)
+        assert len(d) == 1 and list(d.values())[0][0]['count'] == 45, (u, d)
+
+
 def test_mentions_mutes_and_replies_in_a_group(hooked, receiver, tenant):
     alice, carol = (tenant.client(u, nginx=hooked) for u in ('alice', 'carol'))
     cid = alice.create('group', ['bob', 'carol', 'dave'])['id']

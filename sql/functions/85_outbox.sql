@@ -57,8 +57,12 @@ BEGIN
 END
 $$;
 
--- Due rows, a delivery a user: up to p_users deliveries, leased for
--- p_lease (a worker that dies leaves them to the next claim).  What was
+-- Due rows, a delivery a user: the users whose rows are due, the longest
+-- waiting first, up to p_users, each with all of its rows that are not
+-- leased (due or not: what comes within the window goes as one), leased
+-- for p_lease (a worker that dies leaves them to the next claim).  A
+-- user's rows are taken by one claim at a time (an advisory lock a user,
+-- for the transaction), so that two workers never split them.  What was
 -- read meanwhile, deleted, or is no longer the user's to see goes without
 -- a word; rows of one user that were never tried join one delivery.
 -- Returns (batch, tenant, user, the delivery's JSON, whether it is for a
@@ -73,22 +77,25 @@ BEGIN
         ON COMMIT DROP;
 
     INSERT INTO outbox_claimed
+    WITH due AS (
+        SELECT o.tenant_id, o.user_id, min(o.due_at) AS first
+          FROM chat.outbox o
+         WHERE o.due_at <= now()
+           AND (o.leased_until IS NULL OR o.leased_until < now())
+         GROUP BY o.tenant_id, o.user_id
+         ORDER BY first
+         LIMIT p_users
+    ), mine AS (
+        SELECT d.tenant_id, d.user_id FROM due d
+         WHERE pg_try_advisory_xact_lock(7240063,
+                   hashtext(d.tenant_id || E'\n' || d.user_id))
+    )
+    -- a retried delivery keeps its backoff; new rows go with the due ones
     SELECT o.id FROM chat.outbox o
-     WHERE o.due_at <= now()
-       AND (o.leased_until IS NULL OR o.leased_until < now())
-     ORDER BY o.due_at
-     LIMIT 50 * p_users
-       FOR UPDATE SKIP LOCKED;
-
-    -- a user's rows not yet due go with the due ones: one delivery
-    -- rather than a second one a moment later
-    INSERT INTO outbox_claimed
-    SELECT o.id FROM chat.outbox o
-     WHERE o.batch IS NULL AND o.due_at > now()
-       AND (o.tenant_id, o.user_id) IN
-           (SELECT x.tenant_id, x.user_id FROM chat.outbox x
-              JOIN outbox_claimed k ON k.id = x.id)
-       FOR UPDATE SKIP LOCKED;
+      JOIN mine m ON m.tenant_id = o.tenant_id AND m.user_id = o.user_id
+     WHERE (o.leased_until IS NULL OR o.leased_until < now())
+       AND (o.due_at <= now() OR o.batch IS NULL)
+       FOR UPDATE OF o SKIP LOCKED;
 
     -- seen, gone, or out of reach: nothing to say
     DELETE FROM chat.outbox o
@@ -115,7 +122,6 @@ BEGIN
     WITH picked AS (
         SELECT DISTINCT o.batch FROM chat.outbox o
           JOIN outbox_claimed k ON k.id = o.id
-         LIMIT p_users
     ), leased AS (
         UPDATE chat.outbox o
            SET leased_until = now() + p_lease, attempts = o.attempts + 1
