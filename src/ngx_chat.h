@@ -587,6 +587,7 @@ struct ngx_chat_call_s {
     void                        *data;
 };
 
+ngx_chat_call_t *ngx_chat_call_create(ngx_str_t *tenant, ngx_str_t *user);
 ngx_int_t ngx_chat_call_send(ngx_chat_call_t *call);
 void ngx_chat_call_fail(ngx_chat_call_t *call, ngx_uint_t status,
     const char *text);

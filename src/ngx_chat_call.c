@@ -19,6 +19,45 @@ static void ngx_chat_call_sql_error(ngx_chat_call_t *call, PGresult *res);
 static void ngx_chat_call_cleanup(void *data);
 
 
+/*
+ * A call of the module's own, not a client's, on a pool of its own: for
+ * (tenant, user), or nobody (NULL: the tick's).  The caller sets stmt,
+ * args and done, and destroys call->pool after done.
+ */
+
+ngx_chat_call_t *
+ngx_chat_call_create(ngx_str_t *tenant, ngx_str_t *user)
+{
+    ngx_pool_t       *pool;
+    ngx_chat_call_t  *call;
+
+    pool = ngx_create_pool(1024, ngx_cycle->log);
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    call = ngx_pcalloc(pool, sizeof(ngx_chat_call_t));
+
+    if (call == NULL
+        || ngx_chat_copy(pool, &call->id.tenant, tenant ? tenant->data : NULL,
+                         tenant ? tenant->len : 0)
+           != NGX_OK
+        || ngx_chat_copy(pool, &call->id.user, user ? user->data : NULL,
+                         user ? user->len : 0)
+           != NGX_OK
+        || ngx_chat_copy(pool, &call->id.name, NULL, 0) != NGX_OK)
+    {
+        ngx_destroy_pool(pool);
+        return NULL;
+    }
+
+    call->pool = pool;
+    call->log = ngx_cycle->log;
+
+    return call;
+}
+
+
 /* the arguments go to the action's function in Postgres */
 
 ngx_int_t

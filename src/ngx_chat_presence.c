@@ -1041,30 +1041,14 @@ ngx_chat_presence_announce(ngx_str_t *tenant, ngx_str_t *user)
 {
     json_t           *users;
     ngx_int_t         rc;
-    ngx_pool_t       *pool;
     ngx_chat_call_t  *call;
 
-    pool = ngx_create_pool(1024, ngx_cycle->log);
-    if (pool == NULL) {
-        return;
-    }
-
-    call = ngx_pcalloc(pool, sizeof(ngx_chat_call_t));
-
-    if (call == NULL
-        || ngx_chat_copy(pool, &call->id.tenant, tenant->data, tenant->len)
-           != NGX_OK
-        || ngx_chat_copy(pool, &call->id.user, user->data, user->len)
-           != NGX_OK
-        || ngx_chat_copy(pool, &call->id.name, NULL, 0) != NGX_OK)
-    {
-        ngx_destroy_pool(pool);
+    call = ngx_chat_call_create(tenant, user);
+    if (call == NULL) {
         return;
     }
 
     call->stmt = NGX_CHAT_SQL_PRESENCE_CHANGED;
-    call->pool = pool;
-    call->log = ngx_cycle->log;
     call->done = ngx_chat_presence_announced;
 
     users = json_array();
@@ -1081,7 +1065,7 @@ ngx_chat_presence_announce(ngx_str_t *tenant, ngx_str_t *user)
         ngx_chat_presence_decide(call);
 
     } else if (rc == NGX_ERROR) {
-        ngx_destroy_pool(pool);
+        ngx_destroy_pool(call->pool);
     }
 }
 

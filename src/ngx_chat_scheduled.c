@@ -57,35 +57,21 @@ ngx_chat_scheduled_tick(void)
 static void
 ngx_chat_ticked_start(ngx_chat_ticked_t *t)
 {
-    ngx_pool_t       *pool;
     ngx_chat_call_t  *call;
 
-    pool = ngx_create_pool(1024, ngx_cycle->log);
-    if (pool == NULL) {
-        return;
-    }
-
-    call = ngx_pcalloc(pool, sizeof(ngx_chat_call_t));
-
     /* no caller: the function reads the rows' own users */
-    if (call == NULL
-        || ngx_chat_copy(pool, &call->id.tenant, NULL, 0) != NGX_OK
-        || ngx_chat_copy(pool, &call->id.user, NULL, 0) != NGX_OK
-        || ngx_chat_copy(pool, &call->id.name, NULL, 0) != NGX_OK)
-    {
-        ngx_destroy_pool(pool);
+    call = ngx_chat_call_create(NULL, NULL);
+    if (call == NULL) {
         return;
     }
 
     call->args = json_pack("{s:i}", "limit", NGX_CHAT_TICKED_BATCH);
     if (call->args == NULL) {
-        ngx_destroy_pool(pool);
+        ngx_destroy_pool(call->pool);
         return;
     }
 
     call->stmt = t->stmt;
-    call->pool = pool;
-    call->log = ngx_cycle->log;
     call->done = ngx_chat_ticked_done;
     call->data = t;
 
@@ -95,7 +81,7 @@ ngx_chat_ticked_start(ngx_chat_ticked_t *t)
         /* Postgres is away or busy: the next tick tries again */
         t->running = 0;
         json_decref(call->args);
-        ngx_destroy_pool(pool);
+        ngx_destroy_pool(call->pool);
     }
 }
 

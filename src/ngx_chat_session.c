@@ -126,6 +126,8 @@ static ngx_int_t ngx_chat_session_watch(ngx_chat_session_t *s, json_t *args,
     json_t *req);
 static void ngx_chat_session_unwatch(ngx_chat_session_t *s,
     const ngx_chat_ws_type_t *t, json_t *msg, json_t *req);
+static ngx_int_t ngx_chat_session_renew(ngx_chat_session_t *s,
+    ngx_str_t *held, ngx_str_t *fresh);
 static void ngx_chat_session_refresh(ngx_chat_session_t *s,
     const ngx_chat_ws_type_t *t, json_t *msg, json_t *req);
 static void ngx_chat_session_unauthorized(ngx_chat_session_t *s, json_t *req,
@@ -1577,7 +1579,7 @@ ngx_chat_session_refresh(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
     json_t               *args, *v;
     time_t                left;
     ngx_int_t             rc;
-    ngx_str_t             token, name;
+    ngx_str_t             token;
     ngx_pool_t           *pool;
     const char           *reason;
     ngx_chat_identity_t   id;
@@ -1626,44 +1628,16 @@ ngx_chat_session_refresh(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
         goto done;
     }
 
-    /*
-     * Requests under way hold the old name (a copy of s->id): it stays in
-     * the connection's pool, which a new one joins only when it differs.
-     */
-
-    if (id.name.len != s->id.name.len
-        || ngx_memcmp(id.name.data, s->id.name.data, id.name.len) != 0)
+    /* the name, and the claims the policy reads, as the new token says */
+    if (ngx_chat_session_renew(s, &s->id.name, &id.name) != NGX_OK
+        || ngx_chat_session_renew(s, &s->id.claims, &id.claims) != NGX_OK)
     {
-        if (ngx_chat_copy(s->ws->connection->pool, &name, id.name.data,
-                          id.name.len)
-            != NGX_OK)
-        {
-            ngx_chat_session_error_text(s, req, 500, "out of memory");
-            goto done;
-        }
-
-        s->id.name = name;
+        ngx_chat_session_error_text(s, req, 500, "out of memory");
+        goto done;
     }
 
     s->id.exp = id.exp;
     s->id.bot = id.bot;
-
-    /* the claims the policy reads, as the new token has them */
-    if (id.claims.len != s->id.claims.len
-        || (id.claims.len
-            && ngx_memcmp(id.claims.data, s->id.claims.data, id.claims.len)
-               != 0))
-    {
-        if (ngx_chat_copy(s->ws->connection->pool, &name, id.claims.data,
-                          id.claims.len)
-            != NGX_OK)
-        {
-            ngx_chat_session_error_text(s, req, 500, "out of memory");
-            goto done;
-        }
-
-        s->id.claims = name;
-    }
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, s->log, 0,
                    "chat session: \"%V\" has a new token until %T",
@@ -1678,6 +1652,38 @@ ngx_chat_session_refresh(ngx_chat_session_t *s, const ngx_chat_ws_type_t *t,
 done:
 
     ngx_destroy_pool(pool);
+}
+
+
+/*
+ * A string of the identity, again from a new token.  Requests under way
+ * hold the old one (a copy of s->id): it stays in the connection's pool,
+ * which a new one joins only when it differs.
+ */
+
+static ngx_int_t
+ngx_chat_session_renew(ngx_chat_session_t *s, ngx_str_t *held,
+    ngx_str_t *fresh)
+{
+    ngx_str_t  copy;
+
+    if (fresh->len == held->len
+        && (fresh->len == 0
+            || ngx_memcmp(fresh->data, held->data, fresh->len) == 0))
+    {
+        return NGX_OK;
+    }
+
+    if (ngx_chat_copy(s->ws->connection->pool, &copy, fresh->data,
+                      fresh->len)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    *held = copy;
+
+    return NGX_OK;
 }
 
 
