@@ -233,8 +233,11 @@ ngx_chat_push_targets(ngx_chat_pg_query_t *q, PGresult *res)
                != NGX_OK
             || len != NGX_CHAT_WEBPUSH_AUTH_LEN)
         {
-            /* chat.api_push_subscribe checked them: not ours to keep */
-            ngx_chat_push_answered(push, 404, 0, NULL);
+            /*
+             * chat.api_push_subscribe checked them: a row that is not
+             * readable can never be pushed to, it goes as a gone one does
+             */
+            ngx_chat_push_posted(one, 410, 0, NULL);
             continue;
         }
 

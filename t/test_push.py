@@ -355,6 +355,22 @@ def test_a_gone_subscription_is_removed(stack, pushing, service, tenant):
         (tenant.name,))[0][0] == 0, 10, 'the outbox to empty')
 
 
+def test_a_subscription_that_cannot_be_read_goes_as_a_gone_one(
+        stack, pushing, service, tenant):
+    # written past chat.api_push_subscribe's checks (by hand here): it can
+    # never be pushed to, and must not hold the delivery back for ever
+    subscribe(tenant, pushing, 'bob', Browser('https://127.0.0.1:9/x'))
+    stack.query("UPDATE chat.push_subscriptions SET p256dh = 'bad' "
+                "WHERE tenant_id = %s", (tenant.name,))
+    direct(tenant, pushing, 'unreadable')
+    chatstack.wait_for(lambda: stack.query(
+        'SELECT count(*) FROM chat.push_subscriptions WHERE tenant_id = %s',
+        (tenant.name,))[0][0] == 0, 10, 'the row to go')
+    chatstack.wait_for(lambda: stack.query(
+        'SELECT count(*) FROM chat.outbox WHERE tenant_id = %s',
+        (tenant.name,))[0][0] == 0, 10, 'the outbox to empty')
+
+
 def test_a_failed_push_is_tried_again_under_the_same_topic(stack, pushing,
                                                            service, tenant):
     b = Browser(f'https://127.0.0.1:{service.port}/flaky/{tenant.name}')
