@@ -117,10 +117,17 @@ RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     v_bot boolean := coalesce((a->>'$bot')::boolean, false);
 BEGIN
-    PERFORM chat.touch_user(p_tenant, p_user, p_name);
+    -- the common case is one lookup, as touch_user's, and writes nothing
+    PERFORM 1 FROM chat.users
+     WHERE tenant_id = p_tenant AND id = p_user AND bot = v_bot
+       AND (p_name IS NULL OR name IS NOT DISTINCT FROM p_name);
 
-    UPDATE chat.users SET bot = v_bot
-     WHERE tenant_id = p_tenant AND id = p_user AND bot <> v_bot;
+    IF NOT FOUND THEN
+        PERFORM chat.touch_user(p_tenant, p_user, p_name);
+
+        UPDATE chat.users SET bot = v_bot
+         WHERE tenant_id = p_tenant AND id = p_user AND bot <> v_bot;
+    END IF;
 END
 $$;
 
