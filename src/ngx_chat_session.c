@@ -382,23 +382,19 @@ ngx_chat_session_hello(ngx_chat_session_t *s)
     ngx_tm_t    tm;
     ngx_time_t *tp;
 
-    /*
-     * a user id and a tenant are at most 128 bytes and hold no control
-     * characters, so each escapes to at most 256: the check below is a
-     * guard, never an answer
-     */
-
     tp = ngx_timeofday();
     ngx_gmtime(tp->sec, &tm);
 
     /* the STUN and TURN servers for calls, as chat_ice_servers says */
     ice = &ngx_chat_worker.conf->ice_servers;
 
+    /* the ids as they escape, the servers, and room for the rest */
     size = ngx_chat_json_escape_len(s->id.user.data, s->id.user.len)
            + ngx_chat_json_escape_len(s->id.tenant.data, s->id.tenant.len)
            + sizeof(",\"ice_servers\":") + ice->len + 128;
 
-    buf = ngx_pnalloc(s->ws->connection->pool, size);
+    /* the frame is a copy: the text need not outlive this call */
+    buf = ngx_alloc(size, s->log);
     if (buf == NULL) {
         return;
     }
@@ -419,6 +415,7 @@ ngx_chat_session_hello(ngx_chat_session_t *s)
     *p++ = '}';
 
     (void) ngx_chat_ws_send_text(s->ws, buf, p - buf);
+    ngx_free(buf);
 }
 
 
