@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import re
 import time
 
 import jwt
@@ -491,6 +492,26 @@ def _route_table(cid, mid):
         ('GET', 'presence?user_ids=bob', None),
         ('PUT', 'presence/me', {'status': 'busy'}),
     ]
+
+
+@pytest.mark.parametrize('token', [None, 'garbage'],
+                         ids=['no-authorization', 'bearer-garbage'])
+def test_every_route_of_the_table_without_a_valid_token_is_401(tenant,
+                                                                token):
+    # read from src/ngx_chat_requests.c itself, so that a route added
+    # later is checked too (the list below checks what each changes)
+    from test_openapi import parse_requests
+    anon = tenant.anonymous()
+    routes = [r for r in parse_requests()
+              if 'NGX_CHAT_R_PUBLIC' not in r['flags']]
+    assert len(routes) >= 45
+    for route in routes:
+        path = re.sub(r'#\w+', '1', re.sub(r':\w+', 'x', route['pattern']))
+        body = {} if route['method'] in ('POST', 'PUT', 'PATCH') else None
+        r = anon.request(route['method'], path, body, token=token)
+        expect_error(r, 401)
+        assert r.headers['WWW-Authenticate'] == 'Bearer realm="chat"', \
+            (route['method'], path, r)
 
 
 @pytest.mark.parametrize('token', [None, 'garbage'],
