@@ -22,13 +22,15 @@ BEGIN
 
     -- a bot hears of every message of its conversations at once, but its
     -- own and other bots' (no two bots talk each other into a loop)
+    -- (from the tenant's few bots to their memberships: never a scan of
+    -- a big conversation's members for each message)
     INSERT INTO chat.outbox (tenant_id, user_id, conversation_id,
                              message_id, seq, reason, due_at)
-    SELECT c.tenant_id, m.user_id, c.id, msg.id, msg.seq, 'bot', now()
-      FROM chat.members m
-      JOIN chat.users u ON u.tenant_id = m.tenant_id AND u.id = m.user_id
-     WHERE m.conversation_id = c.id AND u.bot AND NOT msg.bot
-       AND m.user_id <> msg.sender_id;
+    SELECT c.tenant_id, u.id, c.id, msg.id, msg.seq, 'bot', now()
+      FROM chat.users u
+      JOIN chat.members m ON m.conversation_id = c.id AND m.user_id = u.id
+     WHERE u.tenant_id = c.tenant_id AND u.bot AND NOT msg.bot
+       AND u.id <> msg.sender_id;
 
     INSERT INTO chat.outbox (tenant_id, user_id, conversation_id,
                              message_id, seq, reason, due_at)

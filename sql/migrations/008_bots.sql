@@ -5,6 +5,8 @@
 -- goes to the webhook for it (outbox reason "bot").
 
 ALTER TABLE chat.users ADD COLUMN bot boolean NOT NULL DEFAULT false;
+-- a tenant's bots, few: what a new message looks up (chat.outbox_add)
+CREATE INDEX users_bots ON chat.users (tenant_id) WHERE bot;
 ALTER TABLE chat.messages ADD COLUMN bot boolean NOT NULL DEFAULT false;
 
 ALTER TABLE chat.conversations DROP CONSTRAINT conversations_type_check;
