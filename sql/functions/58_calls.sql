@@ -16,14 +16,18 @@ LANGUAGE sql STABLE AS $$
         'ended_at', chat.ts(k.ended_at), 'outcome', k.outcome)
 $$;
 
--- the event to every member's connections
+-- the event to every member's connections, its text made once
 CREATE FUNCTION chat.call_tell(k chat.calls, p_type text, p_extra text)
-RETURNS SETOF chat.reply LANGUAGE sql STABLE AS $$
-    SELECT chat.notify(m.tenant_id, m.user_id, 'event',
-                       '{"type":' || to_json(p_type) || ',"call":'
-                       || chat.call_json(k) || coalesce(p_extra, '') || '}')
-      FROM chat.members m
-     WHERE m.conversation_id = k.conversation_id
+RETURNS SETOF chat.reply LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_event text := '{"type":' || to_json(p_type) || ',"call":'
+                    || chat.call_json(k) || coalesce(p_extra, '') || '}';
+BEGIN
+    RETURN QUERY
+        SELECT (chat.notify(m.tenant_id, m.user_id, 'event', v_event)).*
+          FROM chat.members m
+         WHERE m.conversation_id = k.conversation_id;
+END
 $$;
 
 -- the call, for a member of its conversation, locked
